@@ -1,0 +1,3 @@
+from nppctl.cli import main
+
+main()

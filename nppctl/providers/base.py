@@ -1,0 +1,48 @@
+"""The one interface behind which node providers sit (as kind's providers do).
+
+- kind:   `kind create cluster` makes real Kubernetes nodes (nppctl/providers/kind.py).
+- docker: kind-shaped node containers with no Kubernetes at all (nppctl/providers/docker.py).
+
+Both leave containers named and labelled as kind names them, so the node layer
+(nppctl/nodes.py) finds them the same way:
+  name   <cluster>-control-plane, <cluster>-worker, <cluster>-worker2, ...
+  labels io.x-k8s.kind.cluster=<cluster>, io.x-k8s.kind.role=control-plane|worker
+  network "kind"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+KIND_NETWORK = "kind"
+LABEL_CLUSTER = "io.x-k8s.kind.cluster"
+LABEL_ROLE = "io.x-k8s.kind.role"
+
+
+@dataclass
+class ClusterSpec:
+    """What `nppctl up` asks a provider for."""
+
+    name: str = "kind"
+    workers: int = 2
+    config_file: Path | None = None  # a rendered or user-given kind cluster config (kind provider)
+    image: str | None = None  # node image (docker provider; kind's --image)
+    mounts: dict[str, Path] = field(default_factory=dict)  # node name -> host folder mounted at /npp-temp
+
+
+class Provider(Protocol):
+    name: str
+    has_kubernetes: bool  # False: no kubelet, no API, no pods (docker provider)
+
+    def create(self, spec: ClusterSpec) -> None:
+        """Create the cluster's node containers; safe when it already exists (idempotent)."""
+
+    def delete(self, name: str) -> None:
+        """Delete the cluster's node containers (and what the provider made for it); safe when gone."""
+
+    def exists(self, name: str) -> bool: ...
+
+    def kubeconfig(self, name: str) -> str | None:
+        """The cluster's kubeconfig text, or None when the provider gives no Kubernetes."""

@@ -1,0 +1,78 @@
+"""Shared test plumbing.
+
+Integration tests need root, network namespaces, Docker, the node image or the Go reference
+plugins. Missing, they skip on a developer's machine; when CI is set they fail instead, so a
+CI run can never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE_PLUGIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+
+
+def require(ok: bool, what: str) -> None:
+    """Skip (locally) or fail (CI set) when a prerequisite is missing."""
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"prerequisite missing in CI: {what}")
+    pytest.skip(f"prerequisite missing: {what}")
+
+
+@pytest.fixture(scope="session")
+def root_netns() -> None:
+    """Root and a working `ip netns` (plugin integration tests)."""
+    require(os.geteuid() == 0, "root (tests create network namespaces)")
+    require(shutil.which("ip") is not None, "iproute2's `ip`")
+    probe = "npptest-probe"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True)
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    require(made.returncode == 0, f"`ip netns add` works ({made.stderr.decode().strip()})")
+
+
+@pytest.fixture(scope="session")
+def reference_plugins() -> Path:
+    """The folder holding the Go reference plugins (Debian's containernetworking-plugins)."""
+    for d in REFERENCE_PLUGIN_DIRS:
+        if all(os.access(os.path.join(d, p), os.X_OK) for p in ("bridge", "host-local", "portmap")):
+            return Path(d)
+    require(False, "reference CNI plugins (apt-get install containernetworking-plugins)")
+    raise AssertionError  # unreachable
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A Docker SDK client whose engine answers."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as err:  # noqa: BLE001 - any failure means no engine
+        require(False, f"a running Docker engine ({err})")
+    return client
+
+
+@pytest.fixture(scope="session")
+def node_image(docker_client) -> str:
+    """The debootstrap node image (built once by .ci/build-node-image.sh, cached by tag)."""
+    tag = os.environ.get("NPPCTL_TEST_IMAGE")
+    if not tag:
+        out = subprocess.run(
+            ["bash", str(REPO / ".ci" / "build-node-image.sh")], capture_output=True, text=True
+        )
+        require(out.returncode == 0, f"node image build ({out.stderr.strip()[-300:]})")
+        tag = out.stdout.strip().splitlines()[-1]
+    try:
+        docker_client.images.get(tag)
+    except Exception as err:  # noqa: BLE001
+        require(False, f"node image {tag} ({err})")
+    return tag
