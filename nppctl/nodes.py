@@ -1,0 +1,249 @@
+"""The node layer: kind's node containers, found through the Docker SDK by kind's labels.
+
+A kind node is a container labelled io.x-k8s.kind.cluster=<cluster> and
+io.x-k8s.kind.role=control-plane|worker, named <cluster>-control-plane, <cluster>-worker,
+<cluster>-worker2, ... on the Docker network "kind" (nppctl/providers/base.py holds the names).
+
+Interface (used by install, status, logs, runtime and the kube layer):
+  Node(name, role, cluster, address, container)
+  docker_client() -> docker.DockerClient            engine reachable, else NppctlError
+  list_nodes(cluster) -> list[Node]                 control planes first, then workers, natural order
+  get_node(cluster, name) -> Node                   full container name or short ("worker2")
+  node_exec(node, argv, *, stdin, env, check) -> (exit code, stdout + stderr)
+  put_file(node, path, data, mode)                  one file through put_archive (no mounts)
+Additions:
+  node_run(node, argv, *, stdin, env) -> ExecResult(code, stdout, stderr)   the two streams apart
+  put_files(node, {path: (data, mode)})             several files in one put_archive per folder
+  for_each_node(nodes, fn) -> list                  fn(node) on every node in threads, in node order
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import tarfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from nppctl.errors import NppctlError
+from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE
+
+ROLE_ORDER = {"control-plane": 0, "worker": 1}
+_client = None
+
+
+@dataclass
+class Node:
+    name: str
+    role: str  # "control-plane" | "worker"
+    cluster: str
+    address: str  # IPv4 on the Docker network "kind"
+    container: Any  # docker.models.containers.Container
+
+    @property
+    def short(self) -> str:
+        """The name without the cluster prefix: control-plane, worker, worker2, ..."""
+        prefix = self.cluster + "-"
+        return self.name[len(prefix):] if self.name.startswith(prefix) else self.name
+
+
+@dataclass
+class ExecResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def docker_client():
+    """A Docker SDK client whose engine answers (cached for the process)."""
+    global _client
+    if _client is not None:
+        return _client
+    import docker
+
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as err:  # noqa: BLE001 - every failure means the same to the user
+        raise NppctlError(
+            f"Docker engine not reachable at {where}: start dockerd (e.g. `systemctl start docker`) "
+            f"or set DOCKER_HOST ({type(err).__name__})"
+        ) from err
+    _client = client
+    return client
+
+
+def _natural_key(name: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def _node_order(node: Node) -> tuple:
+    short = node.short
+    # kind names the first worker "worker", the second "worker2": "worker" sorts as worker1.
+    if not re.search(r"\d$", short):
+        short += "1"
+    return (ROLE_ORDER.get(node.role, 9), _natural_key(short))
+
+
+def _address(container) -> str:
+    nets = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
+    net = nets.get(KIND_NETWORK) or {}
+    return net.get("IPAddress") or ""
+
+
+def list_nodes(cluster: str) -> list[Node]:
+    """The cluster's running node containers: control plane first, then workers by name."""
+    client = docker_client()
+    containers = client.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={cluster}"})
+    if not containers:
+        raise NppctlError(
+            f"cluster '{cluster}' not found: no container labelled {LABEL_CLUSTER}={cluster} "
+            f"(create it with `nppctl up --name {cluster}`, or pick another with --name)"
+        )
+    nodes = []
+    for c in containers:
+        role = c.labels.get(LABEL_ROLE, "")
+        if role not in ROLE_ORDER:
+            continue  # e.g. kind's external-load-balancer
+        if c.status != "running":
+            raise NppctlError(f"node {c.name} is {c.status}: start it with `docker start {c.name}`")
+        address = _address(c)
+        if not address:
+            raise NppctlError(
+                f"node {c.name} has no IPv4 address on the Docker network '{KIND_NETWORK}': "
+                f"recreate the cluster (`nppctl down --name {cluster}` then `nppctl up`)"
+            )
+        nodes.append(Node(name=c.name, role=role, cluster=cluster, address=address, container=c))
+    return sorted(nodes, key=_node_order)
+
+
+def get_node(cluster: str, name: str) -> Node:
+    """One node by its container name (kind-worker2) or its short name (worker2)."""
+    nodes = list_nodes(cluster)
+    for node in nodes:
+        if name in (node.name, node.short):
+            return node
+    names = ", ".join(n.name for n in nodes)
+    raise NppctlError(f"node '{name}' not found in cluster '{cluster}': its nodes are {names}")
+
+
+def find_nodes(cluster: str, names: list[str] | None) -> list[Node]:
+    """All nodes (names None) or the named ones, in node order; NppctlError for an unknown name."""
+    nodes = list_nodes(cluster)
+    if names is None:
+        return nodes
+    wanted = [get_node(cluster, n).name for n in names]
+    return [n for n in nodes if n.name in wanted]
+
+
+def for_each_node(nodes: list[Node], fn: Callable[[Node], Any]) -> list:
+    """fn(node) for every node in parallel threads; results in node order; the first error raises."""
+    if len(nodes) <= 1:
+        return [fn(n) for n in nodes]
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+        return list(pool.map(fn, nodes))
+
+
+def _api():
+    return docker_client().api
+
+
+def node_run(node: Node, argv: list[str], *, stdin: bytes | None = None, env: dict | None = None) -> ExecResult:
+    """Run argv in the node (no shell); stdout and stderr apart."""
+    api = _api()
+    try:
+        exec_id = api.exec_create(
+            node.container.id, list(argv), stdin=stdin is not None, environment=env or None
+        )["Id"]
+        if stdin is None:
+            out, err = api.exec_start(exec_id, demux=True)
+        else:
+            out, err = _exec_with_stdin(api, exec_id, stdin)
+        code = api.exec_inspect(exec_id).get("ExitCode")
+    except Exception as error:  # docker.errors.APIError, NotFound
+        if isinstance(error, NppctlError):
+            raise
+        raise NppctlError(f"cannot run {argv[0]} in node {node.name}: {_api_message(error)}") from error
+    out_s = (out or b"").decode(errors="replace")
+    err_s = (err or b"").decode(errors="replace")
+    if code is None:
+        code = -1
+    # A missing executable: the engine reports it on stdout with 126/127.
+    return ExecResult(code, out_s, err_s)
+
+
+def _exec_with_stdin(api, exec_id: str, data: bytes) -> tuple[bytes, bytes]:
+    """exec_start on a hijacked socket: write stdin, half-close, read the multiplexed frames."""
+    from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter
+
+    sock = api.exec_start(exec_id, socket=True)
+    raw = getattr(sock, "_sock", sock)
+    try:
+        raw.sendall(data)
+        raw.shutdown(socket.SHUT_WR)
+        out, err = consume_socket_output(
+            (demux_adaptor(*frame) for frame in frames_iter(sock, tty=False)), demux=True
+        )
+    finally:
+        sock.close()
+    # exec_inspect may lag the stream's end by a moment.
+    for _ in range(50):
+        if not api.exec_inspect(exec_id).get("Running"):
+            break
+        time.sleep(0.02)
+    return out or b"", err or b""
+
+
+def _api_message(error: Exception) -> str:
+    return str(getattr(error, "explanation", None) or error).strip().splitlines()[0]
+
+
+def node_exec(
+    node: Node,
+    argv: list[str],
+    *,
+    stdin: bytes | None = None,
+    env: dict | None = None,
+    check: bool = True,
+) -> tuple[int, str]:
+    """Run argv in the node; (exit code, stdout followed by stderr). check: NppctlError on non-zero."""
+    res = node_run(node, argv, stdin=stdin, env=env)
+    text = res.stdout + res.stderr
+    if check and res.code != 0:
+        last = (res.stderr.strip() or res.stdout.strip() or "no output").splitlines()[-1]
+        raise NppctlError(f"node {node.name}: `{' '.join(argv)}` failed (exit {res.code}): {last}")
+    return res.code, text
+
+
+def put_files(node: Node, files: dict[str, tuple[bytes, int]]) -> None:
+    """Write files (absolute path -> (data, mode)) into the node; their folders must exist."""
+    by_dir: dict[str, list[tuple[str, bytes, int]]] = {}
+    for path, (data, mode) in files.items():
+        folder, base = os.path.split(path)
+        by_dir.setdefault(folder or "/", []).append((base, data, mode))
+    for folder, entries in by_dir.items():
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for base, data, mode in entries:
+                info = tarfile.TarInfo(base)
+                info.size = len(data)
+                info.mode = mode
+                info.mtime = int(time.time())
+                tar.addfile(info, io.BytesIO(data))
+        try:
+            ok = node.container.put_archive(folder, buf.getvalue())
+        except Exception as error:
+            raise NppctlError(f"cannot copy files into {node.name}:{folder}: {_api_message(error)}") from error
+        if not ok:
+            raise NppctlError(f"cannot copy files into {node.name}:{folder}")
+
+
+def put_file(node: Node, path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write one file into the node with put_archive (no mounts needed); its folder must exist."""
+    put_files(node, {path: (data, mode)})
