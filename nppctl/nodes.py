@@ -49,7 +49,7 @@ class Node:
     def short(self) -> str:
         """The name without the cluster prefix: control-plane, worker, worker2, ..."""
         prefix = self.cluster + "-"
-        return self.name[len(prefix):] if self.name.startswith(prefix) else self.name
+        return self.name[len(prefix) :] if self.name.startswith(prefix) else self.name
 
 
 @dataclass
@@ -154,7 +154,9 @@ def _api():
     return docker_client().api
 
 
-def node_run(node: Node, argv: list[str], *, stdin: bytes | None = None, env: dict | None = None) -> ExecResult:
+def node_run(
+    node: Node, argv: list[str], *, stdin: bytes | None = None, env: dict | None = None
+) -> ExecResult:
     """Run argv in the node (no shell); stdout and stderr apart."""
     api = _api()
     try:
@@ -239,7 +241,9 @@ def put_files(node: Node, files: dict[str, tuple[bytes, int]]) -> None:
         try:
             ok = node.container.put_archive(folder, buf.getvalue())
         except Exception as error:
-            raise NppctlError(f"cannot copy files into {node.name}:{folder}: {_api_message(error)}") from error
+            raise NppctlError(
+                f"cannot copy files into {node.name}:{folder}: {_api_message(error)}"
+            ) from error
         if not ok:
             raise NppctlError(f"cannot copy files into {node.name}:{folder}")
 

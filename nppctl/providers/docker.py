@@ -101,7 +101,10 @@ class DockerProvider:
         opts = {"com.docker.network.bridge.enable_ip_masquerade": "true"}
         try:
             return self.client.networks.create(
-                KIND_NETWORK, driver="bridge", options=opts, enable_ipv6=True,
+                KIND_NETWORK,
+                driver="bridge",
+                options=opts,
+                enable_ipv6=True,
                 ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=KIND_IPV6_SUBNET)]),
             )
         except docker.errors.APIError:
@@ -111,7 +114,9 @@ class DockerProvider:
             except docker.errors.APIError as err:
                 if "already exists" in str(err):  # made meanwhile by another nppctl/kind
                     return self.client.networks.get(KIND_NETWORK)
-                raise NppctlError(f"cannot create the Docker network '{KIND_NETWORK}': {err.explanation}") from err
+                raise NppctlError(
+                    f"cannot create the Docker network '{KIND_NETWORK}': {err.explanation}"
+                ) from err
 
     def remove_network_if_unused(self) -> bool:
         """Remove network "kind" unless a container is attached; True when removed."""
@@ -130,7 +135,7 @@ class DockerProvider:
             return False  # "has active endpoints": another cluster attached meanwhile
 
     def _mount_for(self, spec: ClusterSpec, name: str):
-        short = name[len(spec.name) + 1:]
+        short = name[len(spec.name) + 1 :]
         return spec.mounts.get(name) or spec.mounts.get(short)
 
     def _ensure_node(self, spec: ClusterSpec, name: str, role: str, image: str, network) -> None:

@@ -1,0 +1,219 @@
+"""`nppctl install`: put a CNI plugin and its conflist on kind nodes and wire the nodes together.
+
+Per node: check python3 (`--ensure-python` installs it with apt-get), copy the plugin executable
+to /opt/cni/bin (0755) and its conflist to /etc/cni/net.d/09-<type>.conflist with put_archive
+(only files whose content differs), create cni0 with the gateway address, route every other
+node's pod subnet via that node's address, masquerade pod traffic leaving the cluster CIDR.
+Nodes in parallel; a second run changes nothing (InstallResult.changes is empty).
+
+Interface: install(cluster, *, nodes, plugin, subnet, pod_cidr, node_subnets, ensure_python, on_step)
+-> list[InstallResult] (target nodes, node order).
+Addition: resolve_plugin(plugin) -> PluginFiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nppctl import runtime, subnets
+from nppctl.errors import NppctlError
+from nppctl.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, put_files
+
+BRIDGE = "cni0"
+BUILTIN = {"nppnet": "nppnet", "skel": "nppnet-skel", "nppnet-skel": "nppnet-skel"}
+OUR_CONFLISTS = ("09-nppnet.conflist", "09-nppnet-skel.conflist")
+TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class PluginFiles:
+    type: str  # plugin type = executable name in /opt/cni/bin
+    executable: bytes
+    builtin: bool  # nppnet / nppnet-skel (conflist rendered for it) or a user's file
+
+    @property
+    def conflist_name(self) -> str:
+        return f"09-{self.type}.conflist"
+
+
+@dataclass
+class InstallResult:
+    node: str
+    role: str
+    address: str
+    subnet: str
+    source: str  # where the subnet came from (subnets.py)
+    plugin: str
+    conflist: str
+    changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def resolve_plugin(plugin: str) -> PluginFiles:
+    """nppnet / skel from nppctl.artifacts, or a user's executable file (its name is its type)."""
+    if plugin in BUILTIN:
+        from nppctl import artifacts
+
+        ptype = BUILTIN[plugin]
+        with tempfile.TemporaryDirectory(prefix="nppctl-build-") as out:
+            built = {p.name: p for p in artifacts.build_plugins(Path(out))}
+            if ptype not in built:
+                raise NppctlError(f"the plugin build did not produce {ptype}: reinstall nppctl")
+            return PluginFiles(ptype, built[ptype].read_bytes(), True)
+    path = Path(plugin).expanduser()
+    if not path.is_file():
+        raise NppctlError(
+            f"--plugin {plugin!r} is neither nppnet, skel nor an existing file: give a plugin's path"
+        )
+    if not TYPE_NAME.match(path.name):
+        raise NppctlError(
+            f"plugin file name {path.name!r} cannot be a CNI type: rename it (letters, digits, ._-)"
+        )
+    return PluginFiles(path.name, path.read_bytes(), False)
+
+
+def _conflist(pf: PluginFiles, assignment: subnets.Assignment, pod_cidr: str) -> bytes:
+    from nppctl import artifacts
+
+    text = artifacts.render_conflist(
+        assignment.subnet,
+        plugin=pf.type if pf.builtin else "nppnet",
+        gateway=assignment.gateway,
+        bridge=BRIDGE,
+        cluster_cidr=pod_cidr,
+    )
+    if not pf.builtin:
+        conf = json.loads(text)
+        conf["name"] = pf.type
+        conf["plugins"][0]["type"] = pf.type
+        text = json.dumps(conf, indent=2) + "\n"
+    return text.encode()
+
+
+def _probe(node: Node, paths: list[str], ensure_python: bool, step) -> dict:
+    spec = {"dirs": [runtime.CNI_BIN, runtime.CNI_CONF], "files": paths}
+    try:
+        return runtime.run_agent(node, "probe", spec)
+    except NppctlError as err:
+        if not ensure_python or "python3" not in str(err):
+            raise
+    step(f"Installing python3 in {node.name} with apt-get")
+    _ensure_python(node)
+    return runtime.run_agent(node, "probe", spec)
+
+
+def _ensure_python(node: Node) -> None:
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    if node_run(node, ["apt-get", "--version"]).code != 0:
+        raise NppctlError(f"node {node.name} has no apt-get: install python3 in its image yourself")
+    for argv in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "python3"],
+    ):
+        res = node_run(node, argv, env=env)
+        if res.code != 0:
+            last = (res.stderr.strip() or res.stdout.strip() or "no output").splitlines()[-1]
+            raise NppctlError(f"node {node.name}: `{' '.join(argv)}` failed: {last}")
+
+
+def install(
+    cluster: str,
+    *,
+    nodes: list[str] | None = None,
+    plugin: str = "nppnet",
+    subnet: str | None = None,
+    pod_cidr: str = "10.244.0.0/16",
+    node_subnets: dict[str, str] | None = None,
+    ensure_python: bool = False,
+    on_step: Callable[[str], None] | None = None,
+) -> list[InstallResult]:
+    """Install `plugin` on `nodes` (None: all) of `cluster`; see the module docstring."""
+    step = on_step or (lambda _msg: None)
+    step(f"Finding the nodes of cluster {cluster}")
+    everyone = list_nodes(cluster)
+    targets = find_nodes(cluster, nodes) if nodes else everyone
+    target_names = [n.name for n in targets]
+    subnets.parse_cidr(pod_cidr, "--pod-cidr")
+    pf = resolve_plugin(plugin)
+    exe_path = f"{runtime.CNI_BIN}/{pf.type}"
+    conf_path = f"{runtime.CNI_CONF}/{pf.conflist_name}"
+
+    step(f"Checking python3 on {len(everyone)} node(s)")
+
+    def probe(node: Node) -> dict | None:
+        if node.name in target_names:
+            return _probe(node, [exe_path, conf_path], ensure_python, step)
+        try:  # nodes not installed now only get routes: skip those the agent cannot run on
+            return runtime.run_agent(node, "probe", {"files": []})
+        except NppctlError as err:
+            step(f"Skipping routes on {node.name}: {err}")
+            return None
+
+    probes = dict(zip([n.name for n in everyone], for_each_node(everyone, probe), strict=True))
+    installed = {name: (p.get("state") or {}).get("subnet") for name, p in probes.items() if p}
+    plan = subnets.assign(
+        [n.name for n in everyone],
+        targets=target_names,
+        pod_cidr=pod_cidr,
+        subnet=subnet,
+        node_subnets=node_subnets,
+        installed=installed,
+    )
+    step(f"Installing {pf.type} on {len(targets)} node(s): files, {BRIDGE}, routes, masquerade")
+
+    def apply(node: Node) -> InstallResult | None:
+        if probes[node.name] is None:
+            return None
+        routes = [{"dst": plan[o.name].subnet, "via": o.address} for o in everyone if o.name != node.name]
+        if node.name not in target_names:
+            runtime.run_agent(node, "setup", {"routes": routes})
+            return None
+        mine = plan[node.name]
+        wanted = {exe_path: (pf.executable, 0o755), conf_path: (_conflist(pf, mine, pod_cidr), 0o644)}
+        have = probes[node.name]["files"]
+        stale = {
+            p: v
+            for p, v in wanted.items()
+            if have.get(p, {}).get("sha256") != hashlib.sha256(v[0]).hexdigest()
+            or have[p].get("mode") != v[1]
+        }
+        if stale:
+            put_files(node, stale)
+        previous = (probes[node.name].get("state") or {}).get("conflist")
+        remove = {f"{runtime.CNI_CONF}/{c}" for c in (*OUR_CONFLISTS, previous) if c} - {conf_path}
+        answer = runtime.run_agent(
+            node,
+            "setup",
+            {
+                "bridge": BRIDGE,
+                "gateway_cidr": mine.gateway_cidr,
+                "routes": routes,
+                "pod_subnet": mine.subnet,
+                "cluster_cidr": pod_cidr,
+                "remove": sorted(remove),
+                "state": {"plugin": pf.type, "conflist": pf.conflist_name, "subnet": mine.subnet},
+            },
+        )
+        return InstallResult(
+            node=node.name,
+            role=node.role,
+            address=node.address,
+            subnet=mine.subnet,
+            source=mine.source,
+            plugin=pf.type,
+            conflist=conf_path,
+            changes=[f"wrote {p}" for p in stale] + answer["changes"],
+            warnings=answer["warnings"],
+        )
+
+    return [r for r in for_each_node(everyone, apply) if r is not None]
