@@ -1,7 +1,190 @@
-"""Commands registered by a later change."""
+"""`nppctl up | down | label | check`: the lab's life cycle and its connectivity test."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+NAME_HELP = "Cluster name (kind's --name)."
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def up(
+    name: str = typer.Option("kind", "--name", help=NAME_HELP),
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            exists=True,
+            dir_okay=False,
+            help="A kind cluster config to use as is (e.g. cluster-configs/*.yaml).",
+        ),
+    ] = None,
+    workers: int = typer.Option(
+        2, "--workers", min=0, help="Workers besides the control plane (no --config)."
+    ),
+    plugin: str = typer.Option(
+        "nppnet", "--plugin", help="nppnet, skel (the skeleton) or PATH to your plugin."
+    ),
+    pod_cidr: str = typer.Option("10.244.0.0/16", "--pod-cidr", help="The cluster's pod network."),
+    keep_kindnet: bool = typer.Option(
+        False, "--keep-kindnet", help="Leave kind's own CNI (kindnet) enabled."
+    ),
+    mounts: bool = typer.Option(True, "--mounts/--no-mounts", help="Mount tmp/cp, tmp/w1, ... at /npp-temp."),
+    provider: str = typer.Option(
+        "kind", "--provider", help="kind (Kubernetes) or docker (nodes only, no kubelet)."
+    ),
+    image: str | None = typer.Option(
+        None, "--image", help="Node image (kind's --image; docker provider's image)."
+    ),
+    timeout: float = typer.Option(300, "--timeout", help="Seconds to wait for every node to be Ready."),
+) -> None:
+    """Create the cluster (kept when it exists), label workers, install the plugin, wait until Ready."""
+    from nppctl import cluster
+
+    opts = cluster.UpOptions(
+        name=name,
+        config=config,
+        workers=workers,
+        plugin=plugin,
+        pod_cidr=pod_cidr,
+        keep_kindnet=keep_kindnet,
+        mounts=mounts,
+        provider=provider,
+        image=image,
+        timeout=timeout,
+    )
+    console = _console()
+    console.print(f"Bringing up lab {name!r} with the {provider} provider ...")
+    ready = cluster.up(opts, console)
+    _print_status(name, ready, console)
+    if provider == "docker":
+        console.print(
+            "[yellow]note:[/] the docker provider gives node containers only: "
+            "no kubelet, no API server, no pods (so no `label`, no kubectl). "
+            "Pods are `cni add` namespaces: "
+            f"`nppctl cni add --name {name} --node worker pod1`, then `nppctl check --name {name}`."
+        )
+
+
+def _print_status(name: str, ready, console) -> None:
+    """The status table `nppctl status` prints (its renderer when cli_nodes has one)."""
+    from nppctl import cli_nodes, status
+
+    rows = status.status(name, ready=ready)
+    render = getattr(cli_nodes, "status_table", None)
+    if render is not None:
+        console.print(render(rows))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"lab {name}")
+    for col in ("node", "role", "address", "pod subnet", "plugin", "cni0", "routes", "Ready"):
+        table.add_column(col)
+    for st in rows:
+        table.add_row(
+            st.node,
+            st.role,
+            st.address,
+            st.subnet or "-",
+            st.plugin or "-",
+            "[green]up[/]" if st.bridge_up and st.gateway_ok else "[red]no[/]",
+            "[green]ok[/]" if not st.routes_missing else f"[red]missing {len(st.routes_missing)}[/]",
+            {None: "n/a", True: "[green]Ready[/]", False: "[red]NotReady[/]"}[st.ready],
+        )
+    console.print(table)
+
+
+def down(
+    name: str = typer.Option("kind", "--name", help=NAME_HELP),
+    purge: bool = typer.Option(
+        False, "--purge", help="Also remove the configs and mount folders nppctl created."
+    ),
+) -> None:
+    """Delete the cluster (kind delete cluster, or the docker provider's containers)."""
+    from nppctl import cluster
+
+    cluster.down(name, purge, _console())
+
+
+def label(
+    name: str = typer.Option("kind", "--name", help=NAME_HELP),
+    sets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="NODE=KEY=VALUE",
+            help="A label for one node; default node=node1, node=node2, ... on workers.",
+        ),
+    ] = None,
+) -> None:
+    """Label nodes through the Kubernetes API (idempotent)."""
+    from nppctl import kube
+    from nppctl.errors import NppctlError
+
+    if sets:
+        wanted: dict[str, dict[str, str]] = {}
+        for item in sets:
+            parts = item.split("=", 2)
+            if len(parts) != 3 or not all(parts[:2]):
+                raise NppctlError(
+                    f"--set {item!r}: write NODE=KEY=VALUE, e.g. --set {name}-worker=node=node1"
+                )
+            node = parts[0] if parts[0].startswith(f"{name}-") else f"{name}-{parts[0]}"
+            wanted.setdefault(node, {})[parts[1]] = parts[2]
+    else:
+        wanted = kube.default_labels(name)
+    applied = kube.label_nodes(name, wanted)
+    console = _console()
+    for node, labels in applied.items():
+        console.print(f" [green]✓[/] {node} " + " ".join(f"{k}={v}" for k, v in labels.items()))
+    if not applied:
+        console.print(" no workers to label")
+
+
+def check(
+    name: str = typer.Option("kind", "--name", help=NAME_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the probes as JSON."),
+    image: str = typer.Option("busybox", "--image", help="Image of the check pods (kind)."),
+    timeout: float = typer.Option(120, "--timeout", help="Seconds to wait for the check pods to run (kind)."),
+) -> None:
+    """Ping every pair: pod-pod on a node and across nodes, pod-node, node-pod, pod-outside."""
+    from nppctl import checks
+    from nppctl.cluster import detect_provider
+    from nppctl.errors import NppctlError
+
+    provider = detect_provider(name)
+    if provider is None:
+        raise NppctlError(f"cluster {name!r} not found: create it with `nppctl up --name {name}`")
+    probes = checks.check(name, kubernetes=provider == "kind", image=image, timeout=timeout)
+    failed = sum(not p.ok for p in probes)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"cluster": name, "provider": provider, "failed": failed, "probes": checks.as_json(probes)},
+                indent=2,
+            )
+        )
+    else:
+        console = _console()
+        console.print(checks.render(probes))
+        for line in checks.summary(probes):
+            console.print(line)
+    if failed:
+        raise typer.Exit(1)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the root app."""
+    """Add up, down, label and check to the root app."""
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("label")(label)
+    app.command("check")(check)

@@ -1,0 +1,339 @@
+"""The lab's life cycle: `up` and `down` as lists of actions, each one status line with a spinner (as kind).
+
+What nppctl creates on the host (rendered kind config, mount folders, its state record) is written down
+in a state folder, ./.nppctl/<cluster>/ (or $NPPCTL_STATE_DIR/<cluster>/), so `down --purge` removes exactly
+that and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nppctl.errors import NppctlError
+from nppctl.providers.base import ClusterSpec
+
+STATE_FILE = "state.json"
+MOUNT_POINT = "/npp-temp"
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass
+class Action:
+    """One step: `run(say)` does it (say(text) updates the spinner) and may return a detail for its line."""
+
+    title: str
+    run: Callable[[Callable[[str], None]], str | None]
+
+
+def run_actions(actions: list[Action], console) -> None:
+    """Run each action under a spinner, then leave one line: ✓ title (detail), or ✗ title and stop."""
+    for action in actions:
+        started = time.monotonic()
+        try:
+            with console.status(f" {action.title} ...", spinner="dots") as spinner:
+                detail = action.run(lambda text, t=action.title: spinner.update(f" {t}: {text}"))
+        except BaseException:
+            console.print(f" [red]✗[/] {action.title}", highlight=False)
+            raise
+        took = time.monotonic() - started
+        extra = f" — {detail}" if detail else ""
+        console.print(f" [green]✓[/] {action.title}{extra} [dim]({took:.1f}s)[/]", highlight=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------- state record
+
+
+def state_dir(name: str) -> Path:
+    base = Path(os.environ.get("NPPCTL_STATE_DIR") or Path.cwd() / ".nppctl")
+    return base.resolve() / name
+
+
+@dataclass
+class LabState:
+    """What nppctl made for one cluster: its provider and every host path it created (in order)."""
+
+    name: str
+    provider: str
+    created: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, name: str) -> LabState | None:
+        path = state_dir(name) / STATE_FILE
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return cls(name=data["name"], provider=data["provider"], created=list(data.get("created", [])))
+
+    def make_dir(self, path: Path) -> Path:
+        """mkdir -p PATH, recording each folder this call made."""
+        path = path.resolve()
+        missing = [p for p in [path, *path.parents] if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir()
+            self._record(folder)
+        return path
+
+    def write_file(self, path: Path, text: str) -> Path:
+        self.make_dir(path.parent)
+        if not path.exists():
+            self._record(path.resolve())
+        path.write_text(text)
+        return path
+
+    def save(self) -> None:
+        path = state_dir(self.name) / STATE_FILE
+        self.make_dir(path.parent)
+        self._record(path)  # recorded before writing, so the record lists itself
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    def purge(self) -> tuple[int, list[str]]:
+        """Remove what was recorded, newest first. Folders holding files nppctl did not make are kept."""
+        removed, kept = 0, []
+        for raw in reversed(self.created):
+            path = Path(raw)
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+                removed += 1
+            elif path.is_dir():
+                try:
+                    path.rmdir()
+                    removed += 1
+                except OSError:
+                    kept.append(raw)
+        return removed, kept
+
+    def _record(self, path: Path) -> None:
+        if str(path) not in self.created:
+            self.created.append(str(path))
+
+
+# ---------------------------------------------------------------- cluster shape
+
+
+def kind_node_names(cluster: str, roles: list[str]) -> list[str]:
+    """Container names as kind gives them: <cluster>-<role>, then <cluster>-<role>2, 3, ..."""
+    seen: dict[str, int] = {}
+    names = []
+    for role in roles:
+        seen[role] = seen.get(role, 0) + 1
+        names.append(f"{cluster}-{role}" + (str(seen[role]) if seen[role] > 1 else ""))
+    return names
+
+
+def natural_key(name: str) -> list:
+    """Sort key putting kind-worker2 before kind-worker10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def default_mounts(cluster: str, workers: int, base: Path) -> dict[str, Path]:
+    """The course's mount folders: tmp/cp, tmp/w1, tmp/w2, ... (under tmp/<cluster>/ unless it is `kind`)."""
+    root = base / "tmp" if cluster == "kind" else base / "tmp" / cluster
+    names = kind_node_names(cluster, ["control-plane"] + ["worker"] * workers)
+    folders = ["cp"] + [f"w{i}" for i in range(1, workers + 1)]
+    return {node: (root / folder).resolve() for node, folder in zip(names, folders, strict=True)}
+
+
+def read_kind_config(path: Path, cluster: str) -> tuple[int, dict[str, Path]]:
+    """Workers and /npp-temp host mounts of a kind config (absolute, as kind resolves them)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise NppctlError(f"cannot read kind config {path}: {err}") from None
+    nodes = data.get("nodes") or [{"role": "control-plane"}]
+    roles = [str(n.get("role", "")) for n in nodes]
+    if roles.count("control-plane") < 1 or any(r not in ("control-plane", "worker") for r in roles):
+        raise NppctlError(f"{path}: nodes need one control-plane and roles control-plane|worker, got {roles}")
+    mounts = {}
+    for node_name, node in zip(kind_node_names(cluster, roles), nodes, strict=True):
+        for mount in node.get("extraMounts") or []:
+            if mount.get("containerPath", "").rstrip("/") == MOUNT_POINT:
+                mounts[node_name] = Path(mount["hostPath"]).expanduser().resolve()
+    return roles.count("worker"), mounts
+
+
+def render_kind_config(
+    cluster: str, mounts: dict[str, Path], workers: int, pod_cidr: str, keep_kindnet: bool
+) -> str:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    from nppctl.resources import resource_dir
+
+    names = kind_node_names(cluster, ["control-plane"] + ["worker"] * workers)
+    nodes = [
+        {"role": "control-plane" if i == 0 else "worker", "mount": mounts.get(n)} for i, n in enumerate(names)
+    ]
+    env = Environment(
+        loader=FileSystemLoader(resource_dir("templates")),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    return env.get_template("kind-cluster.yaml.j2").render(
+        name=cluster, nodes=nodes, pod_cidr=pod_cidr, keep_kindnet=keep_kindnet
+    )
+
+
+# ---------------------------------------------------------------- up
+
+
+@dataclass
+class UpOptions:
+    name: str = "kind"
+    config: Path | None = None
+    workers: int = 2
+    plugin: str = "nppnet"
+    pod_cidr: str = "10.244.0.0/16"
+    keep_kindnet: bool = False
+    mounts: bool = True
+    provider: str = "kind"
+    image: str | None = None
+    timeout: float = 300.0
+
+
+def up(opts: UpOptions, console) -> dict[str, bool] | None:
+    """Create (or keep) the cluster, label, install, wait for Ready. Returns Ready per node (kind)."""
+    from nppctl.providers import get_provider
+
+    provider = get_provider(opts.provider)
+    state = LabState.load(opts.name) or LabState(name=opts.name, provider=opts.provider)
+    if state.provider != opts.provider and provider.exists(opts.name):
+        raise NppctlError(
+            f"cluster {opts.name!r} was made by the {state.provider} provider: "
+            f"run `nppctl down --name {opts.name}` first, or pass --provider {state.provider}"
+        )
+    state.provider = opts.provider
+    spec = ClusterSpec(name=opts.name, workers=opts.workers, image=opts.image)
+    result: dict[str, dict[str, bool] | None] = {"ready": None}
+
+    def prepare(say) -> str:
+        if opts.config is not None:
+            spec.workers, spec.mounts = read_kind_config(opts.config, opts.name)
+            if not opts.mounts:
+                spec.mounts = {}
+        elif opts.mounts:
+            spec.mounts = default_mounts(opts.name, opts.workers, Path.cwd())
+        for folder in spec.mounts.values():
+            state.make_dir(folder)
+        if provider.has_kubernetes:
+            if opts.config is not None:
+                spec.config_file = opts.config.resolve()
+            else:
+                text = render_kind_config(
+                    opts.name, spec.mounts, opts.workers, opts.pod_cidr, opts.keep_kindnet
+                )
+                spec.config_file = state.write_file(state_dir(opts.name) / "kind-config.yaml", text)
+        state.save()
+        what = f"{spec.workers} worker(s)"
+        if spec.mounts:
+            what += f", {len(spec.mounts)} mount folder(s) at {MOUNT_POINT}"
+        return what + (f", config {spec.config_file}" if spec.config_file else "")
+
+    def create(say) -> str:
+        if provider.exists(opts.name):
+            return "exists, kept"
+        provider.create(spec)
+        return f"provider {provider.name}"
+
+    def label(say) -> str:
+        from nppctl import kube
+
+        applied = kube.label_nodes(opts.name, kube.default_labels(opts.name))
+        return ", ".join(f"{n} {k}={v}" for n, labels in applied.items() for k, v in labels.items()) or "none"
+
+    def install_plugin(say) -> str:
+        from nppctl import install
+
+        subnets = None
+        if provider.has_kubernetes:
+            from nppctl import kube
+
+            subnets = kube.pod_cidrs(opts.name) or None
+        done = install.install(
+            opts.name, plugin=opts.plugin, pod_cidr=opts.pod_cidr, node_subnets=subnets, on_step=say
+        )
+        source = "subnets from the API's spec.podCIDR" if subnets else f"subnets split from {opts.pod_cidr}"
+        return f"{len(done)} node(s), {source}"
+
+    def wait_ready(say) -> str:
+        from nppctl import kube
+
+        result["ready"] = kube.wait_ready(opts.name, opts.timeout)
+        return f"{len(result['ready'])} node(s) Ready"
+
+    actions = [
+        Action("Preparing config and mount folders", prepare),
+        Action(f"Creating cluster {opts.name!r} ({provider.name})", create),
+    ]
+    if provider.has_kubernetes:
+        actions.append(Action("Labelling workers node=node1, node2, ...", label))
+    actions.append(Action(f"Installing plugin {opts.plugin} on every node", install_plugin))
+    if provider.has_kubernetes:
+        actions.append(
+            Action(f"Waiting for every node to be Ready (timeout {opts.timeout:.0f}s)", wait_ready)
+        )
+    run_actions(actions, console)
+    return result["ready"]
+
+
+# ---------------------------------------------------------------- down
+
+
+def detect_provider(name: str) -> str | None:
+    """Which provider made cluster NAME: the state record, else kind's cluster list, else its containers."""
+    state = LabState.load(name)
+    if state is not None:
+        return state.provider
+    import shutil
+
+    if shutil.which("kind"):
+        from nppctl.providers.kind import KindProvider
+
+        if KindProvider().exists(name):
+            return "kind"
+    from nppctl.nodes import list_nodes
+
+    try:
+        return "docker" if list_nodes(name) else None
+    except NppctlError:
+        return None
+
+
+def down(name: str, purge: bool, console) -> None:
+    from nppctl.providers import get_provider
+
+    provider_name = detect_provider(name)
+    actions = []
+    if provider_name is None:
+        console.print(f" no cluster {name!r} found (nothing to delete)", highlight=False)
+    else:
+        provider = get_provider(provider_name)
+
+        def delete(say) -> str:
+            if not provider.exists(name):
+                return "already gone"
+            provider.delete(name)
+            return f"provider {provider_name}"
+
+        actions.append(Action(f"Deleting cluster {name!r} ({provider_name})", delete))
+    if purge:
+
+        def remove_files(say) -> str:
+            state = LabState.load(name)
+            if state is None:
+                return "nothing recorded"
+            removed, kept = state.purge()
+            return f"{removed} path(s) removed" + (
+                f"; kept (hold files nppctl did not make): {', '.join(kept)}" if kept else ""
+            )
+
+        actions.append(Action("Removing the configs and mount folders nppctl created", remove_files))
+    run_actions(actions, console)
