@@ -1,7 +1,238 @@
-"""Commands registered by a later change."""
+"""`nppctl install | status | logs | doctor | cni add|del|check|exec`: commands on the node containers.
+
+Thin: parse, call nppctl.install / status / logs / doctor / runtime, render with rich. Nothing here
+imports docker or kubernetes at module level (those modules load inside the commands).
+"""
+
+from __future__ import annotations
+
+import json
+import time
 
 import typer
 
+cni_app = typer.Typer(help="Play the container runtime in a node: CNI ADD/DEL/CHECK on a namespace.",
+                      no_args_is_help=True)
+
+NAME = typer.Option("kind", "--name", "-n", help="Cluster name (kind's --name).")
+NODE = typer.Option(..., "--node", help="Node: container name or short name (worker, worker2, ...).")
+
+
+def _console():
+    """Rich console; piped output gets wide lines (tables are not folded to 80 columns)."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+class Steps:
+    """One status line per step: a spinner while it runs, then `✓ step (time)` as kind prints them."""
+
+    def __init__(self, console):
+        self.console, self.title, self.started, self.spinner = console, None, 0.0, None
+
+    def __enter__(self):
+        self.spinner = self.console.status("", spinner="dots")
+        self.spinner.__enter__()
+        return self
+
+    def step(self, title: str) -> None:
+        self._done("[green]✓[/]")
+        self.title, self.started = title, time.monotonic()
+        self.spinner.update(f" {title} ...")
+
+    def _done(self, mark: str) -> None:
+        if self.title is not None:
+            took = time.monotonic() - self.started
+            self.console.print(f" {mark} {self.title} [dim]({took:.1f}s)[/]")
+            self.title = None
+
+    def __exit__(self, exc_type, exc, tb):
+        self.spinner.__exit__(exc_type, exc, tb)
+        self._done("[red]✗[/]" if exc_type else "[green]✓[/]")
+        return False
+
+
+def _api(cluster: str, what: str):
+    """pod CIDRs / Ready from the kube layer when the cluster's API answers, else None."""
+    try:
+        from nppctl import kube
+    except ImportError:
+        return None
+    from nppctl.errors import NppctlError
+
+    try:
+        if not kube.answers(cluster):
+            return None
+        return kube.pod_cidrs(cluster) if what == "pod_cidrs" else kube.ready(cluster)
+    except NppctlError:
+        return None
+
+
+def install_cmd(
+    name: str = NAME,
+    worker: list[str] = typer.Option(None, "--worker", "-w", help="Node to install on (repeat it)."),  # noqa: B008
+    all_nodes: bool = typer.Option(False, "--all", help="Install on every node (control plane too)."),
+    plugin: str = typer.Option("nppnet", "--plugin", help="nppnet, skel, or the path of your own plugin."),
+    subnet: str | None = typer.Option(None, "--subnet", help="Pod subnet of the one node installed."),
+    pod_cidr: str = typer.Option("10.244.0.0/16", "--pod-cidr", help="Cluster pod CIDR split into /24s."),
+    ensure_python: bool = typer.Option(
+        False, "--ensure-python", help="apt-get install python3 where it is missing."
+    ),
+) -> None:
+    """Install a CNI plugin on nodes: executable, conflist, cni0, routes between nodes, masquerade."""
+    from nppctl.errors import NppctlError
+    from nppctl.install import install
+
+    if bool(worker) == all_nodes:
+        raise NppctlError("name the nodes to install on: --worker NODE (repeatable) or --all")
+    console = _console()
+    with Steps(console) as steps:
+        steps.step(f"Asking cluster {name}'s API for pod CIDRs")
+        node_subnets = _api(name, "pod_cidrs")
+        results = install(
+            name, nodes=worker or None, plugin=plugin, subnet=subnet, pod_cidr=pod_cidr,
+            node_subnets=node_subnets, ensure_python=ensure_python, on_step=steps.step,
+        )
+    from rich.table import Table
+
+    table = Table(title=f"nppctl install ({name})")
+    for col in ("node", "role", "address", "pod subnet", "from", "plugin", "changes"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        changes = f"{len(r.changes)} changed" if r.changes else "[dim]unchanged[/]"
+        table.add_row(r.node, r.role, r.address, r.subnet, r.source, r.plugin, changes)
+    console.print(table)
+    for r in results:
+        for w in r.warnings:
+            console.print(f"[yellow]warning:[/] {r.node}: {w}")
+
+
+def _mark(ok: bool | None) -> str:
+    return "[dim]-[/]" if ok is None else ("[green]✓[/]" if ok else "[red]✗[/]")
+
+
+def status_cmd(
+    name: str = NAME,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Per node: role, address, pod subnet, plugin and conflist, python3, cni0, routes, Ready."""
+    from nppctl.status import status
+
+    result = status(name, ready=_api(name, "ready"))
+    if as_json:
+        typer.echo(json.dumps([s.to_dict() for s in result], indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"nppctl status ({name})")
+    for col in ("node", "role", "address", "pod subnet", "plugin", "conflist", "python3", "cni0", "routes",
+                "Ready"):
+        table.add_column(col, overflow="fold")
+    for s in result:
+        routes = _mark(s.routes_ok) + ("" if s.routes_ok else " missing " + ", ".join(s.routes_missing))
+        cni0 = _mark(s.bridge_up and s.gateway_ok) + (f" {s.gateway}" if s.gateway else "")
+        plugin = (_mark(s.plugin_present) + " " + s.plugin) if s.plugin else _mark(False)
+        table.add_row(s.node, s.role, s.address, s.subnet or "-", plugin, s.conflist or "-",
+                      s.python3 or "[red]✗[/]", cni0, routes, _mark(s.ready))
+    console = _console()
+    console.print(table)
+    for s in result:
+        if s.problem:
+            console.print(f"[red]{s.node}:[/] {s.problem}")
+
+
+def logs_cmd(
+    name: str = NAME,
+    node: str | None = typer.Option(None, "--node", help="One node (default: all)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
+    kubelet: bool = typer.Option(False, "--kubelet", help="kubelet's journal lines about CNI instead."),
+    tail: int | None = typer.Option(None, "--tail", help="Only the last N lines per node."),
+) -> None:
+    """The plugin log (/var/log/nppnet.log) of one or all nodes, each line prefixed with its node."""
+    from rich.markup import escape
+
+    from nppctl import logs
+    from nppctl.errors import NppctlError
+
+    if follow and kubelet:
+        raise NppctlError("--follow reads the plugin log only: drop --kubelet or --follow")
+    console = _console()
+    lines = logs.follow(name, node=node, tail=tail if tail is not None else 10) if follow else logs.read(
+        name, node=node, tail=tail, kubelet=kubelet)
+    try:
+        for line in lines:
+            style = "dim italic" if line.note else ("bold red" if line.error else "")
+            text = f"[{style}]{escape(line.text)}[/]" if style else escape(line.text)
+            console.print(f"[cyan]{line.node}[/] | {text}", soft_wrap=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def doctor_cmd() -> None:
+    """Check this machine for the lab: Docker engine, kind, kubectl (optional), free disk."""
+    from nppctl import doctor
+
+    checks = doctor.run_checks()
+    console = _console()
+    for c in checks:
+        mark = "[green]✓[/]" if c.ok else ("[red]✗[/]" if c.required else "[yellow]![/]")
+        console.print(f" {mark} {c.name}: {c.detail}")
+    if not doctor.healthy(checks):
+        console.print("[red]a required check failed[/]: fix it as said above")
+        raise typer.Exit(1)
+
+
+def _cni(command: str, name: str, node: str, pod: str, ifname: str) -> None:
+    from nppctl.runtime import cni_call
+
+    result = cni_call(name, node, pod, command, ifname=ifname)
+    if result:
+        typer.echo(json.dumps(result, indent=2))
+
+
+@cni_app.command("add")
+def cni_add(name: str = NAME, node: str = NODE, pod: str = typer.Argument(..., help="Pod (netns) name."),
+            ifname: str = typer.Option("eth0", "--ifname")) -> None:
+    """Create netns POD in the node and run the node's first conflist with ADD; print the result."""
+    _cni("ADD", name, node, pod, ifname)
+
+
+@cni_app.command("del")
+def cni_del(name: str = NAME, node: str = NODE, pod: str = typer.Argument(..., help="Pod (netns) name."),
+            ifname: str = typer.Option("eth0", "--ifname")) -> None:
+    """Run the conflist with DEL (plugins in reverse order), then remove netns POD."""
+    _cni("DEL", name, node, pod, ifname)
+
+
+@cni_app.command("check")
+def cni_check(name: str = NAME, node: str = NODE, pod: str = typer.Argument(..., help="Pod (netns) name."),
+              ifname: str = typer.Option("eth0", "--ifname")) -> None:
+    """Run the conflist with CHECK against the cached ADD result."""
+    _cni("CHECK", name, node, pod, ifname)
+
+
+@cni_app.command("exec")
+def cni_exec_cmd(
+    name: str = NAME,
+    node: str = NODE,
+    pod: str = typer.Argument(..., help="Pod (netns) name."),
+    argv: list[str] = typer.Argument(..., help="Command to run in the pod's namespace (after --)."),  # noqa: B008
+) -> None:
+    """Run CMD in the pod's network namespace: `nppctl cni exec --node worker p1 -- ping -c1 10.244.2.2`."""
+    from nppctl.runtime import cni_exec
+
+    code, out = cni_exec(name, node, pod, argv[1:] if argv[:1] == ["--"] else argv)
+    typer.echo(out, nl=False)
+    raise typer.Exit(code)
+
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to the root app."""
+    """Add install, status, logs, doctor and the cni group to the root app."""
+    app.command("install")(install_cmd)
+    app.command("status")(status_cmd)
+    app.command("logs")(logs_cmd)
+    app.command("doctor")(doctor_cmd)
+    app.add_typer(cni_app, name="cni")

@@ -1,0 +1,102 @@
+"""`nppctl status`: what each node has of the lab, read from the nodes themselves.
+
+Per node: role, address, pod subnet (from the first conflist), plugin and conflist installed,
+python3, cni0 up with the subnet's gateway, a route to every other node's pod subnet via that
+node's address (missing ones listed), and Ready when the caller passes it (kube layer).
+
+Interface: status(cluster, *, ready: dict[str, bool] | None = None) -> list[NodeStatus]
+Addition: NodeStatus.to_dict(), NodeStatus.ok
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+
+from nppctl import runtime
+from nppctl.errors import NppctlError
+from nppctl.nodes import Node, for_each_node, list_nodes
+
+
+@dataclass
+class NodeStatus:
+    node: str
+    role: str
+    address: str
+    subnet: str | None = None
+    plugin: str | None = None  # types of the first conflist's plugins, comma-separated
+    plugin_present: bool = False  # every listed plugin is executable in /opt/cni/bin
+    conflist: str | None = None  # the first conf file in /etc/cni/net.d (what a runtime uses)
+    python3: str | None = None  # its version, None when absent
+    bridge_up: bool = False
+    gateway: str | None = None  # the address cni0 should hold
+    gateway_ok: bool = False
+    routes_missing: list[str] = field(default_factory=list)  # "<subnet> via <address>"
+    ready: bool | None = None  # None: the API did not answer (or no Kubernetes)
+    problem: str | None = None
+
+    @property
+    def routes_ok(self) -> bool:
+        return not self.routes_missing
+
+    @property
+    def ok(self) -> bool:
+        return bool(
+            self.subnet and self.plugin_present and self.python3 and self.bridge_up and self.gateway_ok
+            and self.routes_ok and self.ready is not False
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["routes_ok"] = self.routes_ok
+        d["ok"] = self.ok
+        return d
+
+
+def _facts(node: Node) -> dict | NppctlError:
+    try:
+        return runtime.run_agent(node, "status", {"bridge": "cni0"})
+    except NppctlError as err:
+        return err
+
+
+def _gateway(subnet: str) -> str | None:
+    try:
+        net = ipaddress.ip_network(subnet)
+        return f"{next(net.hosts())}/{net.prefixlen}"
+    except (ValueError, StopIteration):
+        return None
+
+
+def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeStatus]:
+    """The lab's state on every node of `cluster`, in node order."""
+    nodes = list_nodes(cluster)
+    facts = for_each_node(nodes, _facts)
+    out = []
+    for node, f in zip(nodes, facts, strict=True):
+        st = NodeStatus(node=node.name, role=node.role, address=node.address)
+        if ready is not None:
+            st.ready = ready.get(node.name, ready.get(node.short))
+        if isinstance(f, NppctlError):
+            st.problem = str(f)
+            out.append(st)
+            continue
+        st.python3 = f["python"]
+        st.subnet = f["subnet"]
+        st.conflist = f["conflist"]
+        st.plugin = ",".join(str(p["type"]) for p in f["plugins"]) or None
+        st.plugin_present = bool(f["plugins"]) and all(p["present"] for p in f["plugins"])
+        st.bridge_up = bool(f["bridge"].get("up"))
+        st.gateway = _gateway(st.subnet) if st.subnet else None
+        st.gateway_ok = st.gateway is not None and st.gateway in f["bridge"].get("addresses", [])
+        out.append(st)
+    by_name = {st.node: st for st in out}
+    for node, f in zip(nodes, facts, strict=True):
+        if isinstance(f, NppctlError):
+            continue
+        have = {(r["dst"], r["via"]) for r in f["routes"]}
+        for other in nodes:
+            sub = by_name[other.name].subnet
+            if other.name != node.name and sub and (sub, other.address) not in have:
+                by_name[node.name].routes_missing.append(f"{sub} via {other.address}")
+    return out
