@@ -64,43 +64,23 @@ def up(
     )
     console = _console()
     console.print(f"Bringing up lab {name!r} with the {provider} provider ...")
-    ready = cluster.up(opts, console)
-    _print_status(name, ready, console)
+    cluster.up(opts, console)
+    _print_status(name)
     if provider == "docker":
         console.print(
             "[yellow]note:[/] the docker provider gives node containers only: "
             "no kubelet, no API server, no pods (so no `label`, no kubectl). "
             "Pods are `cni add` namespaces: "
-            f"`nppctl cni add --name {name} --node worker pod1`, then `nppctl check --name {name}`."
+            f"`nppctl cni add --name {name} --node worker pod1`, then `nppctl check --name {name}`.",
+            soft_wrap=True,
         )
 
 
-def _print_status(name: str, ready, console) -> None:
-    """The status table `nppctl status` prints (its renderer when cli_nodes has one)."""
-    from nppctl import cli_nodes, status
+def _print_status(name: str) -> None:
+    """End with the table `nppctl status` prints (it asks the API for Ready itself)."""
+    from nppctl.cli_nodes import status_cmd
 
-    rows = status.status(name, ready=ready)
-    render = getattr(cli_nodes, "status_table", None)
-    if render is not None:
-        console.print(render(rows))
-        return
-    from rich.table import Table
-
-    table = Table(title=f"lab {name}")
-    for col in ("node", "role", "address", "pod subnet", "plugin", "cni0", "routes", "Ready"):
-        table.add_column(col)
-    for st in rows:
-        table.add_row(
-            st.node,
-            st.role,
-            st.address,
-            st.subnet or "-",
-            st.plugin or "-",
-            "[green]up[/]" if st.bridge_up and st.gateway_ok else "[red]no[/]",
-            "[green]ok[/]" if not st.routes_missing else f"[red]missing {len(st.routes_missing)}[/]",
-            {None: "n/a", True: "[green]Ready[/]", False: "[red]NotReady[/]"}[st.ready],
-        )
-    console.print(table)
+    status_cmd(name=name, as_json=False)
 
 
 def down(

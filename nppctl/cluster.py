@@ -45,7 +45,9 @@ def run_actions(actions: list[Action], console) -> None:
             raise
         took = time.monotonic() - started
         extra = f" — {detail}" if detail else ""
-        console.print(f" [green]✓[/] {action.title}{extra} [dim]({took:.1f}s)[/]", highlight=False, soft_wrap=True)
+        console.print(
+            f" [green]✓[/] {action.title}{extra} [dim]({took:.1f}s)[/]", highlight=False, soft_wrap=True
+        )
 
 
 # ---------------------------------------------------------------- state record

@@ -1,0 +1,118 @@
+"""The kind path, through the stand-in `kind` and stand-in API server (tests/standins/): kind itself,
+kubelet and an API server cannot run on these machines. Node containers, mounts, the plugin install and
+the Kubernetes client calls are real."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+
+def test_kind_missing_is_one_line_error_saying_how_to_install(lab):
+    env = dict(lab.env)
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if "standins" not in p)
+    lab.env = env
+    done = lab.run("up", "--name", "np4missing", ok=False)
+    assert done.returncode == 1
+    assert "kind not found on PATH" in done.stderr and "install kind" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_standin_kind_speaks_kinds_cli(lab, docker_client):
+    lab.clusters.append("np4s")
+    config = lab.cwd / "c.yaml"
+    config.write_text(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n"
+        "- role: worker\n  extraMounts:\n  - hostPath: ./m\n    containerPath: /npp-temp\n"
+    )
+    (lab.cwd / "m").mkdir()
+    assert lab.kind("create", "cluster", "--name", "np4s", "--config", str(config)).returncode == 0
+    again = lab.kind("create", "cluster", "--name", "np4s", "--config", str(config))
+    assert again.returncode == 1 and "already exist" in again.stderr
+    assert "np4s" in lab.kind("get", "clusters").stdout.split()
+    assert lab.kind("get", "nodes", "--name", "np4s").stdout.split() == ["np4s-control-plane", "np4s-worker"]
+    worker = docker_client.containers.get("np4s-worker")
+    assert (
+        worker.labels["io.x-k8s.kind.role"] == "worker"
+        and "kind" in worker.attrs["NetworkSettings"]["Networks"]
+    )
+    assert [(m["Source"], m["Destination"]) for m in worker.attrs["Mounts"] if m["Type"] == "bind"] == [
+        (str(lab.cwd / "m"), "/npp-temp")
+    ]
+    kubeconfig = yaml.safe_load(lab.kind("get", "kubeconfig", "--name", "np4s").stdout)
+    assert kubeconfig["current-context"] == "kind-np4s"
+    assert lab.kind("delete", "cluster", "--name", "np4s").returncode == 0
+    assert not lab.containers("np4s")
+    missing = lab.kind("get", "kubeconfig", "--name", "np4s")
+    assert missing.returncode == 1 and "could not locate any control plane nodes" in missing.stderr
+
+
+def test_wait_ready_times_out_naming_the_nodes_without_cni(lab, monkeypatch):
+    """A node is Ready only once it holds a CNI config (the stand-in API asks the node, as kubelet does)."""
+    from nppctl import kube
+    from nppctl.errors import NppctlError
+
+    lab.clusters.append("np4r")
+    assert lab.kind("create", "cluster", "--name", "np4r").returncode == 0
+    for key in ("PATH", "NPPCTL_STANDIN_DIR"):
+        monkeypatch.setenv(key, lab.env[key])
+    kube._clients.clear()
+    assert kube.ready("np4r") == {"np4r-control-plane": False}
+    with pytest.raises(NppctlError, match="not Ready after 1s: np4r-control-plane"):
+        kube.wait_ready("np4r", timeout=1, interval=0.2)
+    kube._clients.clear()
+
+
+def test_up_labels_installs_waits_ready_and_down_purges(lab, docker_client):
+    lab.clusters.append("np4k")
+    first = lab.run("up", "--name", "np4k", "--workers", "2", "--timeout", "60")
+    out = first.stdout
+    assert "✓ Creating cluster 'np4k' (kind)" in out and "provider kind" in out
+    assert "np4k-worker node=node1, np4k-worker2 node=node2" in out
+    assert "subnets from the API's spec.podCIDR" in out and "3 node(s) Ready" in out
+    config = yaml.safe_load((lab.cwd / ".nppctl" / "np4k" / "kind-config.yaml").read_text())
+    assert config["networking"]["disableDefaultCNI"] is True
+    worker2 = docker_client.containers.get("np4k-worker2")
+    assert {(m["Source"], m["Destination"]) for m in worker2.attrs["Mounts"] if m["Type"] == "bind"} == {
+        (str(lab.cwd / "tmp" / "np4k" / "w2"), "/npp-temp")
+    }
+
+    status = lab.run("status", "--name", "np4k", "--json")
+    rows = {r["node"]: r for r in yaml.safe_load(status.stdout)}
+    assert rows["np4k-worker"]["subnet"] == "10.244.1.0/24" and rows["np4k-worker2"]["ready"] is True
+
+    second = lab.run("up", "--name", "np4k", "--workers", "2", "--timeout", "60")
+    assert "exists, kept" in second.stdout
+    assert len(lab.containers("np4k")) == 3
+
+    lab.run("label", "--name", "np4k", "--set", "worker2=tier=web")
+    lab.run("label", "--name", "np4k")  # the default again: changes nothing
+    labels = _labels(lab, "np4k")
+    assert labels["np4k-worker"]["node"] == "node1" and labels["np4k-worker2"]["node"] == "node2"
+    assert labels["np4k-worker2"]["tier"] == "web" and "node" not in labels["np4k-control-plane"]
+    bad = lab.run("label", "--name", "np4k", "--set", "nonode=a=b", ok=False)
+    assert "node 'np4k-nonode' not found" in bad.stderr
+
+    down = lab.run("down", "--name", "np4k", "--purge")
+    assert "✓ Deleting cluster 'np4k' (kind)" in down.stdout
+    assert not lab.containers("np4k")
+    assert "np4k" not in lab.kind("get", "clusters").stdout.split()
+    assert sorted(p.name for p in lab.cwd.iterdir()) == []
+
+
+def _labels(lab, name: str) -> dict:
+    """Node labels as the API serves them (read in a child process: the stand-ins' PATH and state)."""
+    code = (
+        "import json; from nppctl import kube; "
+        f"print(json.dumps({{n.name: n.labels for n in kube.nodes({name!r})}}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=lab.env, cwd=lab.cwd, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
