@@ -108,8 +108,14 @@ def label(
 ) -> None:
     """Label nodes through the Kubernetes API (idempotent)."""
     from nppctl import kube
+    from nppctl.cluster import detect_provider
     from nppctl.errors import NppctlError
 
+    if detect_provider(name) == "docker":
+        raise NppctlError(
+            f"cluster {name!r} has no Kubernetes (made by --provider docker): no API to label "
+            "nodes in; pods there are `nppctl cni add` namespaces, which need no labels"
+        )
     if sets:
         wanted: dict[str, dict[str, str]] = {}
         for item in sets:

@@ -15,6 +15,8 @@ def test_up_check_down_cycle_and_a_broken_route_is_caught(lab, capsys):
     up = lab.run("up", "--provider", "docker", "--workers", "2", "--image", lab.image, "--name", name)
     t_up = time.monotonic() - t0
     assert "no kubelet, no API server, no pods" in up.stdout
+    label = lab.run("label", "--name", name, ok=False)  # not timed: outside the cycle
+    assert "has no Kubernetes" in label.stderr
     t1 = time.monotonic()
     check = lab.run("check", "--name", name)
     t_check = time.monotonic() - t1
