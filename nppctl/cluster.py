@@ -242,6 +242,8 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
     def create(say) -> str:
         if provider.exists(opts.name):
             return "exists, kept"
+        if hasattr(provider, "progress"):
+            provider.progress = say  # kind's own progress lines under the spinner
         provider.create(spec)
         return f"provider {provider.name}"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
+from collections.abc import Callable
 
 from nppctl.errors import NppctlError
 from nppctl.providers.base import ClusterSpec
@@ -18,16 +20,30 @@ class KindProvider:
     name = "kind"
     has_kubernetes = True
 
+    def __init__(self) -> None:
+        self.progress: Callable[[str], None] | None = None  # gets each line kind logs (spinner text)
+
     def run(self, argv: list[str], *, what: str) -> str:
         """Run `kind ARGV`, return its stdout; a failure becomes one NppctlError line."""
         binary = shutil.which("kind")
         if binary is None:
             raise NppctlError(f"kind not found on PATH: {INSTALL_HINT}")
-        done = subprocess.run([binary, *argv], capture_output=True, text=True)
-        if done.returncode != 0:
-            lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
-            raise NppctlError(f"{what} failed: {lines[-1] if lines else f'kind exited {done.returncode}'}")
-        return done.stdout
+        with subprocess.Popen(
+            [binary, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            out = []
+            reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
+            reader.start()
+            lines = []
+            for line in proc.stderr:  # kind logs its progress on stderr
+                if line.strip():
+                    lines.append(line.strip())
+                    if self.progress is not None:
+                        self.progress(line.strip())
+            reader.join()
+        if proc.returncode != 0:
+            raise NppctlError(f"{what} failed: {lines[-1] if lines else f'kind exited {proc.returncode}'}")
+        return "".join(out)
 
     def clusters(self) -> list[str]:
         """`kind get clusters`: one name a line (kind says "No kind clusters found." on stderr)."""
