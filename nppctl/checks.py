@@ -74,6 +74,8 @@ def ping(src: Endpoint, dst: Endpoint, category: str) -> Probe:
     if not probe.ok:
         lines = [ln for ln in out.strip().splitlines() if ln.strip()]
         probe.detail = lines[-1] if lines else f"ping exited {rc}"
+        if rc in (126, 127) or "executable file not found" in out:
+            probe.detail = f"no ping in {src.name} (install iputils-ping there)"
     return probe
 
 

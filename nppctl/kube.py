@@ -115,11 +115,20 @@ def nodes(cluster: str) -> list[KubeNode]:
     return out
 
 
-def pod_cidrs(cluster: str) -> dict[str, str]:
-    """spec.podCIDR per node when the API answers, else {} (install then splits --pod-cidr itself)."""
+def pod_cidrs(cluster: str, wait: float = 15) -> dict[str, str]:
+    """spec.podCIDR of every node, or {} when the API does not answer or some node has none after WAIT
+    seconds (the controller assigns them as nodes join); install then splits --pod-cidr for all nodes,
+    never mixing the two sources."""
     if not answers(cluster):
         return {}
-    return {n.name: n.pod_cidr for n in nodes(cluster) if n.pod_cidr}
+    deadline = time.monotonic() + wait
+    while True:
+        listed = nodes(cluster)
+        if listed and all(n.pod_cidr for n in listed):
+            return {n.name: n.pod_cidr for n in listed}
+        if time.monotonic() > deadline:
+            return {}
+        time.sleep(1)
 
 
 def ready(cluster: str) -> dict[str, bool]:
