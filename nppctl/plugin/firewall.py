@@ -1,0 +1,176 @@
+"""iptables rules that let a bridge's pods talk on a Docker host, and masquerade their traffic.
+
+Docker sets the FORWARD policy to DROP with bridge netfilter on, which drops traffic between
+pods on any other bridge. nppnet keeps its own chains, each jumped from the top of its builtin:
+  filter NPPNET-FORWARD      -s SUBNET -j ACCEPT and -d SUBNET -j ACCEPT
+  nat    NPPNET-POSTROUTING  -s SUBNET ! -d CLUSTER_CIDR -j MASQUERADE   (ipMasq only)
+Every rule carries the comment nppnet:BRIDGE; rules of that bridge which the config no longer
+asks for are deleted. One `iptables-save` and one `iptables-restore --noflush` do it all.
+
+Spawning iptables costs milliseconds, so ADD calls ensure() only when the bridge was just
+created or the marker DATA_DIR/.firewall/<bridge>.stamp (boot ID + the rules) does not match: rules do
+not survive a reboot, and the boot ID changes with it.
+"""
+
+import fcntl
+import os
+from binascii import crc32
+
+FILTER_CHAIN = "NPPNET-FORWARD"
+NAT_CHAIN = "NPPNET-POSTROUTING"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+_SEARCH = ("/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin")
+
+
+class FirewallError(Exception):
+    pass
+
+
+def wanted_rules(bridge, subnet, cluster_cidr, ip_masq):
+    """{table: [rule lines as iptables-save prints them]} for one bridge."""
+    tag = f'-m comment --comment "{_tag(bridge)}"'
+    rules = {
+        "filter": [
+            f"-A {FILTER_CHAIN} -s {subnet} {tag} -j ACCEPT",
+            f"-A {FILTER_CHAIN} -d {subnet} {tag} -j ACCEPT",
+        ],
+        "nat": [],
+    }
+    if ip_masq:
+        rules["nat"].append(f"-A {NAT_CHAIN} -s {subnet} ! -d {cluster_cidr} {tag} -j MASQUERADE")
+    return rules
+
+
+def _tag(bridge):
+    """The rule comment naming the bridge, in characters iptables-save prints as they are."""
+    if bridge.isascii() and all(c.isalnum() or c in "_.-" for c in bridge):
+        return "nppnet:" + bridge
+    return f"nppnet:{crc32(bridge.encode('utf-8', 'surrogateescape')):08x}"
+
+
+def _dir(data_dir):
+    return os.path.join(data_dir, ".firewall")  # a network (store) name never starts with "."
+
+
+def _marker(data_dir, bridge):
+    return os.path.join(_dir(data_dir), bridge + ".stamp")
+
+
+def _boot_id():
+    try:
+        with open(BOOT_ID, "rb") as f:
+            return f.read().strip().decode()
+    except OSError:
+        return "unknown"
+
+
+def _stamp(rules):
+    return "{}\n{}\n".format(_boot_id(), "\n".join(rules["filter"] + rules["nat"]))
+
+
+def in_place(data_dir, bridge, rules):
+    """True when the marker says these rules were set up since this boot (no process spawned)."""
+    try:
+        with open(_marker(data_dir, bridge)) as f:
+            return f.read() == _stamp(rules)
+    except OSError:
+        return False
+
+
+def _tool(name):
+    for d in os.environ.get("PATH", "").split(":") + list(_SEARCH):
+        path = os.path.join(d or ".", name)
+        if os.access(path, os.X_OK):
+            return path
+    raise FirewallError(f"{name} not found (install iptables)")
+
+
+def _run(argv, stdin=None):
+    import subprocess  # only here: it costs milliseconds to import
+
+    done = subprocess.run(argv, input=stdin, capture_output=True)
+    if done.returncode != 0:
+        raise FirewallError(
+            "{} failed: {}".format(" ".join(argv), done.stderr.decode("utf-8", "replace").strip())
+        )
+    return done.stdout.decode("utf-8", "replace")
+
+
+def _parse_save(text):
+    """{table: (set of chain names, list of rule lines)} from iptables-save output."""
+    tables, table = {}, None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            tables[table] = (set(), [])
+        elif table and line.startswith(":"):
+            tables[table][0].add(line[1:].split(" ", 1)[0])
+        elif table and line.startswith("-A "):
+            tables[table][1].append(line.strip())
+    return tables
+
+
+def restore_script(saved, bridge, rules):
+    """The iptables-restore --noflush input that turns `saved` into `saved` + rules of bridge."""
+    tag = f'--comment "{_tag(bridge)}" '
+    script = []
+    for table, chain, builtin in (("filter", FILTER_CHAIN, "FORWARD"), ("nat", NAT_CHAIN, "POSTROUTING")):
+        chains, lines = saved.get(table, (set(), []))
+        want = rules[table]
+        changes = []
+        if chain not in chains:
+            changes.append(f":{chain} - [0:0]")  # declared only when missing: --noflush empties existing ones
+        if f"-A {builtin} -j {chain}" not in lines:
+            changes.append(f"-I {builtin} 1 -j {chain}")
+        changes += [
+            "-D" + line[2:]
+            for line in lines
+            if line.startswith(f"-A {chain} ") and tag in line + " " and line not in want
+        ]
+        changes += [line for line in want if line not in lines]
+        if changes:
+            script += ["*" + table] + changes + ["COMMIT"]
+    return "\n".join(script) + "\n" if script else ""
+
+
+def ensure(data_dir, bridge, rules):
+    """Put rules (and net.ipv4.ip_forward=1) in place once per boot; FirewallError on failure."""
+    os.makedirs(_dir(data_dir), mode=0o755, exist_ok=True)
+    lock = os.open(os.path.join(_dir(data_dir), "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _enable_forwarding()
+        saved = _parse_save(_run([_tool("iptables-save")]))
+        script = restore_script(saved, bridge, rules)
+        if script:
+            _run([_tool("iptables-restore"), "--noflush"], script.encode())
+        tmp = _marker(data_dir, bridge) + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(_stamp(rules))
+        os.replace(tmp, _marker(data_dir, bridge))
+    finally:
+        os.close(lock)
+
+
+def _enable_forwarding():
+    try:
+        with open(IP_FORWARD, "r+") as f:
+            if f.read().strip() != "1":
+                f.seek(0)
+                f.write("1")
+    except OSError:
+        pass  # a read-only /proc/sys: pods on this bridge still reach each other
+
+
+def remove(data_dir, bridge):
+    """Delete this bridge's rules and marker (tests and uninstall); chains and jumps stay."""
+    saved = _parse_save(_run([_tool("iptables-save")]))
+    script = restore_script(saved, bridge, {"filter": [], "nat": []})
+    lines = [x for x in script.splitlines() if not x.startswith(("-I ", ":"))]
+    if any(x.startswith("-D") for x in lines):
+        _run([_tool("iptables-restore"), "--noflush"], ("\n".join(lines) + "\n").encode())
+    try:
+        os.unlink(_marker(data_dir, bridge))
+    except OSError:
+        pass

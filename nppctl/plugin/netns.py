@@ -1,0 +1,137 @@
+"""Network namespaces by path: validate, open a netlink socket inside, pin as /var/run/netns/NAME.
+
+Python 3.11 has no os.setns, and `import ctypes` costs 2-3 ms, so the three libc calls needed
+(setns, mount, umount2) are bound through `_ctypes` directly.
+"""
+
+import fcntl
+import os
+
+from .errors import INVALID_ENVIRONMENT, CNIError
+
+CLONE_NEWNET = 0x40000000
+NS_GET_NSTYPE = 0xB703
+MS_BIND = 0x1000
+MNT_DETACH = 0x2
+NETNS_RUN_DIR = "/var/run/netns"
+
+_libc = None
+
+
+def _bind_libc():
+    import _ctypes
+
+    class Int(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class ULong(_ctypes._SimpleCData):
+        _type_ = "L"
+
+    class CharP(_ctypes._SimpleCData):
+        _type_ = "z"
+
+    flags = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+
+    class Fn(_ctypes.CFuncPtr):
+        _flags_ = flags
+        _restype_ = Int
+
+    class Mount(_ctypes.CFuncPtr):  # _ctypes wants _flags_ in each class's own dict
+        _flags_ = flags
+        _restype_ = Int
+        _argtypes_ = (CharP, CharP, CharP, ULong, CharP)
+
+    class Umount2(_ctypes.CFuncPtr):
+        _flags_ = flags
+        _restype_ = Int
+        _argtypes_ = (CharP, Int)
+
+    class Libc:
+        _handle = _ctypes.dlopen(None, 2)
+
+    class Bound:
+        setns = Fn(("setns", Libc))
+        mount = Mount(("mount", Libc))
+        umount2 = Umount2(("umount2", Libc))
+        get_errno = staticmethod(_ctypes.get_errno)
+
+    return Bound
+
+
+def _call(name, *args):
+    global _libc
+    if _libc is None:
+        _libc = _bind_libc()
+    if getattr(_libc, name)(*args) != 0:
+        code = _libc.get_errno()
+        raise OSError(code, f"{name}: {os.strerror(code)}")
+
+
+def open_netns(path):
+    """An O_RDONLY fd of the network namespace at path; CNIError(4) when it is not one."""
+    if not path or not path.startswith("/"):
+        raise CNIError(INVALID_ENVIRONMENT, f"CNI_NETNS must be an absolute path, got {path!r}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise CNIError(INVALID_ENVIRONMENT, f"CNI_NETNS {path}: {err.strerror}") from None
+    try:
+        kind = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError:
+        kind = None
+    if kind != CLONE_NEWNET:
+        os.close(fd)
+        raise CNIError(INVALID_ENVIRONMENT, f"CNI_NETNS {path} is not a network namespace")
+    return fd
+
+
+def socket_in(netns_fd, factory):
+    """Call factory() (say, netlink.Netlink) with this thread inside the netns; the result's
+    sockets stay in that netns once the thread is back home."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _call("setns", netns_fd, CLONE_NEWNET)
+        try:
+            return factory()
+        finally:
+            _call("setns", home, CLONE_NEWNET)  # failing here is fatal: it raises, never ignored
+    finally:
+        os.close(home)
+
+
+def entry_path(name):
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def pin(netns_path, name):
+    """Make /var/run/netns/NAME a bind mount of netns_path (what `ip netns attach` does) unless an
+    entry of that name exists; True when this call created it."""
+    entry = entry_path(name)
+    try:
+        same = os.path.samestat(os.stat(entry), os.stat(netns_path))
+    except OSError:
+        same = None  # no entry yet (or an unreadable one: let the creation below report it)
+    if same is not None:
+        return False  # the namespace (or another one of that name) is there already: leave it
+    os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
+    fd = os.open(entry, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
+    os.close(fd)
+    try:
+        _call("mount", netns_path.encode(), entry.encode(), b"none", MS_BIND, None)
+    except OSError:
+        os.unlink(entry)
+        raise
+    return True
+
+
+def unpin(name):
+    """Undo pin(): unmount and remove /var/run/netns/NAME (quietly when already gone)."""
+    entry = entry_path(name)
+    try:
+        _call("umount2", entry.encode(), MNT_DETACH)
+    except OSError:
+        pass
+    try:
+        os.unlink(entry)
+    except FileNotFoundError:
+        pass
