@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -26,6 +27,9 @@ from nppctl.errors import NppctlError
 from nppctl.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, put_files
 
 BRIDGE = "cni0"
+# Where the host may hold the plugins a conflist chains after ours (e.g. portmap): copied into a
+# node that lacks them (kind's node image has them; a plain Debian node image does not).
+HOST_CNI_DIRS = ("/opt/cni/bin", "/usr/lib/cni")
 BUILTIN = {"nppnet": "nppnet", "skel": "nppnet-skel", "nppnet-skel": "nppnet-skel"}
 OUR_CONFLISTS = ("09-nppnet.conflist", "09-nppnet-skel.conflist")
 TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -100,6 +104,25 @@ def _conflist(pf: PluginFiles, assignment: subnets.Assignment, pod_cidr: str) ->
     return text.encode()
 
 
+def _chained(pf: PluginFiles, pod_cidr: str) -> list[str]:
+    """The plugin types the conflist runs after ours (the same on every node)."""
+    sample = subnets.Assignment(subnets.split(pod_cidr, 1)[0], "split")
+    plugins = json.loads(_conflist(pf, sample, pod_cidr))["plugins"]
+    return [str(p["type"]) for p in plugins[1:]]
+
+
+def _host_plugins(types: list[str]) -> dict[str, bytes]:
+    """The chained plugins the host has, type -> executable."""
+    found = {}
+    for t in types:
+        for d in HOST_CNI_DIRS:
+            path = Path(d) / t
+            if path.is_file() and os.access(path, os.X_OK):
+                found[t] = path.read_bytes()
+                break
+    return found
+
+
 def _probe(node: Node, paths: list[str], ensure_python: bool, step) -> dict:
     spec = {"dirs": [runtime.CNI_BIN, runtime.CNI_CONF], "files": paths}
     try:
@@ -147,12 +170,13 @@ def install(
     pf = resolve_plugin(plugin)
     exe_path = f"{runtime.CNI_BIN}/{pf.type}"
     conf_path = f"{runtime.CNI_CONF}/{pf.conflist_name}"
+    chained = {t: f"{runtime.CNI_BIN}/{t}" for t in _chained(pf, pod_cidr) if TYPE_NAME.match(t)}
 
     step(f"Checking python3 on {len(everyone)} node(s)")
 
     def probe(node: Node) -> dict | None:
         if node.name in target_names:
-            return _probe(node, [exe_path, conf_path], ensure_python, step)
+            return _probe(node, [exe_path, conf_path, *chained.values()], ensure_python, step)
         try:  # nodes not installed now only get routes: skip those the agent cannot run on
             return runtime.run_agent(node, "probe", {"files": []})
         except NppctlError as err:
@@ -187,6 +211,14 @@ def install(
             if have.get(p, {}).get("sha256") != hashlib.sha256(v[0]).hexdigest()
             or have[p].get("mode") != v[1]
         }
+        warnings = []
+        lacking = [t for t, path in chained.items() if not have.get(path, {}).get("sha256")]
+        from_host = _host_plugins(lacking)
+        for t in lacking:
+            if t in from_host:
+                stale[chained[t]] = (from_host[t], 0o755)
+            else:
+                warnings.append(f"the conflist chains {t}, missing in the node and on this host: ADD fails")
         if stale:
             put_files(node, stale)
         previous = (probes[node.name].get("state") or {}).get("conflist")
@@ -213,7 +245,7 @@ def install(
             plugin=pf.type,
             conflist=conf_path,
             changes=[f"wrote {p}" for p in stale] + answer["changes"],
-            warnings=answer["warnings"],
+            warnings=warnings + answer["warnings"],
         )
 
     return [r for r in for_each_node(everyone, apply) if r is not None]

@@ -30,6 +30,7 @@ RESULTS = "/var/lib/cni/nppctl/results"
 STATE = "/var/lib/nppctl/installed.json"  # {"plugin": type, "conflist": file name, "subnet": ...}
 POD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 CONF_EXTS = (".conf", ".conflist", ".json")
+PLUGIN_TIMEOUT = 60  # seconds one plugin call may take before the runtime kills it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,8 +339,15 @@ def _find_plugin(ptype):
     return path
 
 
-def _invoke(plugin, conf, env):
-    p = _run([_find_plugin(plugin["type"])], check=False, input_=json.dumps(conf).encode(), env=env)
+def _invoke(plugin, conf, env, timeout):
+    argv = [_find_plugin(plugin["type"])]
+    try:
+        p = subprocess.run(
+            argv, input=json.dumps(conf).encode(), env=env, capture_output=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        what = f"plugin {plugin['type']} {env['CNI_COMMAND']}"
+        raise AgentError(f"{what} did not finish in {timeout}s: killed") from None
     out = p.stdout.decode(errors="replace").strip()
     if p.returncode != 0:
         try:
@@ -396,7 +404,7 @@ def _cmd_cni(spec):
         conf = dict(plugin, name=conflist.get("name", ""), cniVersion=conflist.get("cniVersion", ""))
         if prev is not None:
             conf["prevResult"] = prev
-        out = _invoke(plugin, conf, env)
+        out = _invoke(plugin, conf, env, spec.get("timeout", PLUGIN_TIMEOUT))
         if command == "ADD":
             if not isinstance(out, dict):
                 raise AgentError("plugin {} ADD printed no result".format(plugin["type"]))

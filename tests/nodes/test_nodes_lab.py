@@ -1,0 +1,199 @@
+"""The lab on a real 3-node kind-shaped cluster: install, pods, ping, idempotence, logs, status, skel.
+
+Tests run in file order and build on each other (one module-scoped cluster): install -> pods ->
+second install -> logs -> check/del -> a route deleted by hand -> python3 missing -> skel -> PATH plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from nppctl import install, logs, runtime, status
+from nppctl.errors import NppctlError
+from nppctl.nodes import get_node, list_nodes, node_exec
+from tests.nodes.np3 import BASH_PLUGIN, nppctl
+
+CLUSTER = "np3a"
+SUBNETS = ["10.244.0.0/24", "10.244.1.0/24", "10.244.2.0/24"]
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The CLI failed with exactly one `error: ...` line and no traceback; that line."""
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    return lines[0]
+
+
+def pod_ip(result: dict) -> str:
+    return result["ips"][0]["address"].split("/")[0]
+
+
+def ping(node: str, pod: str, address: str) -> subprocess.CompletedProcess:
+    argv = ["ping", "-c", "1", "-W", "2", address]
+    return nppctl("cni", "exec", "--name", CLUSTER, "--node", node, pod, "--", *argv)
+
+
+def in_node(node: str, *argv: str) -> str:
+    return node_exec(get_node(CLUSTER, node), list(argv))[1]
+
+
+def test_install_all_on_three_nodes(cluster3):
+    proc = nppctl("install", "--name", CLUSTER, "--all")
+    assert proc.returncode == 0, proc.stderr
+    for n in ("control-plane", "worker", "worker2"):
+        assert f"{CLUSTER}-{n}" in proc.stdout
+    assert proc.stdout.count("split") == 3  # no API: the pod CIDR split in node order
+    got = status.status(CLUSTER)
+    assert [s.node for s in got] == [f"{CLUSTER}-control-plane", f"{CLUSTER}-worker", f"{CLUSTER}-worker2"]
+    assert [s.subnet for s in got] == SUBNETS
+    for s in got:
+        assert s.ok, s
+        assert (s.plugin, s.conflist) == ("nppnet", "09-nppnet.conflist")
+        assert s.gateway == s.subnet.replace(".0/24", ".1/24")
+    exe = in_node("worker", "stat", "-c", "%a", "/opt/cni/bin/nppnet").strip()
+    assert exe == "755"
+
+
+def test_pod_on_each_worker_pings_across_workers_and_nodes(cluster3):
+    ips = {}
+    for node, pod in (("worker", "p1"), ("worker2", "p2")):
+        proc = nppctl("cni", "add", "--name", CLUSTER, "--node", node, pod)
+        assert proc.returncode == 0, proc.stderr
+        ips[pod] = pod_ip(json.loads(proc.stdout))
+    assert ips["p1"].startswith("10.244.1.") and ips["p2"].startswith("10.244.2.")
+    assert ping("worker", "p1", ips["p2"]).returncode == 0
+    assert ping("worker2", "p2", ips["p1"]).returncode == 0
+    control_plane = get_node(CLUSTER, "control-plane").address
+    assert ping("worker", "p1", control_plane).returncode == 0  # pod to another node
+    assert ping("worker", "p1", "10.244.1.77").returncode != 0  # an address nobody holds: no false pass
+
+
+def test_second_install_changes_nothing(cluster3):
+    again = install.install(CLUSTER)
+    assert [r.subnet for r in again] == SUBNETS
+    assert [r.changes for r in again] == [[], [], []]
+    proc = nppctl("install", "--name", CLUSTER, "--all")
+    assert proc.returncode == 0 and proc.stdout.count("unchanged") == 3, proc.stdout
+
+
+def test_logs_show_the_calls(cluster3):
+    lines = [ln for ln in logs.read(CLUSTER, node="worker") if not ln.note]
+    assert lines and all(ln.node == f"{CLUSTER}-worker" for ln in lines)
+    assert any("ADD" in ln.text and "p1" in ln.text for ln in lines), [ln.text for ln in lines]
+    proc = nppctl("logs", "--name", CLUSTER, "--tail", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(rf"^{CLUSTER}-worker2 \| .*p2", proc.stdout, re.M), proc.stdout
+    kubelet = nppctl("logs", "--name", CLUSTER, "--node", "worker", "--kubelet")
+    assert kubelet.returncode == 0 and "no journalctl in this node" in kubelet.stdout, kubelet.stdout
+
+
+def test_logs_follow_prints_new_calls(cluster3):
+    follower = subprocess.Popen(
+        ["python3", "-m", "nppctl", "logs", "--name", CLUSTER, "--node", "worker", "--follow", "--tail", "0"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        time.sleep(1.5)
+        runtime.cni_call(CLUSTER, "worker", "p9", "ADD")
+        runtime.cni_call(CLUSTER, "worker", "p9", "DEL")
+        line = follower.stdout.readline()
+        assert line.startswith(f"{CLUSTER}-worker | ") and "p9" in line, line
+    finally:
+        follower.kill()
+        follower.wait()
+
+
+def test_cni_check_then_del_removes_the_namespace(cluster3):
+    assert nppctl("cni", "check", "--name", CLUSTER, "--node", "worker", "p1").returncode == 0
+    assert "p1" in in_node("worker", "ip", "netns", "list")
+    for _ in range(2):  # DEL twice: the second finds nothing and still succeeds
+        proc = nppctl("cni", "del", "--name", CLUSTER, "--node", "worker", "p1")
+        assert proc.returncode == 0, proc.stderr
+    assert "p1" not in in_node("worker", "ip", "netns", "list").split()
+    gone = nppctl("cni", "check", "--name", CLUSTER, "--node", "worker", "p1")
+    assert "no network namespace" in one_line_error(gone)
+
+
+def test_status_reports_a_route_deleted_by_hand(cluster3):
+    worker2 = get_node(CLUSTER, "worker2")
+    in_node("worker", "ip", "route", "del", SUBNETS[2])
+    proc = nppctl("status", "--name", CLUSTER, "--json")
+    assert proc.returncode == 0, proc.stderr
+    by_node = {s["node"]: s for s in json.loads(proc.stdout)}
+    assert by_node[f"{CLUSTER}-worker"]["routes_missing"] == [f"{SUBNETS[2]} via {worker2.address}"]
+    assert not by_node[f"{CLUSTER}-worker"]["ok"]
+    assert by_node[f"{CLUSTER}-worker2"]["routes_ok"] and by_node[f"{CLUSTER}-control-plane"]["routes_ok"]
+    table = nppctl("status", "--name", CLUSTER)
+    assert f"missing {SUBNETS[2]} via {worker2.address}" in table.stdout, table.stdout
+    repaired = install.install(CLUSTER)
+    assert [r.changes for r in repaired] == [[], [f"route {SUBNETS[2]} via {worker2.address}"], []]
+    assert all(s.ok for s in status.status(CLUSTER))
+
+
+@pytest.mark.parametrize(
+    "hide, says",
+    [
+        ("/usr/bin/python3", "has no python3"),
+        ("/usr/lib/python3.11/json", "cannot import the standard library"),
+    ],
+)
+def test_missing_python_stops_install_with_the_fix(cluster3, hide, says):
+    node = get_node(CLUSTER, "control-plane")
+    node_exec(node, ["mv", hide, hide + ".np3off"])
+    try:
+        line = one_line_error(nppctl("install", "--name", CLUSTER, "--worker", "control-plane"))
+        assert says in line and "--ensure-python" in line and "apt-get" in line, line
+        st = {s.node: s for s in status.status(CLUSTER)}[node.name]
+        assert st.python3 is None and says in st.problem
+    finally:
+        node_exec(node, ["mv", hide + ".np3off", hide])
+    assert install.install(CLUSTER, nodes=["control-plane"])[0].changes == []
+
+
+def test_skel_then_add_gives_the_skeletons_error_and_a_log_line(cluster3):
+    proc = nppctl("install", "--name", CLUSTER, "--all", "--plugin", "skel")
+    assert proc.returncode == 0, proc.stderr
+    assert in_node("worker", "ls", "/etc/cni/net.d").split() == ["09-nppnet-skel.conflist"]
+    before = len(logs.read(CLUSTER, node="worker"))
+    line = one_line_error(nppctl("cni", "add", "--name", CLUSTER, "--node", "worker", "s1"))
+    assert "plugin nppnet-skel ADD failed: code" in line, line
+    after = logs.read(CLUSTER, node="worker")
+    assert len(after) > before and any("s1" in ln.text for ln in after[before:]), [ln.text for ln in after]
+    with pytest.raises(NppctlError, match="nppnet-skel ADD failed"):
+        runtime.cni_call(CLUSTER, "worker", "s1", "ADD")
+
+
+def test_a_students_own_plugin_file_installs_under_its_name_and_works(cluster3):
+    proc = nppctl("install", "--name", CLUSTER, "--all", "--plugin", str(BASH_PLUGIN))
+    assert proc.returncode == 0, proc.stderr
+    assert in_node("worker2", "ls", "/etc/cni/net.d").split() == ["09-np3bridge.conflist"]
+    conf = json.loads(in_node("worker2", "cat", "/etc/cni/net.d/09-np3bridge.conflist"))
+    assert conf["plugins"][0]["type"] == "np3bridge"
+    ips = {}
+    for node, pod in (("worker", "b1"), ("worker2", "b2")):
+        ips[pod] = pod_ip(runtime.cni_call(CLUSTER, node, pod, "ADD"))
+    code, out = runtime.cni_exec(CLUSTER, "worker", "b1", ["ping", "-c", "1", "-W", "2", ips["b2"]])
+    assert code == 0, out
+    assert [s.plugin for s in status.status(CLUSTER)] == ["np3bridge"] * 3
+
+
+def test_cli_errors_are_one_line(cluster3):
+    assert "cluster 'np3none' not found" in one_line_error(nppctl("status", "--name", "np3none"))
+    assert "cluster 'np3none' not found" in one_line_error(nppctl("install", "--name", "np3none", "--all"))
+    line = one_line_error(nppctl("cni", "add", "--name", CLUSTER, "--node", "worker7", "x1"))
+    assert "node 'worker7' not found" in line and f"{CLUSTER}-worker2" in line
+    assert "--worker NODE" in one_line_error(nppctl("install", "--name", CLUSTER))
+    assert "single node" in one_line_error(
+        nppctl("install", "--name", CLUSTER, "--all", "--subnet", "10.244.9.0/24"))
+    assert "not usable as a network namespace" in one_line_error(
+        nppctl("cni", "add", "--name", CLUSTER, "--node", "worker", "../x"))
+    assert "neither nppnet, skel nor an existing file" in one_line_error(
+        nppctl("install", "--name", CLUSTER, "--all", "--plugin", "/nonexistent/np3plugin"))
+    assert len(list_nodes(CLUSTER)) == 3
