@@ -99,7 +99,8 @@ def _conflist(pf: PluginFiles, assignment: subnets.Assignment, pod_cidr: str) ->
     if not pf.builtin:
         conf = json.loads(text)
         conf["name"] = pf.type
-        conf["plugins"][0]["type"] = pf.type
+        # the student's plugin alone, as the course's conflist has it (nothing chained after it)
+        conf["plugins"] = [dict(conf["plugins"][0], type=pf.type)]
         text = json.dumps(conf, indent=2) + "\n"
     return text.encode()
 
