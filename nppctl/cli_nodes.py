@@ -57,6 +57,11 @@ class Steps:
 
 def _api(cluster: str, what: str):
     """pod CIDRs / Ready from the kube layer when the cluster's API answers, else None."""
+    from nppctl.nodes import list_nodes
+    from nppctl.providers.docker import LABEL_PROVIDER, DockerProvider
+
+    if all(n.container.labels.get(LABEL_PROVIDER) == DockerProvider.name for n in list_nodes(cluster)):
+        return None  # the kindless provider's nodes: no API to ask (saves loading the client)
     try:
         from nppctl import kube
     except ImportError:
