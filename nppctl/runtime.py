@@ -58,14 +58,16 @@ def run_agent(node, command: str, spec: dict) -> dict:
     res = node_run(node, ["python3", "-", command, json.dumps(spec)], stdin=_source())
     if res.code in (126, 127) and "python3" in (res.stdout + res.stderr):
         raise NppctlError(
-            f"node {node.name} has no python3: nppnet and nppctl's node agent need it; "
-            "run `nppctl install --ensure-python` to install it with the node's package manager (apt-get)"
+            f"node {node.name} has no python3: nppnet and nppctl's node agent need it; rerun "
+            f"`nppctl install --name {node.cluster} ... --ensure-python` to install it with the node's "
+            "package manager (apt-get)"
         )
     if "No module named" in res.stderr:
         missing = res.stderr.strip().splitlines()[-1]
         raise NppctlError(
-            f"node {node.name}'s python3 cannot import the standard library ({missing}); "
-            "run `nppctl install --ensure-python` to install the full python3 with apt-get"
+            f"node {node.name}'s python3 cannot import the standard library ({missing}); rerun "
+            f"`nppctl install --name {node.cluster} ... --ensure-python` to install the full python3 "
+            "with apt-get"
         )
     try:
         answer = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else None
