@@ -104,8 +104,11 @@ def entry_path(name):
 
 
 def pin(netns_path, name):
-    """Make /var/run/netns/NAME a bind mount of netns_path (what `ip netns attach` does) unless an
-    entry of that name exists; True when this call created it."""
+    """Make /var/run/netns/NAME a bind mount of netns_path (what `ip netns attach` does) when the
+    namespace lives elsewhere (say /proc/PID/ns/net) and no entry of that name exists; True when
+    this call created it."""
+    if os.path.dirname(netns_path) in (NETNS_RUN_DIR, "/run/netns"):
+        return False  # `ip netns` lists it already (containerd's cni-... namespaces live there)
     entry = entry_path(name)
     try:
         same = os.path.samestat(os.stat(entry), os.stat(netns_path))

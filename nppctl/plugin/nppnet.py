@@ -6,16 +6,15 @@ named CNI_IFNAME up inside CNI_NETNS), then address and default route inside the
 """
 
 import os
-import sys
 
-from . import firewall, netns
+from . import firewall, netns, protocol
 from .addr import IPv4, mac_for_ip, mac_text
 from .config import NetConf, valid_attachments
 from .errors import CONTAINER_UNKNOWN, INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE, CNIError
 from .ipam import Store
 from .names import is_veth_name, veth_name
 from .netlink import Netlink, NetlinkError
-from .protocol import run, shape_result
+from .protocol import shape_result
 
 PIN_DIR = ".pins"  # DATA_DIR/.pins/<containerID>: we made /var/run/netns/<containerID> (holds the ifname)
 
@@ -317,7 +316,7 @@ COMMANDS = {"ADD": cmd_add, "DEL": cmd_del, "CHECK": cmd_check, "STATUS": cmd_st
 
 
 def main():
-    sys.exit(run(COMMANDS))
+    protocol.main(COMMANDS)
 
 
 if __name__ == "__main__":

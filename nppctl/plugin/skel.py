@@ -1,9 +1,7 @@
 """nppnet-skel, the lab's first step: logs every call; ADD fails on purpose, the rest succeed."""
 
-import sys
-
+from . import protocol
 from .errors import INTERNAL, CNIError
-from .protocol import run
 
 
 def cmd_add(call, conf, version):
@@ -22,7 +20,7 @@ COMMANDS = {"ADD": cmd_add, "DEL": cmd_other, "CHECK": cmd_other, "STATUS": cmd_
 
 
 def main():
-    sys.exit(run(COMMANDS))
+    protocol.main(COMMANDS)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,177 @@
+"""Fixtures for the nppnet plugin tests: the built executables and disposable networks.
+
+Names on the machine: netns np1-<pid>-<n>, bridges np1br<n>, subnets 10.201.<n>.0/24, container
+IDs np1c<pid>x<n> (ADD may pin /var/run/netns/<containerID>). Everything is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from nppctl import artifacts
+from nppctl.plugin import firewall
+
+RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+PID = os.getpid()
+_serial = itertools.count(1)
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), capture_output=True, text=True)
+
+
+@dataclass
+class Reply:
+    rc: int
+    stdout: str
+    stderr: str
+
+    @property
+    def obj(self) -> dict:
+        return json.loads(self.stdout)
+
+    @property
+    def address(self) -> str:
+        return self.obj["ips"][0]["address"]
+
+    def __str__(self) -> str:
+        return f"rc={self.rc} stdout={self.stdout[:400]!r} stderr={self.stderr[-400:]!r}"
+
+
+def exec_plugin(exe: Path, command: str, conf: dict | str | bytes | None, **env: str) -> Reply:
+    """Run a plugin as a runtime does: CNI_* environment, config on stdin, exec."""
+    full = {"PATH": RUNTIME_PATH, "CNI_COMMAND": command, "CNI_PATH": "/usr/lib/cni"}
+    full.update({k: v for k, v in env.items() if v is not None})
+    data = conf if isinstance(conf, (str, bytes)) else json.dumps(conf) if conf is not None else ""
+    data = data.encode() if isinstance(data, str) else data
+    done = subprocess.run([str(exe)], input=data, env=full, capture_output=True, timeout=30)
+    return Reply(done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
+
+
+@dataclass
+class Net:
+    """One nppnet network under test and the pods (netns) made for it."""
+
+    exe: Path
+    tmp: Path
+    n: int
+    version: str = "1.0.0"
+    extra: dict = field(default_factory=dict)
+    namespaces: list = field(default_factory=list)
+
+    @property
+    def bridge(self) -> str:
+        return f"np1br{self.n}"
+
+    @property
+    def subnet(self) -> str:
+        return f"10.201.{self.n}.0/24"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.tmp / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.tmp / "nppnet.log"
+
+    def conf(self, **override) -> dict:
+        conf = {
+            "cniVersion": self.version,
+            "name": f"np1net{self.n}",
+            "type": "nppnet",
+            "bridge": self.bridge,
+            "subnet": self.subnet,
+            "ipMasq": True,
+            "dataDir": str(self.data_dir),
+            "logFile": str(self.log_file),
+        }
+        conf.update(self.extra)
+        conf.update(override)
+        return {k: v for k, v in conf.items() if v is not None}
+
+    def netns(self) -> str:
+        name = f"np1-{PID}-{self.n}-{len(self.namespaces)}"
+        made = _run("ip", "netns", "add", name)
+        assert made.returncode == 0, made.stderr
+        self.namespaces.append(name)
+        return name
+
+    def cid(self, i: int) -> str:
+        return f"np1c{PID}x{self.n}x{i}"
+
+    def call(self, command: str, ns: str | None = None, cid: str = "", ifname: str = "eth0", conf=None, **env):
+        netns = f"/var/run/netns/{ns}" if ns and not ns.startswith("/") else ns
+        return exec_plugin(
+            self.exe, command, self.conf() if conf is None else conf,
+            CNI_CONTAINERID=cid, CNI_NETNS=netns, CNI_IFNAME=ifname, **env,
+        )
+
+    def add(self, ns: str, cid: str, **kw) -> Reply:
+        reply = self.call("ADD", ns, cid, **kw)
+        assert reply.rc == 0, str(reply)
+        return reply
+
+    def in_ns(self, ns: str, *argv: str) -> subprocess.CompletedProcess:
+        return _run("ip", "netns", "exec", ns, *argv)
+
+    def cleanup(self) -> None:
+        for ns in self.namespaces:
+            _run("ip", "netns", "del", ns)
+        for line in _run("ip", "-o", "link", "show", "master", self.bridge).stdout.splitlines():
+            name = line.split(":")[1].strip().split("@")[0]
+            _run("ip", "link", "del", name)
+        _run("ip", "link", "del", self.bridge)
+        try:
+            firewall.remove(str(self.data_dir), self.bridge)
+        except firewall.FirewallError:
+            pass
+        for entry in Path("/var/run/netns").glob(f"np1c{PID}x{self.n}x*"):
+            _run("umount", "-l", str(entry))
+            entry.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def plugins(tmp_path_factory) -> Path:
+    """The folder holding the built nppnet and nppnet-skel (built once per session)."""
+    out = tmp_path_factory.mktemp("np1-bin")
+    artifacts.build_plugins(out)
+    return out
+
+
+@pytest.fixture
+def net(root_netns, plugins, tmp_path):
+    """A fresh network (own bridge, subnet, store and log); removed with its pods afterwards."""
+    made = Net(exe=plugins / "nppnet", tmp=tmp_path, n=next(_serial) + (PID % 40) * 5)
+    yield made
+    made.cleanup()
+
+
+@pytest.fixture(scope="session")
+def cni_exec():
+    """exec_plugin(exe, command, conf, **CNI_env) -> Reply."""
+    return exec_plugin
+
+
+@pytest.fixture
+def forward_drop(root_netns):
+    """Docker's situation: iptables FORWARD policy DROP with bridge netfilter on (set if missing)."""
+    policy = _run("iptables", "-S", "FORWARD").stdout.splitlines()[0]
+    bridge_nf = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    old_nf = bridge_nf.read_text().strip() if bridge_nf.exists() else None
+    if policy != "-P FORWARD DROP":
+        assert _run("iptables", "-P", "FORWARD", "DROP").returncode == 0
+    if old_nf == "0":
+        bridge_nf.write_text("1")
+    yield
+    if policy != "-P FORWARD DROP":
+        _run("iptables", "-P", "FORWARD", policy.split()[-1])
+    if old_nf == "0":
+        bridge_nf.write_text("0")
