@@ -86,7 +86,8 @@ def test_second_install_changes_nothing(cluster3):
 def test_logs_show_the_calls(cluster3):
     lines = [ln for ln in logs.read(CLUSTER, node="worker") if not ln.note]
     assert lines and all(ln.node == f"{CLUSTER}-worker" for ln in lines)
-    assert any("ADD" in ln.text and "p1" in ln.text for ln in lines), [ln.text for ln in lines]
+    adds = [ln for ln in lines if "ADD" in ln.text and "p1" in ln.text]
+    assert adds and not any(ln.error for ln in adds), [ln.text for ln in lines]  # a good ADD: no red
     proc = nppctl("logs", "--name", CLUSTER, "--tail", "5")
     assert proc.returncode == 0, proc.stderr
     assert re.search(rf"^{CLUSTER}-worker2 \| .*p2", proc.stdout, re.M), proc.stdout
@@ -165,7 +166,8 @@ def test_skel_then_add_gives_the_skeletons_error_and_a_log_line(cluster3):
     line = one_line_error(nppctl("cni", "add", "--name", CLUSTER, "--node", "worker", "s1"))
     assert "plugin nppnet-skel ADD failed: code" in line, line
     after = logs.read(CLUSTER, node="worker")
-    assert len(after) > before and any("s1" in ln.text for ln in after[before:]), [ln.text for ln in after]
+    new_lines = [ln for ln in after[before:] if "s1" in ln.text]
+    assert new_lines and all(ln.error for ln in new_lines), [ln.text for ln in after]  # shown in red
     with pytest.raises(NppctlError, match="nppnet-skel ADD failed"):
         runtime.cni_call(CLUSTER, "worker", "s1", "ADD")
 
@@ -197,3 +199,17 @@ def test_cli_errors_are_one_line(cluster3):
     assert "neither nppnet, skel nor an existing file" in one_line_error(
         nppctl("install", "--name", CLUSTER, "--all", "--plugin", "/nonexistent/np3plugin"))
     assert len(list_nodes(CLUSTER)) == 3
+
+
+def test_subnets_from_the_api_and_from_subnet_rewire_every_node(cluster3):
+    api = {f"{CLUSTER}-control-plane": "10.244.10.0/24", f"{CLUSTER}-worker": "10.244.11.0/24",
+           f"{CLUSTER}-worker2": "10.244.12.0/24"}
+    done = install.install(CLUSTER, node_subnets=api)
+    assert [(r.subnet, r.source) for r in done] == [(v, "api") for v in api.values()]
+    assert all(s.ok for s in status.status(CLUSTER))
+    proc = nppctl("install", "--name", CLUSTER, "--worker", "worker2", "--subnet", "10.244.42.0/24")
+    assert proc.returncode == 0 and "--subnet" in proc.stdout, proc.stderr + proc.stdout
+    got = {s.node: s for s in status.status(CLUSTER)}
+    assert got[f"{CLUSTER}-worker2"].subnet == "10.244.42.0/24"
+    assert all(s.ok for s in got.values()), got  # the other nodes now route 10.244.42.0/24 to worker2
+    assert got[f"{CLUSTER}-worker"].subnet == "10.244.11.0/24"  # untouched: its installed subnet kept
