@@ -103,8 +103,8 @@ def cni_call(cluster: str, node: str, pod: str, command: str, ifname: str = "eth
     if command not in ("ADD", "DEL", "CHECK"):
         raise NppctlError(f"CNI command {command!r} unknown: use add, del or check")
     _check_pod(pod)
-    if not POD_NAME.match(ifname):
-        raise NppctlError(f"interface name {ifname!r} is not valid")
+    if not POD_NAME.match(ifname) or len(ifname) > 15:
+        raise NppctlError(f"interface name {ifname!r} is not valid: 1-15 letters, digits, '.', '_' or '-'")
     target = get_node(cluster, node)
     return run_agent(target, "cni", {"command": command, "pod": pod, "ifname": ifname})["result"]
 
@@ -130,8 +130,8 @@ def cni_exec(cluster: str, node: str, pod: str, argv: list[str]) -> tuple[int, s
 # ---------------------------------------------------------------------------------------------
 # node side (runs in the node's python3)
 # ---------------------------------------------------------------------------------------------
-def _run(argv, check=True, input_=None, env=None):
-    p = subprocess.run(argv, input=input_, env=env, capture_output=True)
+def _run(argv, check=True):
+    p = subprocess.run(argv, capture_output=True)
     if check and p.returncode != 0:
         raise AgentError("`{}` failed: {}".format(" ".join(argv), p.stderr.decode(errors="replace").strip()))
     return p
