@@ -40,20 +40,26 @@ else:  # pragma: no cover
 
 def loads(text):
     """Decode one JSON document; ValueError when it is not exactly one valid document."""
-    if _scan is None:  # pragma: no cover
-        import json
+    if _scan is not None:
+        start = len(text) - len(text.lstrip(_WS))
+        try:
+            value, end = _scan(text, start)
+            if not text[end:].strip(_WS):
+                return value
+        except (StopIteration, SystemError, RecursionError, ValueError):
+            # the scanner reports most errors through json.decoder, which is not loaded here
+            pass
+    return _slow_loads(text)
 
-        return json.loads(text)
-    start = len(text) - len(text.lstrip(_WS))
+
+def _slow_loads(text):
+    """The json module's verdict, with its precise message (only on the error path)."""
+    import json
+
     try:
-        value, end = _scan(text, start)
-    except StopIteration as stop:
-        raise ValueError(f"invalid JSON at offset {stop.value}") from None
+        return json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
-    if text[end:].strip(_WS):
-        raise ValueError(f"extra data after the JSON document at offset {end}")
-    return value
 
 
 def dumps(value):

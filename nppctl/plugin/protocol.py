@@ -119,7 +119,10 @@ def shape_result(version, interfaces, ips, routes):
     }
 
 
-def error_object(version, err):
+def error_object(version, err, conf=None):
+    """The error JSON; its cniVersion is the config's when that one is supported."""
+    if version is None and isinstance(conf, dict) and conf.get("cniVersion") in SUPPORTED_VERSIONS:
+        version = conf["cniVersion"]
     return {"cniVersion": version or LATEST, "code": err.code, "msg": err.msg, "details": err.details}
 
 
@@ -172,13 +175,18 @@ def run(commands, environ=None, stdin=None, stdout=None):
                 pass
             result = version_answer(conf)
         else:
+            try:  # decoded first so that even an environment error is logged where logFile says
+                conf, undecodable = decode_config(raw), None
+            except CNIError as err:
+                undecodable = err
             if call.command not in commands:
                 raise CNIError(
                     INVALID_ENVIRONMENT,
                     "CNI_COMMAND {!r} is not one of VERSION, {}".format(call.command, ", ".join(commands)),
                 )
             call.validate()
-            conf = decode_config(raw)
+            if undecodable is not None:
+                raise undecodable
             version = config_version(conf, call.command)
             result = commands[call.command](call, conf, version)
         outcome = _outcome(result)
@@ -186,12 +194,12 @@ def run(commands, environ=None, stdin=None, stdout=None):
             out.write(jsonio.dumps(result))
     except CNIError as err:
         status, outcome = 1, f"error {err.code}: {err.msg}"
-        out.write(jsonio.dumps(error_object(version, err)))
+        out.write(jsonio.dumps(error_object(version, err, conf)))
     except Exception as err:  # noqa: BLE001 - never a traceback: an error object instead
         status = 1
         wrapped = CNIError(INTERNAL, f"{type(err).__name__}: {err}")
         outcome = f"error {wrapped.code}: {wrapped.msg}"
-        out.write(jsonio.dumps(error_object(version, wrapped)))
+        out.write(jsonio.dumps(error_object(version, wrapped, conf)))
     try:
         out.flush()
     except Exception:  # noqa: BLE001 - a closed stdout must not become a traceback

@@ -52,7 +52,8 @@ def exec_plugin(exe: Path, command: str, conf: dict | str | bytes | None, **env:
     data = conf if isinstance(conf, (str, bytes)) else json.dumps(conf) if conf is not None else ""
     data = data.encode() if isinstance(data, str) else data
     done = subprocess.run([str(exe)], input=data, env=full, capture_output=True, timeout=30)
-    return Reply(done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
+    text = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
+    return Reply(done.returncode, *text)
 
 
 @dataclass
@@ -107,17 +108,26 @@ class Net:
     def cid(self, i: int) -> str:
         return f"np1c{PID}x{self.n}x{i}"
 
-    def call(self, command: str, ns: str | None = None, cid: str = "", ifname: str = "eth0", conf=None, **env):
+    def call(self, command: str, ns: str | None = None, cid: str = "", ifname="eth0", conf=None, **env):
         netns = f"/var/run/netns/{ns}" if ns and not ns.startswith("/") else ns
         return exec_plugin(
-            self.exe, command, self.conf() if conf is None else conf,
-            CNI_CONTAINERID=cid, CNI_NETNS=netns, CNI_IFNAME=ifname, **env,
+            self.exe,
+            command,
+            self.conf() if conf is None else conf,
+            CNI_CONTAINERID=cid,
+            CNI_NETNS=netns,
+            CNI_IFNAME=ifname,
+            **env,
         )
 
     def add(self, ns: str, cid: str, **kw) -> Reply:
         reply = self.call("ADD", ns, cid, **kw)
         assert reply.rc == 0, str(reply)
         return reply
+
+    def ports(self) -> str:
+        """`ip -o link show master BRIDGE`: the links on the bridge."""
+        return _run("ip", "-o", "link", "show", "master", self.bridge).stdout
 
     def in_ns(self, ns: str, *argv: str) -> subprocess.CompletedProcess:
         return _run("ip", "netns", "exec", ns, *argv)

@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 
 
+def iptables_save() -> str:
+    return subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+
+
 def _ping(net, ns: str, address: str) -> bool:
     return net.in_ns(ns, "ping", "-c", "1", "-W", "2", address.split("/")[0]).returncode == 0
 
@@ -25,20 +29,21 @@ def test_two_pods_ping_each_other_through_forward_drop(net, forward_drop):
     assert f"10.201.{net.n}.2/24" in shown
     assert f"default via 10.201.{net.n}.1 dev eth0" in net.in_ns(a, "ip", "route").stdout
     # outside: the bridge holds the gateway, both host veths are on it, the rules are in place
-    assert f"10.201.{net.n}.1/24" in subprocess.run(
-        ["ip", "-4", "-o", "addr", "show", "dev", net.bridge], capture_output=True, text=True
-    ).stdout
-    ports = subprocess.run(["ip", "-o", "link", "show", "master", net.bridge], capture_output=True, text=True).stdout
-    assert ports.count("veth") == 2
-    saved = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    assert f'-A NPPNET-FORWARD -s 10.201.{net.n}.0/24 -m comment --comment "nppnet:{net.bridge}" -j ACCEPT' in saved
-    assert f'-A NPPNET-POSTROUTING -s 10.201.{net.n}.0/24 ! -d 10.201.{net.n}.0/24' in saved
+    assert (
+        f"10.201.{net.n}.1/24"
+        in subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "dev", net.bridge], capture_output=True, text=True
+        ).stdout
+    )
+    assert net.ports().count("veth") == 2
+    saved = iptables_save()
+    tag = f'-m comment --comment "nppnet:{net.bridge}"'
+    assert f"-A NPPNET-FORWARD -s 10.201.{net.n}.0/24 {tag} -j ACCEPT" in saved
+    assert f"-A NPPNET-POSTROUTING -s 10.201.{net.n}.0/24 ! -d 10.201.{net.n}.0/24" in saved
     # rules are added once: a third pod on the existing bridge leaves them as they were
     c = net.netns()
     net.add(c, net.cid(3))
-    assert subprocess.run(["iptables-save"], capture_output=True, text=True).stdout.count(
-        f"nppnet:{net.bridge}"
-    ) == saved.count(f"nppnet:{net.bridge}")
+    assert iptables_save().count(f"nppnet:{net.bridge}") == saved.count(f"nppnet:{net.bridge}")
 
 
 def test_firewall_rules_come_back_when_marker_is_stale(net, forward_drop):
@@ -76,14 +81,11 @@ def test_del_then_add_reuses_addresses_and_repeats_are_safe(net):
     a = net.netns()
     first = net.add(a, net.cid(1)).address
     assert net.add(a, net.cid(1)).address == first  # repeated ADD: same address, still one veth
-    ports = subprocess.run(["ip", "-o", "link", "show", "master", net.bridge], capture_output=True, text=True).stdout
-    assert ports.count("veth") == 1
+    assert net.ports().count("veth") == 1
     for _ in range(2):  # DEL twice: both succeed
         reply = net.call("DEL", a, net.cid(1))
         assert reply.rc == 0 and reply.stdout == "", str(reply)
-    assert "veth" not in subprocess.run(
-        ["ip", "-o", "link", "show", "master", net.bridge], capture_output=True, text=True
-    ).stdout
+    assert "veth" not in net.ports()
     assert net.in_ns(a, "ip", "link", "show", "eth0").returncode != 0
     second = net.add(a, net.cid(2)).address  # next free after the last reserved, as host-local
     assert second != first
@@ -149,8 +151,14 @@ def test_log_has_one_line_per_call(net):
     lines = net.log_file.read_text().splitlines()
     assert len(lines) == 2
     add, dele = lines
-    for text in (f'ADD container="{net.cid(1)}"', f'netns="/var/run/netns/{a}"', 'ifname="eth0"',
-                 'args="K8S_POD_NAME=web;K8S_POD_NAMESPACE=default"', f'outcome="ok 10.201.{net.n}.2/24"',
-                 "duration_ms=", f'"subnet": "10.201.{net.n}.0/24"'):
+    for text in (
+        f'ADD container="{net.cid(1)}"',
+        f'netns="/var/run/netns/{a}"',
+        'ifname="eth0"',
+        'args="K8S_POD_NAME=web;K8S_POD_NAMESPACE=default"',
+        f'outcome="ok 10.201.{net.n}.2/24"',
+        "duration_ms=",
+        f'"subnet": "10.201.{net.n}.0/24"',
+    ):
         assert text in add
     assert " DEL " in dele and 'outcome="ok"' in dele
