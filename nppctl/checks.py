@@ -209,7 +209,8 @@ def render(probes: list[Probe]):
     from rich.table import Table
 
     sources = list(dict.fromkeys(p.src for p in probes))
-    dests = list(dict.fromkeys(p.dst for p in probes))
+    pods = [s for s in sources if s.startswith(POD_PREFIX)]
+    dests = pods + [d for d in dict.fromkeys(p.dst for p in probes) if d not in pods]
     cells = {(p.src, p.dst): p for p in probes}
     table = Table(title="connectivity (ping, RTT in ms)", show_lines=False)
     table.add_column("from \\ to", style="bold")

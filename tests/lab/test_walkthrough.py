@@ -13,8 +13,8 @@ README = resource_dir("templates").parent / "README.md"
 NEEDS_KUBELET = {"nppctl check"}
 
 
-def walkthrough(block: str) -> list[tuple[list[str], bool]]:
-    """(argv after `nppctl`, expected to fail) for each nppctl line of the README block."""
+def walkthrough(block: str) -> list[tuple[list[str], bool, str]]:
+    """(argv after `nppctl`, expected to fail, comment) for each nppctl line of the README block."""
     text = README.read_text()
     match = re.search(rf"<!-- walkthrough:{block} -->\s*```bash\n(.*?)```", text, re.S)
     assert match, f"README has no walkthrough:{block} block"
@@ -23,7 +23,7 @@ def walkthrough(block: str) -> list[tuple[list[str], bool]]:
         command, _, comment = raw.partition(" #")
         command = command.strip()
         if command.startswith("nppctl ") and command not in NEEDS_KUBELET:
-            lines.append((shlex.split(command)[1:], comment.strip().startswith("fails")))
+            lines.append((shlex.split(command)[1:], comment.strip().startswith("fails"), comment))
     return lines
 
 
@@ -37,16 +37,24 @@ def test_kindless_walkthrough(lab):
     name = "np4w"
     lab.clusters.append(name)
     steps = walkthrough("kindless")
-    assert [a[:2] for a, _ in steps][:1] == [["up", "--provider"]] and steps[-1][0] == ["down", "--purge"]
-    for argv, fails in steps:
+    assert steps[0][0][:2] == ["up", "--provider"] and steps[-1][0] == ["down", "--purge"]
+    skeleton_failed = False
+    for argv, fails, comment in steps:
         argv = with_name(argv, name)
         if argv[0] == "up":
             argv += ["--image", lab.image]
         done = lab.run(*argv, ok=not fails)
         if fails:
-            assert "nppnet-skel" in done.stderr + done.stdout
+            assert "nppnet-skel" in done.stderr and "skeleton" in done.stderr
+            skeleton_failed = True
+        if argv[:2] == ["cni", "add"] and not fails:  # the address the README promises
+            claimed = re.search(r"\b(\d+\.\d+\.\d+\.\d+)\b", comment)
+            assert claimed and f'"{claimed.group(1)}/24"' in done.stdout, (comment, done.stdout)
         if argv[:2] == ["cni", "exec"]:
             assert " 0% packet loss" in done.stdout
+        if argv[0] == "logs" and skeleton_failed:
+            assert 'outcome="error 100: nppnet-skel is a skeleton plugin' in done.stdout
+    assert skeleton_failed
     assert not lab.containers(name) and list(lab.cwd.iterdir()) == []
 
 
@@ -56,7 +64,7 @@ def test_kind_walkthrough_with_standins(lab):
     steps = walkthrough("kind")
     assert steps[0][0][0] == "up" and steps[-1][0] == ["down", "--purge"]
     configs = resource_dir("cluster-configs")
-    for argv, fails in steps:
+    for argv, fails, _ in steps:
         argv = [str(configs / a.split("/", 1)[1]) if a.startswith("cluster-configs/") else a for a in argv]
         argv = with_name(argv, name)
         if argv[0] == "up":
