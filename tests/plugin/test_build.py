@@ -1,0 +1,134 @@
+"""The built executables (as install copies them) and the rendered conflists."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nppctl import artifacts
+from nppctl.errors import NppctlError
+
+RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+PLUGIN_DIR = Path(artifacts.__file__).parent / "plugin"
+
+
+def _run(exe: Path, command: str, stdin: bytes, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    full = {"PATH": RUNTIME_PATH, "CNI_COMMAND": command, **env}
+    return subprocess.run([str(exe)], input=stdin, env=full, cwd=cwd, capture_output=True, timeout=30)
+
+
+def test_build_writes_two_single_file_executables(tmp_path):
+    written = artifacts.build_plugins(tmp_path / "out")
+    assert [p.name for p in written] == ["nppnet", "nppnet-skel"]
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o755
+        assert path.read_bytes().startswith(b"#!/usr/bin/python3 -IS\n")
+    assert sorted(os.listdir(tmp_path / "out")) == ["nppnet", "nppnet-skel"]
+    # building again replaces them in place
+    assert artifacts.build_plugins(tmp_path / "out") == written
+
+
+def test_executables_run_alone_from_any_folder(tmp_path, plugins):
+    """Copied elsewhere and run with a runtime's PATH, nothing of nppctl installed is used."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name in ("nppnet", "nppnet-skel"):
+        shutil.copy2(plugins / name, alone / name)
+        done = _run(alone / name, "VERSION", b'{"cniVersion": "1.0.0"}', cwd=alone)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["supportedVersions"] == ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+    probe = _run(alone / "nppnet", "VERSION", b"", cwd=alone)
+    assert probe.returncode == 0 and probe.stderr == b""
+
+
+def test_another_python_minor_version_falls_back_to_the_sources(tmp_path, monkeypatch):
+    monkeypatch.setattr(importlib.util, "MAGIC_NUMBER", b"\x00\x00\r\n")
+    exe = artifacts.build_plugin(tmp_path / "nppnet-skel", "nppctl.plugin.skel")
+    log = tmp_path / "skel.log"
+    conf = json.dumps({"cniVersion": "1.0.0", "name": "np1skel", "logFile": str(log)}).encode()
+    done = _run(exe, "DEL", conf, cwd=tmp_path, CNI_CONTAINERID="np1c1", CNI_IFNAME="eth0")
+    assert done.returncode == 0, done
+    assert " DEL " in log.read_text()
+
+
+def test_skeleton_logs_every_call_fails_add_and_accepts_the_rest(tmp_path, plugins):
+    log = tmp_path / "skel.log"
+    conf = json.dumps({"cniVersion": "0.3.1", "name": "np1skel", "type": "nppnet-skel", "logFile": str(log)})
+    env = {"CNI_CONTAINERID": "np1cskel", "CNI_NETNS": "/var/run/netns/np1-none", "CNI_IFNAME": "eth0"}
+    add = _run(plugins / "nppnet-skel", "ADD", conf.encode(), cwd=tmp_path, **env)
+    assert add.returncode == 1
+    error = json.loads(add.stdout)
+    assert error["cniVersion"] == "0.3.1" and "skeleton" in error["msg"] and "no network" in error["msg"]
+    assert _run(plugins / "nppnet-skel", "DEL", conf.encode(), cwd=tmp_path, **env).returncode == 0
+    version = _run(plugins / "nppnet-skel", "VERSION", conf.encode(), cwd=tmp_path)
+    assert json.loads(version.stdout)["cniVersion"] == "0.3.1"
+    lines = log.read_text().splitlines()
+    assert [line.split()[1] for line in lines] == ["ADD", "DEL", "VERSION"]
+    assert 'container="np1cskel"' in lines[0] and "skeleton" in lines[0] and '"name": "np1skel"' in lines[0]
+
+
+def test_plugin_package_imports_only_the_standard_library():
+    for path in PLUGIN_DIR.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [] if node.level else [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in sys.stdlib_module_names, f"{path.name} imports {name}"
+
+
+def test_render_conflist():
+    text = artifacts.render_conflist(
+        "10.244.1.7/24", mtu=1450, cluster_cidr="10.244.0.0/16", gateway="10.244.1.1", ip_masq=False
+    )
+    conf = json.loads(text)
+    assert conf["cniVersion"] == "1.0.0" and conf["name"] == "nppnet"
+    first, portmap = conf["plugins"]
+    assert first == {
+        "type": "nppnet",
+        "bridge": "cni0",
+        "subnet": "10.244.1.0/24",
+        "gateway": "10.244.1.1",
+        "mtu": 1450,
+        "clusterCIDR": "10.244.0.0/16",
+        "ipMasq": False,
+        "dataDir": "/var/lib/cni/nppnet",
+        "logFile": "/var/log/nppnet.log",
+    }
+    assert portmap == {"type": "portmap", "capabilities": {"portMappings": True}}
+    skel = json.loads(artifacts.render_conflist("10.244.2.0/24", plugin="nppnet-skel", cni_version="0.3.1"))
+    assert skel["cniVersion"] == "0.3.1" and [p["type"] for p in skel["plugins"]] == ["nppnet-skel"]
+    plain = json.loads(artifacts.render_conflist("10.244.3.0/24"))
+    assert "gateway" not in plain["plugins"][0] and plain["plugins"][0]["ipMasq"] is True
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"subnet": "10.244.1.0/33"},
+        {"subnet": "nope"},
+        {"subnet": "10.244.1.0/31"},
+        {"subnet": "10.244.1.0/24", "gateway": "10.9.9.9"},
+        {"subnet": "10.244.1.0/24", "bridge": "has/slash"},
+        {"subnet": "10.244.1.0/24", "mtu": 10},
+        {"subnet": "10.244.1.0/24", "cni_version": "0.2.0"},
+        {"subnet": "10.244.1.0/24", "plugin": "other"},
+        {"subnet": "10.244.1.0/24", "cluster_cidr": "x"},
+    ],
+)
+def test_render_conflist_rejects_bad_values(kwargs):
+    subnet = kwargs.pop("subnet")
+    with pytest.raises(NppctlError):
+        artifacts.render_conflist(subnet, **kwargs)
