@@ -162,3 +162,23 @@ def test_log_has_one_line_per_call(net):
     ):
         assert text in add
     assert " DEL " in dele and 'outcome="ok"' in dele
+
+
+def test_failed_add_removes_what_it_created(net):
+    a = net.netns()
+    subprocess.run(
+        ["ip", "-n", a, "link", "add", "eth0", "type", "veth", "peer", "name", "np1p0"], check=True
+    )  # the name is taken
+    reply = net.call("ADD", a, net.cid(1))
+    assert reply.rc == 1 and "eth0" in reply.obj["msg"], str(reply)
+    assert "veth" not in net.ports()
+    store = net.data_dir / net.conf()["name"]
+    assert [p.name for p in store.iterdir() if p.name.startswith(("10.", "a."))] == []
+    # a half-made attachment (host veth left by a killed call) is replaced by the next ADD
+    subprocess.run(["ip", "-n", a, "link", "del", "eth0"], check=True)
+    first = net.add(a, net.cid(1))
+    host_veth = first.obj["interfaces"][1]["name"]
+    subprocess.run(["ip", "-n", a, "link", "set", "eth0", "name", "np1gone"], check=True)
+    again = net.add(a, net.cid(1))
+    assert again.address == first.address and again.obj["interfaces"][1]["name"] == host_veth
+    assert net.in_ns(a, "ip", "-4", "addr", "show", "eth0").stdout.count("inet ") == 1
