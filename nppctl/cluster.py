@@ -292,23 +292,30 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
 
 
 def detect_provider(name: str) -> str | None:
-    """Which provider made cluster NAME: the state record, else kind's cluster list, else its containers."""
+    """Which provider made cluster NAME: its state record, else its containers (the docker provider marks
+    its own), else kind's cluster list. None: no such cluster."""
+    import shutil
+
     state = LabState.load(name)
     if state is not None:
         return state.provider
-    import shutil
+    from nppctl.nodes import list_nodes
+    from nppctl.providers.docker import LABEL_PROVIDER
 
+    try:
+        found = list_nodes(name)
+    except NppctlError:
+        found = []
+    if any(n.container.labels.get(LABEL_PROVIDER) == "docker" for n in found):
+        return "docker"
+    if found:
+        return "kind" if shutil.which("kind") else "docker"
     if shutil.which("kind"):
         from nppctl.providers.kind import KindProvider
 
         if KindProvider().exists(name):
             return "kind"
-    from nppctl.nodes import list_nodes
-
-    try:
-        return "docker" if list_nodes(name) else None
-    except NppctlError:
-        return None
+    return None
 
 
 def down(name: str, purge: bool, console) -> None:
