@@ -30,7 +30,7 @@ def test_build_writes_two_single_file_executables(tmp_path):
     assert [p.name for p in written] == ["nppnet", "nppnet-skel"]
     for path in written:
         assert path.stat().st_mode & 0o777 == 0o755
-        assert path.read_bytes().startswith(b"#!/usr/bin/python3 -IS\n")
+        assert path.read_bytes().startswith(b"#!/usr/bin/python3 -ISXfrozen_modules=on\n")
     assert sorted(os.listdir(tmp_path / "out")) == ["nppnet", "nppnet-skel"]
     # building again replaces them in place
     assert artifacts.build_plugins(tmp_path / "out") == written
