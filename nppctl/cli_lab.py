@@ -116,8 +116,8 @@ def label(
             f"cluster {name!r} has no Kubernetes (made by --provider docker): no API to label "
             "nodes in; pods there are `nppctl cni add` namespaces, which need no labels"
         )
+    wanted: dict[str, dict[str, str]] = {}
     if sets:
-        wanted: dict[str, dict[str, str]] = {}
         for item in sets:
             parts = item.split("=", 2)
             if len(parts) != 3 or not all(parts[:2]):
@@ -126,9 +126,7 @@ def label(
                 )
             node = parts[0] if parts[0].startswith(f"{name}-") else f"{name}-{parts[0]}"
             wanted.setdefault(node, {})[parts[1]] = parts[2]
-    else:
-        wanted = kube.default_labels(name)
-    applied = kube.label_nodes(name, wanted)
+    applied = kube.label_nodes(name, wanted if sets else None)
     console = _console()
     for node, labels in applied.items():
         console.print(f" [green]✓[/] {node} " + " ".join(f"{k}={v}" for k, v in labels.items()))

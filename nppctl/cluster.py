@@ -250,7 +250,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
     def label(say) -> str:
         from nppctl import kube
 
-        applied = kube.label_nodes(opts.name, kube.default_labels(opts.name))
+        applied = kube.label_nodes(opts.name)
         return ", ".join(f"{n} {k}={v}" for n, labels in applied.items() for k, v in labels.items()) or "none"
 
     def install_plugin(say) -> str:

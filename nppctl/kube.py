@@ -151,16 +151,19 @@ def wait_ready(cluster: str, timeout: float, interval: float = 1.0) -> dict[str,
         time.sleep(interval)
 
 
-def default_labels(cluster: str) -> dict[str, dict[str, str]]:
+def default_labels(listed: list[KubeNode]) -> dict[str, dict[str, str]]:
     """node=node1, node=node2, ... on the workers in name order (what the course's pods select on)."""
-    workers = sorted((n.name for n in nodes(cluster) if not n.control_plane), key=natural_key)
+    workers = sorted((n.name for n in listed if not n.control_plane), key=natural_key)
     return {name: {"node": f"node{i}"} for i, name in enumerate(workers, start=1)}
 
 
-def label_nodes(cluster: str, wanted: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    """Set labels per node, patching only what differs (idempotent); returns WANTED."""
+def label_nodes(cluster: str, wanted: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
+    """Set labels per node (None: the default_labels), patching only what differs (idempotent).
+    Returns the labels asked for, per node."""
     api = core(cluster)
-    current = {n.name: n.labels for n in nodes(cluster)}
+    listed = nodes(cluster)
+    current = {n.name: n.labels for n in listed}
+    wanted = default_labels(listed) if wanted is None else wanted
     for node, labels in wanted.items():
         if node not in current:
             raise NppctlError(
