@@ -17,6 +17,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,11 +68,9 @@ class InstallResult:
 def resolve_plugin(plugin: str) -> PluginFiles:
     """nppnet / skel from nppctl.artifacts, or a user's executable file (its name is its type)."""
     if plugin in BUILTIN:
-        from nppctl import artifacts
-
         ptype = BUILTIN[plugin]
         with tempfile.TemporaryDirectory(prefix="nppctl-build-") as out:
-            built = {p.name: p for p in artifacts.build_plugins(Path(out))}
+            built = _build_in_fresh_process(Path(out))
             if ptype not in built:
                 raise NppctlError(f"the plugin build did not produce {ptype}: reinstall nppctl")
             return PluginFiles(ptype, built[ptype].read_bytes(), True)
@@ -84,6 +84,22 @@ def resolve_plugin(plugin: str) -> PluginFiles:
             f"plugin file name {path.name!r} cannot be a CNI type: rename it (letters, digits, ._-)"
         )
     return PluginFiles(path.name, path.read_bytes(), False)
+
+
+def _build_in_fresh_process(out: Path) -> dict[str, Path]:
+    """artifacts.build_plugins(out) run in a new python3: the same sources then give the same bytes.
+
+    The archive holds marshalled byte code, and marshal's output depends on the reference counts
+    of the building process (which modules it has loaded), so a build inside this process could
+    differ from one in another process and make a second install rewrite an unchanged plugin.
+    """
+    code = "import sys; from pathlib import Path; from nppctl.artifacts import build_plugins; " \
+        "print('\\n'.join(str(p) for p in build_plugins(Path(sys.argv[1]))))"
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip() or "no output").splitlines()[-1]
+        raise NppctlError(f"building the plugins failed: {last}")
+    return {Path(line).name: Path(line) for line in done.stdout.split()}
 
 
 def _conflist(pf: PluginFiles, assignment: subnets.Assignment, pod_cidr: str) -> bytes:
