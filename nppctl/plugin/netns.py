@@ -103,19 +103,17 @@ def entry_path(name):
     return os.path.join(NETNS_RUN_DIR, name)
 
 
+def lives_in_run_dir(netns_path):
+    """True for /var/run/netns/NAME: `ip netns` lists it already (containerd's cni-... live there)."""
+    return os.path.dirname(netns_path) in (NETNS_RUN_DIR, "/run/netns")
+
+
 def pin(netns_path, name):
-    """Make /var/run/netns/NAME a bind mount of netns_path (what `ip netns attach` does) when the
-    namespace lives elsewhere (say /proc/PID/ns/net) and no entry of that name exists; True when
-    this call created it."""
-    if os.path.dirname(netns_path) in (NETNS_RUN_DIR, "/run/netns"):
-        return False  # `ip netns` lists it already (containerd's cni-... namespaces live there)
+    """Make /var/run/netns/NAME a bind mount of netns_path (what `ip netns attach` does); True when
+    this call created it, False when an entry of that name exists already."""
     entry = entry_path(name)
-    try:
-        same = os.path.samestat(os.stat(entry), os.stat(netns_path))
-    except OSError:
-        same = None  # no entry yet (or an unreadable one: let the creation below report it)
-    if same is not None:
-        return False  # the namespace (or another one of that name) is there already: leave it
+    if os.path.lexists(entry):
+        return False
     os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
     fd = os.open(entry, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
     os.close(fd)

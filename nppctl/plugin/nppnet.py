@@ -153,12 +153,24 @@ def _pin_marker(nc, container_id):
 
 
 def _pin(nc, call):
-    """/var/run/netns/<containerID> for `ip netns` when absent; best effort (never fails ADD)."""
+    """/var/run/netns/<containerID> for `ip netns` when the namespace lives elsewhere (say
+    /proc/PID/ns/net); best effort, never fails ADD. The marker is written before the mount, so a
+    call killed in between leaves something DEL and GC act on."""
+    if netns.lives_in_run_dir(call.netns):
+        return
+    marker = _pin_marker(nc, call.container_id)
+    if os.path.exists(marker):
+        return  # pinned by an earlier ADD of this container
     try:
+        os.makedirs(os.path.dirname(marker), mode=0o755, exist_ok=True)
+        with open(marker, "w") as f:
+            f.write(call.ifname)
         if netns.pin(call.netns, call.container_id):
-            os.makedirs(os.path.join(nc.data_dir, PIN_DIR), mode=0o755, exist_ok=True)
-            with open(_pin_marker(nc, call.container_id), "w") as f:
-                f.write(call.ifname)
+            return
+    except OSError:
+        pass
+    try:  # not ours to remove later
+        os.unlink(marker)
     except OSError:
         pass
 
