@@ -219,7 +219,7 @@ def cni_check(name: str = NAME, node: str = NODE, pod: str = typer.Argument(...,
     _cni("CHECK", name, node, pod, ifname)
 
 
-@cni_app.command("exec")
+@cni_app.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 def cni_exec_cmd(
     name: str = NAME,
     node: str = NODE,

@@ -378,6 +378,7 @@ def _cmd_cni(spec):
         if command == "CHECK":
             raise AgentError(f"pod {pod} has no network namespace: run `nppctl cni add` first")
         _run(["ip", "netns", "add", pod])
+        _run(["ip", "-n", pod, "link", "set", "lo", "up"])  # loopback is the runtime's part, not the plugin's
     files = _conf_files()
     if not files:
         raise AgentError(f"no network config in {CNI_CONF}: run `nppctl install` first")

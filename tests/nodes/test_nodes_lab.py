@@ -73,6 +73,8 @@ def test_pod_on_each_worker_pings_across_workers_and_nodes(cluster3):
     control_plane = get_node(CLUSTER, "control-plane").address
     assert ping("worker", "p1", control_plane).returncode == 0  # pod to another node
     assert ping("worker", "p1", "10.244.1.77").returncode != 0  # an address nobody holds: no false pass
+    lo = nppctl("cni", "exec", "--name", CLUSTER, "--node", "worker", "p1", "ip", "-o", "link", "show", "lo")
+    assert lo.returncode == 0 and "LOOPBACK,UP" in lo.stdout, lo.stdout + lo.stderr  # no `--` needed
 
 
 def test_second_install_changes_nothing(cluster3):
