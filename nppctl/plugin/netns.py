@@ -59,6 +59,9 @@ def _bind_libc():
 
 
 def _call(name, *args):
+    if name == "setns" and hasattr(os, "setns"):  # Python 3.12+
+        os.setns(*args)
+        return
     global _libc
     if _libc is None:
         _libc = _bind_libc()
