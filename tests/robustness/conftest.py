@@ -37,3 +37,33 @@ def mount_point(tmp_path):
     yield mount
     for m in mounted:
         subprocess.run(["umount", "-l", str(m)], capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def nppnet_exe(root_netns, tmp_path_factory) -> Path:
+    """The nppnet executable, built once per session exactly as install ships it."""
+    from nppctl.artifacts import build_plugins
+
+    out = tmp_path_factory.mktemp("np2build")
+    built = {Path(p).name: Path(p) for p in build_plugins(out)}
+    assert "nppnet" in built, built
+    return built["nppnet"]
+
+
+@pytest.fixture
+def make_net(nppnet_exe, tmp_path):
+    """make_net(index, prefix=24, **conf) -> Net on bridge np2br<index>, 10.202.<index>.0/<prefix>."""
+    from tests.robustness.cni import Net
+
+    nets = []
+
+    def make(index: int, prefix: int = 24, **extra) -> Net:
+        work = tmp_path / f"net{index}"
+        work.mkdir()
+        net = Net(exe=nppnet_exe, work=work, index=index, prefix=prefix, extra=extra)
+        nets.append(net)
+        return net
+
+    yield make
+    for net in nets:
+        net.cleanup()

@@ -1,0 +1,342 @@
+#!/usr/bin/env python3
+"""Latency and burst benchmark: nppnet against the Go reference bridge + host-local.
+
+Both plugins are exec'd as a container runtime does: the CNI_* environment, the network
+configuration on stdin, PATH=/usr/sbin:/usr/bin:/sbin:/bin (and CNI_PATH=/usr/lib/cni so the
+reference bridge finds host-local). Rounds interleave the two (A B A B ..., the order flipped
+every round) so drift of the machine hits both alike.
+
+Part 1, latency: per round one ADD and one DEL of each plugin into a fresh network namespace;
+median and p95 of each, and the ratio nppnet / reference.
+Part 2, burst: N parallel ADDs, then N parallel DELs (N = 16 and 64) per plugin; wall time
+ratio, distinct addresses, errors and what is left over (reservations, host veths).
+
+Needs root. Everything it creates is named np2b-*/np2b* (netns, bridges, 10.202.240.0/20) and
+removed at the end, also after Ctrl-C or a failure. Not a test: `python3 bench/plugin_latency.py
+[--rounds N] [--plugin PATH] [--bursts 16,64]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = Path("/usr/lib/cni")
+RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+PREFIX = f"np2b-{os.getpid()}"
+CALL_TIMEOUT = 30  # seconds; a plugin call that takes longer is reported as hung
+
+
+@dataclass
+class Plugin:
+    """One plugin under test: how to exec it and where it keeps its state."""
+
+    label: str
+    exe: Path
+    conf: dict
+    bridge: str
+    subnet: str
+    data_dir: Path
+    cni_path: str
+    adds: list[float] = field(default_factory=list)
+    dels: list[float] = field(default_factory=list)
+
+    def call(self, command: str, container_id: str, netns: str) -> tuple[float, subprocess.CompletedProcess]:
+        env = {
+            "PATH": RUNTIME_PATH,
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": container_id,
+            "CNI_NETNS": f"/var/run/netns/{netns}",
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": self.cni_path,
+        }
+        stdin = json.dumps(self.conf).encode()
+        started = time.perf_counter()
+        done = subprocess.run(
+            [str(self.exe)], env=env, input=stdin, capture_output=True, timeout=CALL_TIMEOUT
+        )
+        return (time.perf_counter() - started) * 1000, done
+
+    def spawn(self, command: str, container_id: str, netns: str) -> subprocess.Popen:
+        env = {
+            "PATH": RUNTIME_PATH,
+            "CNI_COMMAND": command,
+            "CNI_CONTAINERID": container_id,
+            "CNI_NETNS": f"/var/run/netns/{netns}",
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": self.cni_path,
+        }
+        proc = subprocess.Popen(
+            [str(self.exe)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        proc.stdin.write(json.dumps(self.conf).encode())
+        proc.stdin.close()
+        return proc
+
+    def reservations(self) -> int:
+        """Address files in the plugin's data dir (both stores name one file per address)."""
+        count = 0
+        for _, _, files in os.walk(self.data_dir):
+            count += sum(1 for f in files if f.count(".") == 3 and f.replace(".", "").isdigit())
+        return count
+
+    def host_veths(self) -> int:
+        out = subprocess.run(
+            ["ip", "-o", "link", "show", "master", self.bridge], capture_output=True, text=True
+        )
+        return len([line for line in out.stdout.splitlines() if line.strip()])
+
+
+def sh(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+    out = subprocess.run(list(argv), input=stdin, capture_output=True, text=True)
+    if check and out.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(argv)} failed: {out.stderr.strip()}")
+    return out
+
+
+def netns_batch(verb: str, names: list[str]) -> None:
+    """Add or delete many namespaces with one `ip -batch` (not timed)."""
+    if names:
+        sh(
+            "ip",
+            "-force",
+            "-batch",
+            "-",
+            check=verb == "add",
+            stdin="".join(f"netns {verb} {n}\n" for n in names),
+        )
+
+
+def address_of(result: bytes) -> str | None:
+    try:
+        return json.loads(result)["ips"][0]["address"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def error_of(done_stdout: bytes, stderr: bytes) -> str:
+    try:
+        obj = json.loads(done_stdout)
+        return f"code {obj.get('code')}: {obj.get('msg')}"
+    except ValueError:
+        return (done_stdout or stderr).decode(errors="replace").strip()[-200:]
+
+
+def median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def p95(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, -(-95 * len(s) // 100) - 1))]  # nearest rank
+
+
+def build_nppnet(out: Path) -> Path:
+    sys.path.insert(0, str(REPO))
+    from nppctl.artifacts import build_plugins
+
+    for path in build_plugins(out):
+        if Path(path).name == "nppnet":
+            return Path(path)
+    raise SystemExit("bench: build_plugins wrote no nppnet")
+
+
+def make_plugins(nppnet: Path, work: Path) -> tuple[Plugin, Plugin]:
+    ours = Plugin(
+        label="nppnet",
+        exe=nppnet,
+        conf={
+            "cniVersion": "1.0.0",
+            "name": "np2bench-n",
+            "type": "nppnet",
+            "subnet": "10.202.241.0/24",
+            "bridge": "np2bN",
+            "ipMasq": False,
+            "dataDir": str(work / "nppnet-data"),
+            "logFile": str(work / "nppnet.log"),
+        },
+        bridge="np2bN",
+        subnet="10.202.241.0/24",
+        data_dir=work / "nppnet-data",
+        cni_path=str(nppnet.parent),
+    )
+    reference = Plugin(
+        label="reference",
+        exe=REFERENCE_DIR / "bridge",
+        conf={
+            "cniVersion": "1.0.0",
+            "name": "np2bench-r",
+            "type": "bridge",
+            "bridge": "np2bR",
+            "isGateway": True,
+            "ipMasq": False,
+            "ipam": {"type": "host-local", "subnet": "10.202.242.0/24", "dataDir": str(work / "ref-data")},
+        },
+        bridge="np2bR",
+        subnet="10.202.242.0/24",
+        data_dir=work / "ref-data",
+        cni_path=str(REFERENCE_DIR),
+    )
+    return ours, reference
+
+
+def one_call(plugin: Plugin, command: str, cid: str, netns: str, record: bool) -> None:
+    ms, done = plugin.call(command, cid, netns)
+    if done.returncode != 0:
+        raise SystemExit(f"bench: {plugin.label} {command} failed: {error_of(done.stdout, done.stderr)}")
+    if record:
+        (plugin.adds if command == "ADD" else plugin.dels).append(ms)
+
+
+def latency_rounds(plugins: tuple[Plugin, Plugin], rounds: int, warmup: int = 3) -> None:
+    for r in range(-warmup, rounds):
+        order = plugins if r % 2 == 0 else plugins[::-1]
+        names = {p.label: f"{PREFIX}-l{r + warmup}-{p.label[0]}" for p in order}
+        netns_batch("add", list(names.values()))
+        try:
+            for p in order:
+                one_call(p, "ADD", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
+            for p in order:
+                one_call(p, "DEL", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
+        finally:
+            netns_batch("del", list(names.values()))
+
+
+def burst(plugin: Plugin, n: int) -> dict:
+    names = [f"{PREFIX}-b{n}-{plugin.label[0]}{i}" for i in range(n)]
+    netns_batch("add", names)
+    procs: list[subprocess.Popen] = []
+    try:
+        started = time.perf_counter()
+        procs = [plugin.spawn("ADD", f"{PREFIX}-burst{n}{plugin.label[0]}{i}", names[i]) for i in range(n)]
+        outs = [(p, *p.communicate(timeout=CALL_TIMEOUT * 4)) for p in procs]
+        add_wall = (time.perf_counter() - started) * 1000
+        addrs = [address_of(out) for p, out, _ in outs if p.returncode == 0]
+        add_errors = [error_of(out, err) for p, out, err in outs if p.returncode != 0]
+        live = plugin.reservations(), plugin.host_veths()
+        started = time.perf_counter()
+        procs = [plugin.spawn("DEL", f"{PREFIX}-burst{n}{plugin.label[0]}{i}", names[i]) for i in range(n)]
+        outs = [(p, *p.communicate(timeout=CALL_TIMEOUT * 4)) for p in procs]
+        del_wall = (time.perf_counter() - started) * 1000
+        del_errors = [error_of(out, err) for p, out, err in outs if p.returncode != 0]
+        return {
+            "add_wall": add_wall,
+            "del_wall": del_wall,
+            "distinct": len({a for a in addrs if a}),
+            "add_errors": add_errors,
+            "del_errors": del_errors,
+            "live": live,
+            "left": (plugin.reservations(), plugin.host_veths()),
+        }
+    finally:
+        for p in procs:  # hung calls (timeout): do not leave them behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        netns_batch("del", names)
+
+
+def cleanup(plugins: tuple[Plugin, ...], work: Path) -> None:
+    leftovers = sh("ip", "netns", "list", check=False).stdout.split()
+    netns_batch("del", [n for n in leftovers if n.startswith(PREFIX)])
+    for p in plugins:
+        sh("ip", "link", "del", p.bridge, check=False)
+        drop_firewall_rules(p.subnet, p.bridge)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def drop_firewall_rules(subnet: str, bridge: str) -> None:
+    """Delete iptables rules naming the bench's subnet or bridge (nppnet's FORWARD/NAT rules)."""
+    for table in ("filter", "nat"):
+        listing = sh("iptables", "-w", "-t", table, "-S", check=False).stdout.splitlines()
+        for rule in listing:
+            words = shlex.split(rule)
+            if words[:1] == ["-A"] and (subnet in words or bridge in words):
+                sh("iptables", "-w", "-t", table, "-D", *words[1:], check=False)
+
+
+def report_latency(ours: Plugin, ref: Plugin) -> None:
+    print(f"\nlatency: {len(ours.adds)} interleaved rounds, ms per call (exec to exit)")
+    print(f"{'':10}{'ADD median':>12}{'ADD p95':>10}{'DEL median':>12}{'DEL p95':>10}")
+    for p in (ours, ref):
+        print(
+            f"{p.label:10}{median(p.adds):12.2f}{p95(p.adds):10.2f}{median(p.dels):12.2f}{p95(p.dels):10.2f}"
+        )
+    print(
+        f"{'ratio':10}{median(ours.adds) / median(ref.adds):11.2f}x{p95(ours.adds) / p95(ref.adds):9.2f}x"
+        f"{median(ours.dels) / median(ref.dels):11.2f}x{p95(ours.dels) / p95(ref.dels):9.2f}x"
+    )
+
+
+def report_burst(n: int, ours: dict, ref: dict) -> None:
+    print(f"\nburst of {n}: {n} parallel ADDs, then {n} parallel DELs")
+    print(
+        f"{'':10}{'ADD wall ms':>12}{'DEL wall ms':>12}{'distinct':>10}{'errors':>8}  after ADD / after DEL"
+    )
+    for label, b in (("nppnet", ours), ("reference", ref)):
+        errors = len(b["add_errors"]) + len(b["del_errors"])
+        print(
+            f"{label:10}{b['add_wall']:12.1f}{b['del_wall']:12.1f}{b['distinct']:>10}{errors:>8}  "
+            f"{b['live'][0]} reservations, {b['live'][1]} veths / "
+            f"{b['left'][0]} reservations, {b['left'][1]} veths"
+        )
+        for e in (b["add_errors"] + b["del_errors"])[:3]:
+            print(f"{'':10}error: {e}")
+    print(
+        f"{'ratio':10}{ours['add_wall'] / ref['add_wall']:11.2f}x{ours['del_wall'] / ref['del_wall']:11.2f}x"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=40, help="interleaved latency rounds (default 40)")
+    parser.add_argument("--plugin", type=Path, help="a built nppnet (default: build one now)")
+    parser.add_argument("--bursts", default="16,64", help="burst sizes, comma separated (default 16,64)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up when terminated
+    if os.geteuid() != 0:
+        raise SystemExit("bench: needs root (network namespaces, bridges)")
+    if not os.access(REFERENCE_DIR / "bridge", os.X_OK):
+        raise SystemExit(
+            f"bench: no reference plugins in {REFERENCE_DIR} (apt-get install containernetworking-plugins)"
+        )
+    work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
+    plugins: tuple[Plugin, ...] = ()
+    try:
+        nppnet = args.plugin.resolve() if args.plugin else build_nppnet(work / "bin")
+        plugins = make_plugins(nppnet, work)
+        print(f"nppnet:    {nppnet}\nreference: {REFERENCE_DIR}/bridge + host-local")
+        print(
+            f"machine:   {os.cpu_count()} cores, kernel {os.uname().release}, "
+            f"bench on Python {sys.version.split()[0]}"
+        )
+        latency_rounds(plugins, args.rounds)
+        report_latency(*plugins)
+        for k, n in enumerate(int(x) for x in args.bursts.split(",") if x.strip()):
+            if k % 2 == 0:  # alternate which plugin bursts first
+                ours, ref = burst(plugins[0], n), burst(plugins[1], n)
+            else:
+                ref, ours = burst(plugins[1], n), burst(plugins[0], n)
+            report_burst(n, ours, ref)
+    except subprocess.TimeoutExpired as err:
+        raise SystemExit(f"bench: a plugin call hung for over {err.timeout:g}s ({err.cmd})") from None
+    finally:
+        cleanup(plugins, work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
