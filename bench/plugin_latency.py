@@ -22,8 +22,8 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
