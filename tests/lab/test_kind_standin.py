@@ -86,6 +86,15 @@ def test_up_labels_installs_waits_ready_and_down_purges(lab, docker_client):
     rows = {r["node"]: r for r in yaml.safe_load(status.stdout)}
     assert rows["np4k-worker"]["subnet"] == "10.244.1.0/24" and rows["np4k-worker2"]["ready"] is True
 
+    # pods across nodes on the API's subnets (the runtime played by `cni add`: no kubelet here)
+    lab.run("cni", "add", "--name", "np4k", "--node", "worker", "p1")
+    p2 = lab.run("cni", "add", "--name", "np4k", "--node", "worker2", "p2")
+    assert '"10.244.2.2/24"' in p2.stdout
+    ping = lab.run(
+        "cni", "exec", "--name", "np4k", "--node", "worker", "p1", "--", "ping", "-c", "1", "10.244.2.2"
+    )
+    assert " 0% packet loss" in ping.stdout
+
     second = lab.run("up", "--name", "np4k", "--workers", "2", "--timeout", "60")
     assert "exists, kept" in second.stdout
     assert len(lab.containers("np4k")) == 3
