@@ -13,8 +13,9 @@ not survive a reboot, and the boot ID changes with it.
 """
 
 import fcntl
-import os
 from binascii import crc32
+
+from . import fs
 
 FILTER_CHAIN = "NPPNET-FORWARD"
 NAT_CHAIN = "NPPNET-POSTROUTING"
@@ -50,11 +51,11 @@ def _tag(bridge):
 
 
 def _dir(data_dir):
-    return os.path.join(data_dir, ".firewall")  # a network (store) name never starts with "."
+    return fs.join(data_dir, ".firewall")  # a network (store) name never starts with "."
 
 
 def _marker(data_dir, bridge):
-    return os.path.join(_dir(data_dir), bridge + ".stamp")
+    return fs.join(_dir(data_dir), bridge + ".stamp")
 
 
 def _boot_id():
@@ -79,9 +80,9 @@ def in_place(data_dir, bridge, rules):
 
 
 def _tool(name):
-    for d in os.environ.get("PATH", "").split(":") + list(_SEARCH):
-        path = os.path.join(d or ".", name)
-        if os.access(path, os.X_OK):
+    for d in fs.getenv("PATH", "").split(":") + list(_SEARCH):
+        path = fs.join(d or ".", name)
+        if fs.access(path, fs.X_OK):
             return path
     raise FirewallError(f"{name} not found (install iptables)")
 
@@ -136,8 +137,8 @@ def restore_script(saved, bridge, rules):
 
 def ensure(data_dir, bridge, rules):
     """Put rules (and net.ipv4.ip_forward=1) in place once per boot; FirewallError on failure."""
-    os.makedirs(_dir(data_dir), mode=0o755, exist_ok=True)
-    lock = os.open(os.path.join(_dir(data_dir), "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fs.makedirs(_dir(data_dir))
+    lock = fs.open(fs.join(_dir(data_dir), "lock"), fs.O_RDWR | fs.O_CREAT | fs.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         _enable_forwarding()
@@ -148,9 +149,9 @@ def ensure(data_dir, bridge, rules):
         tmp = _marker(data_dir, bridge) + ".tmp"
         with open(tmp, "w") as f:
             f.write(_stamp(rules))
-        os.replace(tmp, _marker(data_dir, bridge))
+        fs.replace(tmp, _marker(data_dir, bridge))
     finally:
-        os.close(lock)
+        fs.close(lock)
 
 
 def _enable_forwarding():
@@ -171,6 +172,6 @@ def remove(data_dir, bridge):
     if any(x.startswith("-D") for x in lines):
         _run([_tool("iptables-restore"), "--noflush"], ("\n".join(lines) + "\n").encode())
     try:
-        os.unlink(_marker(data_dir, bridge))
+        fs.unlink(_marker(data_dir, bridge))
     except OSError:
         pass

@@ -5,9 +5,10 @@ One `Netlink` object is one NETLINK_ROUTE socket in the network namespace it was
 the errno and the kernel's extended-ACK message when it sends one.
 """
 
-import os
 from _socket import SOCK_CLOEXEC, SOCK_RAW, socket
 from _struct import calcsize, pack, unpack_from
+
+from . import fs
 
 AF_NETLINK = 16
 NETLINK_ROUTE = 0
@@ -169,7 +170,7 @@ class Netlink:
     @staticmethod
     def _error(flags, body, what):
         code = -unpack_from("=i", body, 0)[0]
-        message = os.strerror(code)
+        message = fs.strerror(code)
         if flags & NLM_F_ACK_TLVS:
             echoed = unpack_from("=I", body, 4)[0] if len(body) >= 8 else 0
             # the request is echoed whole unless the kernel capped it to its header

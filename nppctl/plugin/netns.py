@@ -1,12 +1,12 @@
 """Network namespaces by path: validate, open a netlink socket inside, pin as /var/run/netns/NAME.
 
-Python 3.11 has no os.setns, and `import ctypes` costs 2-3 ms, so the three libc calls needed
+Python 3.11 has no fs.setns, and `import ctypes` costs 2-3 ms, so the three libc calls needed
 (setns, mount, umount2) are bound through `_ctypes` directly.
 """
 
 import fcntl
-import os
 
+from . import fs
 from .errors import INVALID_ENVIRONMENT, CNIError
 
 CLONE_NEWNET = 0x40000000
@@ -59,15 +59,15 @@ def _bind_libc():
 
 
 def _call(name, *args):
-    if name == "setns" and hasattr(os, "setns"):  # Python 3.12+
-        os.setns(*args)
+    if name == "setns" and fs.setns is not None:  # Python 3.12+
+        fs.setns(*args)
         return
     global _libc
     if _libc is None:
         _libc = _bind_libc()
     if getattr(_libc, name)(*args) != 0:
         code = _libc.get_errno()
-        raise OSError(code, f"{name}: {os.strerror(code)}")
+        raise OSError(code, f"{name}: {fs.strerror(code)}")
 
 
 def open_netns(path):
@@ -75,7 +75,7 @@ def open_netns(path):
     if not path or not path.startswith("/"):
         raise CNIError(INVALID_ENVIRONMENT, f"CNI_NETNS must be an absolute path, got {path!r}")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = fs.open(path, fs.O_RDONLY | fs.O_CLOEXEC)
     except OSError as err:
         raise CNIError(INVALID_ENVIRONMENT, f"CNI_NETNS {path}: {err.strerror}") from None
     try:
@@ -83,7 +83,7 @@ def open_netns(path):
     except OSError:
         kind = None
     if kind != CLONE_NEWNET:
-        os.close(fd)
+        fs.close(fd)
         raise CNIError(INVALID_ENVIRONMENT, f"CNI_NETNS {path} is not a network namespace")
     return fd
 
@@ -91,7 +91,7 @@ def open_netns(path):
 def socket_in(netns_fd, factory):
     """Call factory() (say, netlink.Netlink) with this thread inside the netns; the result's
     sockets stay in that netns once the thread is back home."""
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    home = fs.open("/proc/thread-self/ns/net", fs.O_RDONLY | fs.O_CLOEXEC)
     try:
         _call("setns", netns_fd, CLONE_NEWNET)
         try:
@@ -99,31 +99,31 @@ def socket_in(netns_fd, factory):
         finally:
             _call("setns", home, CLONE_NEWNET)  # failing here is fatal: it raises, never ignored
     finally:
-        os.close(home)
+        fs.close(home)
 
 
 def entry_path(name):
-    return os.path.join(NETNS_RUN_DIR, name)
+    return fs.join(NETNS_RUN_DIR, name)
 
 
 def lives_in_run_dir(netns_path):
     """True for /var/run/netns/NAME: `ip netns` lists it already (containerd's cni-... live there)."""
-    return os.path.dirname(netns_path) in (NETNS_RUN_DIR, "/run/netns")
+    return fs.dirname(netns_path) in (NETNS_RUN_DIR, "/run/netns")
 
 
 def pin(netns_path, name):
     """Make /var/run/netns/NAME a bind mount of netns_path (what `ip netns attach` does); True when
     this call created it, False when an entry of that name exists already."""
     entry = entry_path(name)
-    if os.path.lexists(entry):
+    if fs.lexists(entry):
         return False
-    os.makedirs(NETNS_RUN_DIR, mode=0o755, exist_ok=True)
-    fd = os.open(entry, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0)
-    os.close(fd)
+    fs.makedirs(NETNS_RUN_DIR)
+    fd = fs.open(entry, fs.O_RDONLY | fs.O_CREAT | fs.O_EXCL | fs.O_CLOEXEC, 0)
+    fs.close(fd)
     try:
         _call("mount", netns_path.encode(), entry.encode(), b"none", MS_BIND, None)
     except OSError:
-        os.unlink(entry)
+        fs.unlink(entry)
         raise
     return True
 
@@ -136,6 +136,6 @@ def unpin(name):
     except OSError:
         pass
     try:
-        os.unlink(entry)
+        fs.unlink(entry)
     except FileNotFoundError:
         pass

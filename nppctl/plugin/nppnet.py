@@ -5,9 +5,7 @@ the store's lock, a veth pair created in one netlink request (host end up on the
 named CNI_IFNAME up inside CNI_NETNS), then address and default route inside the namespace.
 """
 
-import os
-
-from . import firewall, netns, protocol
+from . import firewall, fs, netns, protocol
 from .addr import IPv4, mac_for_ip, mac_text
 from .config import NetConf, valid_attachments
 from .errors import CONTAINER_UNKNOWN, INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE, CNIError
@@ -24,7 +22,7 @@ def _store(nc):
 
 
 def _host_mac():
-    raw = bytearray(os.urandom(6))
+    raw = bytearray(fs.urandom(6))
     raw[0] = (raw[0] & 0xFE) | 0x02  # unicast, locally administered
     return bytes(raw)
 
@@ -87,7 +85,7 @@ def cmd_add(call, conf, version):
                     store.release(call.container_id, call.ifname)
             raise
     finally:
-        os.close(ns_fd)
+        fs.close(ns_fd)
 
 
 def _attach(call, nc, ns_fd, ip):
@@ -149,7 +147,7 @@ def _create_veth(host, nc, bridge, veth, host_mac, ifname, ip, ns_fd):
 
 
 def _pin_marker(nc, container_id):
-    return os.path.join(nc.data_dir, PIN_DIR, container_id)
+    return fs.join(nc.data_dir, PIN_DIR, container_id)
 
 
 def _pin(nc, call):
@@ -159,10 +157,10 @@ def _pin(nc, call):
     if netns.lives_in_run_dir(call.netns):
         return
     marker = _pin_marker(nc, call.container_id)
-    if os.path.exists(marker):
+    if fs.exists(marker):
         return  # pinned by an earlier ADD of this container
     try:
-        os.makedirs(os.path.dirname(marker), mode=0o755, exist_ok=True)
+        fs.makedirs(fs.dirname(marker))
         with open(marker, "w") as f:
             f.write(call.ifname)
         if netns.pin(call.netns, call.container_id):
@@ -170,7 +168,7 @@ def _pin(nc, call):
     except OSError:
         pass
     try:  # not ours to remove later
-        os.unlink(marker)
+        fs.unlink(marker)
     except OSError:
         pass
 
@@ -185,7 +183,7 @@ def _unpin(nc, container_id, ifname=None):
     if ifname is None or owner == ifname:
         netns.unpin(container_id)
         try:
-            os.unlink(marker)
+            fs.unlink(marker)
         except OSError:
             pass
 
@@ -249,7 +247,7 @@ def cmd_check(call, conf, version):
     except NetlinkError as err:
         raise _fail("CHECK", err) from None
     finally:
-        os.close(ns_fd)
+        fs.close(ns_fd)
     return None
 
 
@@ -316,7 +314,7 @@ def cmd_gc(call, conf, version):
 
 def _gc_pins(nc, keep_ids):
     try:
-        names = os.listdir(os.path.join(nc.data_dir, PIN_DIR))
+        names = fs.listdir(fs.join(nc.data_dir, PIN_DIR))
     except OSError:
         return
     for cid in names:

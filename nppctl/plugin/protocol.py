@@ -5,11 +5,10 @@ calls commands[CNI_COMMAND](call, conf), prints the result or the error object, 
 log line and returns the exit status. Nothing escapes as a traceback.
 """
 
-import os
 import sys
 import time
 
-from . import jsonio
+from . import fs, jsonio
 from .errors import (
     DECODE_FAILURE,
     INCOMPATIBLE_VERSION,
@@ -37,8 +36,8 @@ class Call:
 
     __slots__ = ("command", "container_id", "netns", "ifname", "args", "path")
 
-    def __init__(self, environ):
-        get = environ.get
+    def __init__(self, environ=None):
+        get = fs.getenv if environ is None else environ.get
         self.command = get("CNI_COMMAND", "")
         self.container_id = get("CNI_CONTAINERID", "")
         self.netns = get("CNI_NETNS", "")
@@ -163,7 +162,7 @@ def _log(call, raw, conf, outcome, started):
 def run(commands, environ=None, stdin=None, stdout=None):
     """One plugin call; returns the exit status (0 ok, 1 CNI error)."""
     started = time.monotonic()
-    call = Call(os.environ if environ is None else environ)
+    call = Call(environ)
     out = stdout or sys.stdout
     raw, conf, version, status = b"", None, None, 0
     try:
@@ -220,4 +219,4 @@ def main(commands):
     try:
         sys.stdout.flush()
     finally:
-        os._exit(status)
+        fs._exit(status)
