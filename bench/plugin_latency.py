@@ -82,6 +82,7 @@ class Plugin:
         )
         proc.stdin.write(json.dumps(self.conf).encode())
         proc.stdin.close()
+        proc.stdin = None  # written and closed: communicate() must not touch it again
         return proc
 
     def reservations(self) -> int:

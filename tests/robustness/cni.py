@@ -153,6 +153,7 @@ class Net:
         )
         proc.stdin.write(json.dumps(conf or self.conf()).encode())
         proc.stdin.close()
+        proc.stdin = None  # written and closed: communicate() must not touch it again
         return proc
 
     def parallel(self, calls: list[tuple]) -> list[Reply]:
@@ -162,7 +163,6 @@ class Net:
         replies = []
         for p in procs:
             out, err = p.communicate(timeout=120)
-            p.stdin = None
             replies.append(Reply(p.returncode, out, err, (time.perf_counter() - started) * 1000))
         return replies
 
