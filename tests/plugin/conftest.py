@@ -159,7 +159,9 @@ def plugins(tmp_path_factory) -> Path:
 @pytest.fixture
 def net(root_netns, plugins, tmp_path):
     """A fresh network (own bridge, subnet, store and log); removed with its pods afterwards."""
-    made = Net(exe=plugins / "nppnet", tmp=tmp_path, n=next(_serial) + (PID % 40) * 5)
+    # 10.201.<n>.0/24 with n in 1..240, spread by PID so two sessions rarely meet (254 is the
+    # masquerade test's "outside" network)
+    made = Net(exe=plugins / "nppnet", tmp=tmp_path, n=1 + ((PID % 48) * 5 + next(_serial)) % 240)
     yield made
     made.cleanup()
 
