@@ -111,6 +111,8 @@ def install_cmd(
         table.add_row(r.node, r.role, r.address, r.subnet, r.source, r.plugin, changes)
     console.print(table)
     for r in results:
+        for change in r.changes:
+            console.print(f"[dim]{r.node}: {change}[/]")
         for w in r.warnings:
             console.print(f"[yellow]warning:[/] {r.node}: {w}")
 

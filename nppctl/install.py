@@ -216,8 +216,10 @@ def install(
         if probes[node.name] is None:
             return None
         routes = [{"dst": plan[o.name].subnet, "via": o.address} for o in everyone if o.name != node.name]
+        prune = {"within": pod_cidr, "via": [o.address for o in everyone]}
         if node.name not in target_names:
-            runtime.run_agent(node, "setup", {"routes": routes})
+            for change in runtime.run_agent(node, "setup", {"routes": routes, "prune": prune})["changes"]:
+                step(f"Rerouted {node.name} (not reinstalled): {change}")
             return None
         mine = plan[node.name]
         wanted = {exe_path: (pf.executable, 0o755), conf_path: (_conflist(pf, mine, pod_cidr), 0o644)}
@@ -247,6 +249,7 @@ def install(
                 "bridge": BRIDGE,
                 "gateway_cidr": mine.gateway_cidr,
                 "routes": routes,
+                "prune": prune,
                 "pod_subnet": mine.subnet,
                 "cluster_cidr": pod_cidr,
                 "remove": sorted(remove),

@@ -230,25 +230,43 @@ def _routes(spec, changes):
             continue
         _run(["ip", "route", "replace", r["dst"], "via", r["via"]])
         changes.append("route {} via {}".format(r["dst"], r["via"]))
+    prune = spec.get("prune")  # {"within": pod CIDR, "via": node addresses}: routes no node wants now
+    if not prune:
+        return
+    import ipaddress
+
+    within = ipaddress.ip_network(prune["within"])
+    wanted = {(r["dst"], r["via"]) for r in spec.get("routes", [])}
+    for x in _ip_json("-4", "route", "show"):
+        dst, via = x.get("dst"), x.get("gateway")
+        if via not in prune["via"] or (dst, via) in wanted or "/" not in str(dst):
+            continue
+        if ipaddress.ip_network(dst).subnet_of(within):
+            _run(["ip", "route", "del", dst, "via", via])
+            changes.append(f"removed stale route {dst} via {via}")
+
+
+MASQ_COMMENT = "nppctl pod masquerade"
 
 
 def _masquerade(spec, changes):
-    rule = [
-        "-s",
-        spec["pod_subnet"],
-        "!",
-        "-d",
-        spec["cluster_cidr"],
-        "-m",
-        "comment",
-        "--comment",
-        "nppctl pod masquerade",
-        "-j",
-        "MASQUERADE",
-    ]
+    """One MASQUERADE rule for this node's pods leaving the cluster CIDR; older ones of ours removed."""
+    import shlex
+
+    subnet, cluster = spec["pod_subnet"], spec["cluster_cidr"]
+    rule = ["-s", subnet, "!", "-d", cluster, "-m", "comment", "--comment", MASQ_COMMENT, "-j", "MASQUERADE"]
     if _run(["iptables", "-t", "nat", "-C", "POSTROUTING", *rule], check=False).returncode != 0:
         _run(["iptables", "-t", "nat", "-A", "POSTROUTING", *rule])
-        changes.append("masquerade {} leaving {}".format(spec["pod_subnet"], spec["cluster_cidr"]))
+        changes.append(f"masquerade {subnet} leaving {cluster}")
+    listed = _run(["iptables", "-t", "nat", "-S", "POSTROUTING"]).stdout.decode()
+    for line in listed.splitlines():
+        args = shlex.split(line)
+        if MASQ_COMMENT not in args or args[:1] != ["-A"]:
+            continue
+        src, dst = args[args.index("-s") + 1], args[args.index("-d") + 1]
+        if (src, dst) != (subnet, cluster):
+            _run(["iptables", "-t", "nat", "-D", *args[1:]])
+            changes.append(f"removed stale masquerade of {src} leaving {dst}")
 
 
 def _forwarding(changes, warnings):

@@ -215,3 +215,9 @@ def test_subnets_from_the_api_and_from_subnet_rewire_every_node(cluster3):
     assert got[f"{CLUSTER}-worker2"].subnet == "10.244.42.0/24"
     assert all(s.ok for s in got.values()), got  # the other nodes now route 10.244.42.0/24 to worker2
     assert got[f"{CLUSTER}-worker"].subnet == "10.244.11.0/24"  # untouched: its installed subnet kept
+    routes = in_node("control-plane", "ip", "-4", "route", "show")
+    for gone in ("10.244.1.0/24", "10.244.2.0/24", "10.244.12.0/24"):  # no node has these now
+        assert gone not in routes, routes
+    masq = in_node("worker2", "iptables", "-t", "nat", "-S", "POSTROUTING")
+    ours = [ln for ln in masq.splitlines() if "nppctl pod masquerade" in ln]
+    assert len(ours) == 1 and "-s 10.244.42.0/24" in ours[0], masq
