@@ -158,8 +158,8 @@ def _kube_pods(cluster: str, node_list, made: list, image: str, timeout: float) 
     env = Environment(loader=FileSystemLoader(resource_dir("pod-configs")), undefined=StrictUndefined)
     template = env.get_template("nppctl-check-pod.yaml.j2")
     wanted = pod_names(node_list)
-    for pod, _node in wanted:
-        kube.delete_pod(cluster, pod)
+    for pod, _node in wanted:  # a previous run's pods, if it was interrupted
+        kube.delete_pod(cluster, pod, wait=60)
     for pod, node in wanted:
         made.append((pod, node))
         kube.create_pod(cluster, yaml.safe_load(template.render(name=pod, node=node.name, image=image)))

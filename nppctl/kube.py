@@ -185,13 +185,17 @@ def create_pod(cluster: str, manifest: dict) -> None:
     )
 
 
-def delete_pod(cluster: str, pod: str) -> None:
+def delete_pod(cluster: str, pod: str, wait: float = 0) -> None:
+    """Delete POD (gone already is fine); with WAIT, poll until it is gone so its name can be reused."""
     from kubernetes.client.exceptions import ApiException
 
+    api = core(cluster)
+    deadline = time.monotonic() + wait
     try:
-        core(cluster).delete_namespaced_pod(
-            pod, NAMESPACE, grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT
-        )
+        api.delete_namespaced_pod(pod, NAMESPACE, grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT)
+        while time.monotonic() < deadline:
+            api.read_namespaced_pod(pod, NAMESPACE, _request_timeout=REQUEST_TIMEOUT)
+            time.sleep(0.5)
     except ApiException as err:
         if err.status != 404:
             raise NppctlError(f"delete pod {pod} failed: {err.status} {err.reason}") from None

@@ -207,6 +207,11 @@ def make_handler(store: Store):
                 return self._send(200, node) if node else self._missing(f'nodes "{match.group(1)}"')
             return self._missing(path)
 
+        def do_POST(self):  # noqa: N802 - nothing but nodes is served: pods need a kubelet
+            return self._missing(self.path.split("?", 1)[0])
+
+        do_DELETE = do_PUT = do_POST  # noqa: N815
+
         def do_PATCH(self):  # noqa: N802
             path = self.path.split("?", 1)[0].rstrip("/")
             match = re.fullmatch(r"/api/v1/nodes/([^/]+)", path)
