@@ -14,7 +14,8 @@ from .names import is_veth_name, veth_name
 from .netlink import Netlink, NetlinkError
 from .protocol import shape_result
 
-PIN_DIR = ".pins"  # DATA_DIR/.pins/<containerID>: we made /var/run/netns/<containerID> (holds the ifname)
+# DATA_DIR/.pins/<network>/<containerID> (holds the ifname): this plugin made /var/run/netns/<containerID>
+PIN_DIR = ".pins"
 
 
 def _store(nc):
@@ -98,8 +99,10 @@ def _attach(call, nc, ns_fd, ip):
         with netns.socket_in(ns_fd, Netlink) as inner:
             existing = host.link(veth)
             peer = inner.link(call.ifname) if existing is not None else None
-            if existing is not None and (peer is None or peer.kind != "veth"):
-                host.delete_link(veth)  # a half-made attachment of a killed call: start over
+            if existing is not None and (
+                peer is None or existing.peer_index != peer.index or existing.master != bridge.index
+            ):
+                host.delete_link(veth)  # half-made by a killed call, or not this pod's: start over
                 existing = None
             created = existing is None
             host_mac = existing.mac if existing is not None else _host_mac()
@@ -147,7 +150,7 @@ def _create_veth(host, nc, bridge, veth, host_mac, ifname, ip, ns_fd):
 
 
 def _pin_marker(nc, container_id):
-    return fs.join(nc.data_dir, PIN_DIR, container_id)
+    return fs.join(nc.data_dir, PIN_DIR, nc.name, container_id)
 
 
 def _pin(nc, call):
@@ -314,7 +317,7 @@ def cmd_gc(call, conf, version):
 
 def _gc_pins(nc, keep_ids):
     try:
-        names = fs.listdir(fs.join(nc.data_dir, PIN_DIR))
+        names = fs.listdir(fs.join(nc.data_dir, PIN_DIR, nc.name))
     except OSError:
         return
     for cid in names:

@@ -123,6 +123,13 @@ def test_netns_given_as_proc_path_is_pinned_for_ip_netns_and_unpinned_on_del(net
         assert net.cid(1) in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert net.call("DEL", path, net.cid(1)).rc == 0
         assert not pinned.exists()
+        # GC (1.1.0) removes the pin of an attachment the runtime no longer lists
+        net.version = "1.1.0"
+        net.add(path, net.cid(2))
+        assert (Path("/var/run/netns") / net.cid(2)).exists()
+        assert net.call("GC", conf=net.conf(**{"cni.dev/valid-attachments": []})).rc == 0
+        assert not (Path("/var/run/netns") / net.cid(2)).exists()
+        assert "veth" not in net.ports()
     finally:
         holder.kill()
         holder.wait()
