@@ -200,6 +200,9 @@ def test_cli_errors_are_one_line(cluster3):
         nppctl("cni", "add", "--name", CLUSTER, "--node", "worker", "../x"))
     assert "neither nppnet, skel nor an existing file" in one_line_error(
         nppctl("install", "--name", CLUSTER, "--all", "--plugin", "/nonexistent/np3plugin"))
+    no_engine = nppctl("status", "--name", CLUSTER, DOCKER_HOST="unix:///nonexistent/np3.sock")
+    line = one_line_error(no_engine)
+    assert "Docker engine not reachable at unix:///nonexistent/np3.sock: start dockerd" in line
     assert len(list_nodes(CLUSTER)) == 3
 
 
