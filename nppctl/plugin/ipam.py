@@ -21,12 +21,11 @@ gateway needs int(gateway); results are type(gateway)(int). So ipaddress objects
 the plugin's own addr.IPv4 / addr.Subnet (ints, no `ipaddress` import: ~1-3 ms of start-up).
 """
 
-from __future__ import annotations
-
 import errno
 import fcntl
-import os
+import posix  # not os: `import os` costs ~1.2 ms of start-up (see fs.py)
 
+from . import fs
 from .errors import IO_FAILURE, TRY_AGAIN_LATER, CNIError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~3 ms of start-up
@@ -45,7 +44,7 @@ class _LockTimeout(Exception):
     pass
 
 
-def _ip_to_int(text: str) -> int | None:
+def _ip_to_int(text: str) -> "int | None":
     """'10.244.1.5' -> int, None for anything else (file names that are not addresses)."""
     parts = text.split(".")
     if len(parts) != 4:
@@ -65,7 +64,7 @@ def _int_to_ip(value: int) -> str:
     return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
-def index_name(container_id: str, ifname: str) -> str | None:
+def index_name(container_id: str, ifname: str) -> "str | None":
     """The index link's file name for an attachment; None when too long to be a file name."""
     if container_id and all(c in _SAFE for c in container_id) and all(c in _SAFE or c == ":" for c in ifname):
         name = "a." + container_id + ":" + ifname
@@ -86,13 +85,13 @@ class Store:
         self,
         data_dir: str,
         network: str,
-        subnet: ipaddress.IPv4Network,
-        gateway: ipaddress.IPv4Address,
+        subnet: "ipaddress.IPv4Network",
+        gateway: "ipaddress.IPv4Address",
         lock_timeout: float = 10.0,
     ):
         if not network or "/" in network or network in (".", ".."):
             raise CNIError(IO_FAILURE, f"IPAM store: unusable network name {network!r} for a directory")
-        self.dir = os.path.join(data_dir, network)
+        self.dir = fs.join(data_dir, network)
         self.lock_timeout = lock_timeout
         self._subnet = str(subnet)
         self._addr = type(gateway)
@@ -107,30 +106,30 @@ class Store:
 
     # -- locking -------------------------------------------------------------------------------
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> "Store":
         try:
-            os.makedirs(self.dir, mode=0o755, exist_ok=True)
+            fs.makedirs(self.dir, 0o755)
         except OSError as err:
             raise _io_error("create", self.dir, err) from None
-        path = os.path.join(self.dir, LOCK_NAME)
+        path = fs.join(self.dir, LOCK_NAME)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = posix.open(path, posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
         except OSError as err:
             try:  # a read-only store can still be read under the lock (CHECK, STATUS)
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
             except OSError:
                 raise _io_error("open", path, err) from None
         try:
             self._acquire(fd)
         except BaseException:
-            os.close(fd)
+            posix.close(fd)
             raise
         self._fd = fd
         return self
 
     def __exit__(self, *exc) -> None:
         if self._fd >= 0:
-            os.close(self._fd)  # closing the only descriptor drops the flock
+            posix.close(self._fd)  # closing the only descriptor drops the flock
             self._fd = -1
 
     def _acquire(self, fd: int) -> None:
@@ -141,24 +140,24 @@ class Store:
             pass
         except OSError as err:
             raise _io_error("lock", self.dir, err) from None
-        import signal  # only on contention
+        import _signal  # only on contention; not `signal`, which imports enum (~3 ms)
 
         def expire(signum, frame):
             raise _LockTimeout()
 
         try:
-            previous = signal.signal(signal.SIGALRM, expire)
+            previous = _signal.signal(_signal.SIGALRM, expire)
         except ValueError:  # not the main thread: no signals, poll instead
             self._poll(fd)
             return
         try:
-            signal.setitimer(signal.ITIMER_REAL, self.lock_timeout)
+            _signal.setitimer(_signal.ITIMER_REAL, self.lock_timeout)
             fcntl.flock(fd, fcntl.LOCK_EX)
         except _LockTimeout:
             raise self._busy() from None
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            _signal.setitimer(_signal.ITIMER_REAL, 0)
+            _signal.signal(_signal.SIGALRM, previous)
 
     def _poll(self, fd: int) -> None:
         import time
@@ -178,7 +177,7 @@ class Store:
     def _busy(self) -> CNIError:
         return CNIError(
             TRY_AGAIN_LATER,
-            f"IPAM store busy: lock {os.path.join(self.dir, LOCK_NAME)} held by another call "
+            f"IPAM store busy: lock {fs.join(self.dir, LOCK_NAME)} held by another call "
             f"for over {self.lock_timeout:g}s; try again later",
         )
 
@@ -189,20 +188,20 @@ class Store:
     # -- files ---------------------------------------------------------------------------------
 
     def _path(self, name: str) -> str:
-        return os.path.join(self.dir, name)
+        return fs.join(self.dir, name)
 
     def _write(self, name: str, data: str) -> None:
         """Atomically create or replace DIR/name with data."""
         tmp = self._path(TMP_PREFIX + name)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o644)
             try:
                 raw = data.encode("utf-8", "surrogateescape")
-                if os.write(fd, raw) != len(raw):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                if posix.write(fd, raw) != len(raw):
+                    raise OSError(errno.ENOSPC, posix.strerror(errno.ENOSPC))
             finally:
-                os.close(fd)
-            os.replace(tmp, self._path(name))
+                posix.close(fd)
+            posix.replace(tmp, self._path(name))
         except OSError as err:
             self._discard(tmp)
             raise _io_error("write", self._path(name), err) from None
@@ -211,7 +210,7 @@ class Store:
         """Atomically point the symlink DIR/name at target (a new or a replaced link)."""
         path = self._path(name)
         try:
-            os.symlink(target, path)  # the usual case: a new name, one syscall
+            posix.symlink(target, path)  # the usual case: a new name, one syscall
             return
         except FileExistsError:
             pass
@@ -220,8 +219,8 @@ class Store:
         tmp = self._path(TMP_PREFIX + name)
         try:
             self._discard(tmp)
-            os.symlink(target, tmp)
-            os.replace(tmp, path)  # a symlink has no data blocks: replacing it forces no writeback
+            posix.symlink(target, tmp)
+            posix.replace(tmp, path)  # a symlink has no data blocks: replacing it forces no writeback
         except OSError as err:
             self._discard(tmp)
             raise _io_error("write", path, err) from None
@@ -229,20 +228,25 @@ class Store:
     @staticmethod
     def _discard(path: str) -> None:
         try:
-            os.unlink(path)
+            posix.unlink(path)
         except OSError:
             pass
 
-    def _read(self, name: str) -> str | None:
+    def _read(self, name: str) -> "str | None":
         try:
-            with open(self._path(name), "rb") as f:
-                return f.read(4096).decode("utf-8", "surrogateescape")
+            fd = posix.open(self._path(name), posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError:
             return None
+        try:
+            return posix.read(fd, 4096).decode("utf-8", "surrogateescape")
+        except OSError:
+            return None
+        finally:
+            posix.close(fd)
 
     def _listing(self) -> list[str]:
         try:
-            return os.listdir(self.dir)
+            return posix.listdir(self.dir)
         except OSError as err:
             raise _io_error("list", self.dir, err) from None
 
@@ -251,7 +255,7 @@ class Store:
 
     # -- lookups -------------------------------------------------------------------------------
 
-    def _lookup(self, container_id: str, ifname: str) -> int | None:
+    def _lookup(self, container_id: str, ifname: str) -> "int | None":
         name = index_name(container_id, ifname)
         if name is None:  # no index for this key: scan the address files
             for ip, cid, ifn in self._scan():
@@ -259,7 +263,7 @@ class Store:
                     return ip
             return None
         try:
-            target = os.readlink(self._path(name))
+            target = posix.readlink(self._path(name))
         except OSError:
             return None
         ip = _ip_to_int(target)
@@ -288,16 +292,35 @@ class Store:
                 taken.add(ip)
         return taken
 
-    def find(self, container_id: str, ifname: str) -> ipaddress.IPv4Address | None:
+    def find(self, container_id: str, ifname: str) -> "ipaddress.IPv4Address | None":
         """The address reserved for this attachment, or None."""
         self._check_locked()
         ip = self._lookup(container_id, ifname)
         return None if ip is None else self._addr(ip)
 
-    def reservations(self) -> list[tuple[ipaddress.IPv4Address, str, str]]:
-        """Every reservation as (address, container ID, ifname), sorted by address."""
+    def reservations(self) -> "list[tuple[ipaddress.IPv4Address, str, str]]":
+        """Every reservation as (address, container ID, ifname), sorted by address.
+
+        The full scan GC needs anyway also drops index links that name no reservation (left by
+        a call killed between writing its index and its address file)."""
         self._check_locked()
-        return [(self._addr(ip), cid, ifn) for ip, cid, ifn in sorted(self._scan())]
+        found = sorted(self._scan())
+        self._prune_index({(_int_to_ip(ip), index_name(cid, ifn)) for ip, cid, ifn in found})
+        return [(self._addr(ip), cid, ifn) for ip, cid, ifn in found]
+
+    def _prune_index(self, valid: "set[tuple[str, str | None]]") -> None:
+        for name in self._listing():
+            if name[:2] not in ("a.", "h."):
+                continue
+            try:
+                target = posix.readlink(self._path(name))
+            except OSError:
+                continue
+            if (target, name) not in valid:
+                try:
+                    posix.unlink(self._path(name))
+                except OSError:
+                    return  # a read-only store: leave it, it is harmless
 
     def _usable(self) -> int:
         """How many addresses can be handed out at all: the range minus the gateway."""
@@ -314,13 +337,13 @@ class Store:
     def writable(self) -> bool:
         """True when a reservation could be written now (probes with a real file)."""
         self._check_locked()
-        probe = self._path(f"{TMP_PREFIX}probe.{os.getpid()}")
+        probe = self._path(f"{TMP_PREFIX}probe.{posix.getpid()}")
         try:
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = posix.open(probe, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o600)
             try:
-                ok = os.write(fd, b"x") == 1
+                ok = posix.write(fd, b"x") == 1
             finally:
-                os.close(fd)
+                posix.close(fd)
         except OSError:
             return False
         self._discard(probe)
@@ -328,7 +351,7 @@ class Store:
 
     # -- changes -------------------------------------------------------------------------------
 
-    def reserve(self, container_id: str, ifname: str) -> ipaddress.IPv4Address:
+    def reserve(self, container_id: str, ifname: str) -> "ipaddress.IPv4Address":
         """The attachment's address: the existing one, else the next free after the last reserved."""
         self._check_locked()
         current = self._lookup(container_id, ifname)
@@ -363,12 +386,12 @@ class Store:
             pass  # only a hint for where the next search starts
         return self._addr(ip)
 
-    def _next_free(self, taken: set[int]) -> int | None:
+    def _next_free(self, taken: set[int]) -> "int | None":
         first, last = self._first, self._last
         if first > last:
             return None
         try:
-            last_reserved = _ip_to_int(os.readlink(self._path(LAST_RESERVED)))
+            last_reserved = _ip_to_int(posix.readlink(self._path(LAST_RESERVED)))
         except OSError:
             last_reserved = None
         start = last_reserved + 1 if last_reserved is not None and first <= last_reserved < last else first
@@ -380,13 +403,13 @@ class Store:
             if ip == start:
                 return None
 
-    def release(self, container_id: str, ifname: str) -> ipaddress.IPv4Address | None:
+    def release(self, container_id: str, ifname: str) -> "ipaddress.IPv4Address | None":
         """Drop the attachment's reservation; the freed address, or None when there was none."""
         self._check_locked()
         ip = self._lookup(container_id, ifname)
         if ip is None:
             index = index_name(container_id, ifname)
-            if index is not None and os.path.islink(self._path(index)):
+            if index is not None and fs.lexists(self._path(index)):
                 self._unlink(index)  # dangling index of a killed call
             return None
         self._release_ip(ip, container_id, ifname)
@@ -400,7 +423,7 @@ class Store:
 
     def _unlink(self, name: str) -> None:
         try:
-            os.unlink(self._path(name))
+            posix.unlink(self._path(name))
         except FileNotFoundError:
             pass
         except OSError as err:

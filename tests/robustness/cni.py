@@ -176,7 +176,7 @@ class Net:
         for f in self.store_dir.iterdir():
             parts = f.name.split(".")
             if len(parts) == 4 and all(p.isdigit() for p in parts):
-                cid, _, ifname = f.read_text().partition("\r\n")
+                cid, _, ifname = f.read_bytes().decode().partition("\r\n")
                 found[f.name] = (cid, ifname)
         return found
 

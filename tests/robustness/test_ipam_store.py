@@ -187,6 +187,11 @@ def test_dangling_index_of_a_killed_call_is_ignored_and_cleaned(tmp_path):
         os.symlink("10.202.0.9", os.path.join(s.dir, "a.ghost:eth0"))
         assert s.reserve("ghost", "eth0") == ipaddress.ip_address("10.202.0.2")
         assert os.readlink(os.path.join(s.dir, "a.ghost:eth0")) == "10.202.0.2"
+        # an index of an attachment never deleted: GC's full scan drops it, keeps the live one
+        os.symlink("10.202.0.7", os.path.join(s.dir, "a.never-deleted:eth0"))
+        assert [cid for _, cid, _ in s.reservations()] == ["ghost"]
+        assert not os.path.lexists(os.path.join(s.dir, "a.never-deleted:eth0"))
+        assert s.find("ghost", "eth0") == ipaddress.ip_address("10.202.0.2")
 
 
 def test_hostile_names_stay_inside_the_store(tmp_path):
