@@ -193,18 +193,28 @@ def run(commands, environ=None, stdin=None, stdout=None):
             out.write(jsonio.dumps(result))
     except CNIError as err:
         status, outcome = 1, f"error {err.code}: {err.msg}"
-        out.write(jsonio.dumps(error_object(version, err, conf)))
+        _emit(out, error_object(version, err, conf))
     except Exception as err:  # noqa: BLE001 - never a traceback: an error object instead
         status = 1
         wrapped = CNIError(INTERNAL, f"{type(err).__name__}: {err}")
         outcome = f"error {wrapped.code}: {wrapped.msg}"
-        out.write(jsonio.dumps(error_object(version, wrapped, conf)))
+        _emit(out, error_object(version, wrapped, conf))
     try:
         out.flush()
     except Exception:  # noqa: BLE001 - a closed stdout must not become a traceback
         pass
-    _log(call, raw, conf, outcome, started)
+    try:
+        _log(call, raw, conf, outcome, started)
+    except Exception:  # noqa: BLE001 - nor a config the log line cannot hold
+        pass
     return status
+
+
+def _emit(out, obj):
+    try:
+        out.write(jsonio.dumps(obj))
+    except Exception:  # noqa: BLE001 - stdout closed by the caller: nothing left to tell it
+        pass
 
 
 def invalid(key, why):
