@@ -13,6 +13,7 @@ Addition: resolve_plugin(plugin) -> PluginFiles.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +42,12 @@ TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 @dataclass
 class PluginFiles:
     type: str  # plugin type = executable name in /opt/cni/bin
-    executable: bytes
     builtin: bool  # nppnet / nppnet-skel (conflist rendered for it) or a user's file
+    load: Callable[[], bytes]  # reads (or builds) the executable
+
+    @functools.cached_property
+    def executable(self) -> bytes:
+        return self.load()
 
     @property
     def conflist_name(self) -> str:
@@ -66,14 +72,13 @@ class InstallResult:
 
 
 def resolve_plugin(plugin: str) -> PluginFiles:
-    """nppnet / skel from nppctl.artifacts, or a user's executable file (its name is its type)."""
+    """nppnet / skel from nppctl.artifacts, or a user's executable file (its name is its type).
+
+    Checked now; the executable itself is built or read when first asked for (install does that
+    while it probes the nodes).
+    """
     if plugin in BUILTIN:
-        ptype = BUILTIN[plugin]
-        with tempfile.TemporaryDirectory(prefix="nppctl-build-") as out:
-            built = _build_in_fresh_process(Path(out))
-            if ptype not in built:
-                raise NppctlError(f"the plugin build did not produce {ptype}: reinstall nppctl")
-            return PluginFiles(ptype, built[ptype].read_bytes(), True)
+        return PluginFiles(BUILTIN[plugin], True, functools.partial(_built, BUILTIN[plugin]))
     path = Path(plugin).expanduser()
     if not path.is_file():
         raise NppctlError(
@@ -83,7 +88,15 @@ def resolve_plugin(plugin: str) -> PluginFiles:
         raise NppctlError(
             f"plugin file name {path.name!r} cannot be a CNI type: rename it (letters, digits, ._-)"
         )
-    return PluginFiles(path.name, path.read_bytes(), False)
+    return PluginFiles(path.name, False, path.read_bytes)
+
+
+def _built(ptype: str) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="nppctl-build-") as out:
+        built = _build_in_fresh_process(Path(out))
+        if ptype not in built:
+            raise NppctlError(f"the plugin build did not produce {ptype}: reinstall nppctl")
+        return built[ptype].read_bytes()
 
 
 def _build_in_fresh_process(out: Path) -> dict[str, Path]:
@@ -190,6 +203,9 @@ def install(
     chained = {t: f"{runtime.CNI_BIN}/{t}" for t in _chained(pf, pod_cidr) if TYPE_NAME.match(t)}
 
     step(f"Checking python3 on {len(everyone)} node(s)")
+    building = ThreadPoolExecutor(max_workers=1)
+    executable = building.submit(lambda: pf.executable)  # built while the nodes are probed
+    building.shutdown(wait=False)
 
     def probe(node: Node) -> dict | None:
         if node.name in target_names:
@@ -201,6 +217,7 @@ def install(
             return None
 
     probes = dict(zip([n.name for n in everyone], for_each_node(everyone, probe), strict=True))
+    executable.result()  # a build failure raises here
     installed = {name: (p.get("state") or {}).get("subnet") for name, p in probes.items() if p}
     plan = subnets.assign(
         [n.name for n in everyone],
