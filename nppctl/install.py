@@ -153,6 +153,27 @@ def _host_plugins(types: list[str]) -> dict[str, bytes]:
     return found
 
 
+def _files_to_write(
+    wanted: dict[str, tuple[bytes, int]], chained: dict[str, str], have: dict[str, dict]
+) -> tuple[dict[str, tuple[bytes, int]], list[str]]:
+    """The wanted files whose content or mode differs in the node, plus chained plugins it lacks
+    (copied from the host when it has them; else a warning)."""
+    def differs(path: str, data: bytes, mode: int) -> bool:
+        now = have.get(path) or {}
+        return now.get("sha256") != hashlib.sha256(data).hexdigest() or now.get("mode") != mode
+
+    stale = {path: (data, mode) for path, (data, mode) in wanted.items() if differs(path, data, mode)}
+    lacking = [t for t, path in chained.items() if not have.get(path, {}).get("sha256")]
+    from_host = _host_plugins(lacking)
+    warnings = []
+    for t in lacking:
+        if t in from_host:
+            stale[chained[t]] = (from_host[t], 0o755)
+        else:
+            warnings.append(f"the conflist chains {t}, missing in the node and on this host: ADD fails")
+    return stale, warnings
+
+
 def _probe(node: Node, paths: list[str], ensure_python: bool, step) -> dict:
     spec = {"dirs": [runtime.CNI_BIN, runtime.CNI_CONF], "files": paths}
     try:
@@ -240,21 +261,7 @@ def install(
             return None
         mine = plan[node.name]
         wanted = {exe_path: (pf.executable, 0o755), conf_path: (_conflist(pf, mine, pod_cidr), 0o644)}
-        have = probes[node.name]["files"]
-        stale = {
-            p: v
-            for p, v in wanted.items()
-            if have.get(p, {}).get("sha256") != hashlib.sha256(v[0]).hexdigest()
-            or have[p].get("mode") != v[1]
-        }
-        warnings = []
-        lacking = [t for t, path in chained.items() if not have.get(path, {}).get("sha256")]
-        from_host = _host_plugins(lacking)
-        for t in lacking:
-            if t in from_host:
-                stale[chained[t]] = (from_host[t], 0o755)
-            else:
-                warnings.append(f"the conflist chains {t}, missing in the node and on this host: ADD fails")
+        stale, warnings = _files_to_write(wanted, chained, probes[node.name]["files"])
         if stale:
             put_files(node, stale)
         previous = (probes[node.name].get("state") or {}).get("conflist")
