@@ -123,9 +123,7 @@ def list_nodes(cluster: str) -> list[Node]:
     return sorted(nodes, key=_node_order)
 
 
-def get_node(cluster: str, name: str) -> Node:
-    """One node by its container name (kind-worker2) or its short name (worker2)."""
-    nodes = list_nodes(cluster)
+def _pick(nodes: list[Node], cluster: str, name: str) -> Node:
     for node in nodes:
         if name in (node.name, node.short):
             return node
@@ -133,12 +131,17 @@ def get_node(cluster: str, name: str) -> Node:
     raise NppctlError(f"node '{name}' not found in cluster '{cluster}': its nodes are {names}")
 
 
+def get_node(cluster: str, name: str) -> Node:
+    """One node by its container name (kind-worker2) or its short name (worker2)."""
+    return _pick(list_nodes(cluster), cluster, name)
+
+
 def find_nodes(cluster: str, names: list[str] | None) -> list[Node]:
     """All nodes (names None) or the named ones, in node order; NppctlError for an unknown name."""
     nodes = list_nodes(cluster)
     if names is None:
         return nodes
-    wanted = [get_node(cluster, n).name for n in names]
+    wanted = {_pick(nodes, cluster, n).name for n in names}
     return [n for n in nodes if n.name in wanted]
 
 
@@ -167,17 +170,25 @@ def node_run(
             out, err = api.exec_start(exec_id, demux=True)
         else:
             out, err = _exec_with_stdin(api, exec_id, stdin)
-        code = api.exec_inspect(exec_id).get("ExitCode")
+        code = _exit_code(api, exec_id)
     except Exception as error:  # docker.errors.APIError, NotFound
         if isinstance(error, NppctlError):
             raise
         raise NppctlError(f"cannot run {argv[0]} in node {node.name}: {_api_message(error)}") from error
     out_s = (out or b"").decode(errors="replace")
     err_s = (err or b"").decode(errors="replace")
-    if code is None:
-        code = -1
     # A missing executable: the engine reports it on stdout with 126/127.
     return ExecResult(code, out_s, err_s)
+
+
+def _exit_code(api, exec_id: str) -> int:
+    """The exec's exit code; the engine may record it a moment after the output stream ends."""
+    for _ in range(100):
+        info = api.exec_inspect(exec_id)
+        if not info.get("Running") and info.get("ExitCode") is not None:
+            return info["ExitCode"]
+        time.sleep(0.01)
+    return -1
 
 
 def _exec_with_stdin(api, exec_id: str, data: bytes) -> tuple[bytes, bytes]:
@@ -194,11 +205,6 @@ def _exec_with_stdin(api, exec_id: str, data: bytes) -> tuple[bytes, bytes]:
         )
     finally:
         sock.close()
-    # exec_inspect may lag the stream's end by a moment.
-    for _ in range(50):
-        if not api.exec_inspect(exec_id).get("Running"):
-            break
-        time.sleep(0.02)
     return out or b"", err or b""
 
 
