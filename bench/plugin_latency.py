@@ -265,7 +265,7 @@ def drop_firewall_rules(subnet: str, bridge: str) -> None:
         listing = sh("iptables", "-w", "-t", table, "-S", check=False).stdout.splitlines()
         for rule in listing:
             words = shlex.split(rule)
-            if words[:1] == ["-A"] and (subnet in words or bridge in words):
+            if words[:1] == ["-A"] and ({subnet, bridge, f"nppnet:{bridge}"} & set(words)):
                 sh("iptables", "-w", "-t", table, "-D", *words[1:], check=False)
 
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.plugin_latency import drop_firewall_rules
 
 RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 NETNS_PREFIX = f"np2-{os.getpid()}"
@@ -206,13 +207,3 @@ def netns_links(netns_path: str) -> list[str]:
         ["ip", "-n", os.path.basename(netns_path), "-o", "link", "show"], capture_output=True, text=True
     )
     return [line.split(":")[1].strip().split("@")[0] for line in out.stdout.splitlines() if line.strip()]
-
-
-def drop_firewall_rules(subnet: str, bridge: str) -> None:
-    """Delete iptables rules naming this subnet or bridge (the plugin's FORWARD / NAT rules)."""
-    for table in ("filter", "nat"):
-        listing = subprocess.run(["iptables", "-w", "-t", table, "-S"], capture_output=True, text=True)
-        for rule in listing.stdout.splitlines():
-            words = shlex.split(rule)
-            if words[:1] == ["-A"] and (subnet in words or bridge in words):
-                subprocess.run(["iptables", "-w", "-t", table, "-D", *words[1:]], capture_output=True)
