@@ -1,8 +1,9 @@
 """The plugin executables and the conflist that install copies into nodes.
 
 build_plugins(out) writes out/nppnet and out/nppnet-skel: each one executable file that a node's
-own python3 runs with nothing installed. Start-up is most of a plugin call's time, so (measured
-on Debian's python3.11, see tests/plugin/test_build.py):
+own python3 runs with nothing installed. Start-up is most of a plugin call's time (an empty
+script takes about 6 ms here, the Go reference's whole ADD about 8 ms), so, as measured on
+Debian's python3.11:
 - the file is a plain script, not a zipapp: running a zip imports runpy and importlib.util
   (4 ms) before the first line of the plugin runs;
 - the script carries the modules of nppctl/plugin as byte code (plus sources for a python3 of
