@@ -5,13 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_wheel_ships_plugin_and_templates(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(tmp_path), str(REPO)],
         capture_output=True,
         text=True,
     )
@@ -22,6 +24,7 @@ def test_wheel_ships_plugin_and_templates(tmp_path):
     assert "nppctl/cli.py" in names
     for folder in ("templates", "cluster-configs", "pod-configs"):
         shipped = {n for n in names if n.startswith(f"nppctl/{folder}/")}
-        in_repo = {f"nppctl/{folder}/{p.relative_to(REPO / folder)}" for p in (REPO / folder).rglob("*") if p.is_file()}
+        files = [p for p in (REPO / folder).rglob("*") if p.is_file()]
+        in_repo = {f"nppctl/{folder}/{p.relative_to(REPO / folder)}" for p in files}
         assert in_repo, f"{folder}/ is empty in the checkout"
         assert shipped == in_repo

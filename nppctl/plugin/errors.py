@@ -1,6 +1,7 @@
-"""CNI error codes (SPEC.md, "Error" section) and the exception the plugin raises to report one."""
+"""CNI error codes (SPEC.md, "Error" section) and the exception the plugin raises to report one.
 
-from typing import Optional
+No imports here: every plugin call loads this module, and `typing` alone costs milliseconds.
+"""
 
 INCOMPATIBLE_VERSION = 1
 UNSUPPORTED_FIELD = 2
@@ -19,7 +20,7 @@ INTERNAL = 100
 class CNIError(Exception):
     """Becomes the CNI error object {cniVersion, code, msg, details} on stdout, exit 1."""
 
-    def __init__(self, code: int, msg: str, details: Optional[str] = ""):
+    def __init__(self, code: int, msg: str, details: "str | None" = ""):
         super().__init__(msg)
         self.code = code
         self.msg = msg
