@@ -206,20 +206,24 @@ class Store:
             self._discard(tmp)
             raise _io_error("write", self._path(name), err) from None
 
-    def _link(self, name: str, target: str) -> None:
-        """Atomically point the symlink DIR/name at target (a new or a replaced link)."""
+    def _link(self, name: str, target: str, exists: bool = False) -> None:
+        """Atomically point the symlink DIR/name at target; exists: it most likely is there."""
         path = self._path(name)
-        try:
-            posix.symlink(target, path)  # the usual case: a new name, one syscall
-            return
-        except FileExistsError:
-            pass
-        except OSError as err:
-            raise _io_error("write", path, err) from None
+        if not exists:
+            try:
+                posix.symlink(target, path)  # a new name: one syscall
+                return
+            except FileExistsError:
+                pass
+            except OSError as err:
+                raise _io_error("write", path, err) from None
         tmp = self._path(TMP_PREFIX + name)
         try:
-            self._discard(tmp)
-            posix.symlink(target, tmp)
+            try:
+                posix.symlink(target, tmp)
+            except FileExistsError:  # left by a killed call
+                posix.unlink(tmp)
+                posix.symlink(target, tmp)
             posix.replace(tmp, path)  # a symlink has no data blocks: replacing it forces no writeback
         except OSError as err:
             self._discard(tmp)
@@ -381,7 +385,7 @@ class Store:
                 self._discard(self._path(index))
             raise
         try:
-            self._link(LAST_RESERVED, text)
+            self._link(LAST_RESERVED, text, exists=True)
         except CNIError:
             pass  # only a hint for where the next search starts
         return self._addr(ip)

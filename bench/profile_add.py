@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Where one nppnet ADD spends its time: start-up, imports, work, system calls.
+
+Prints, for the built plugin (or --plugin PATH) on this machine:
+  1. medians of: the interpreter alone (same shebang, empty script), the plugin's VERSION
+     (start-up + imports), ADD and DEL, and the reference bridge's VERSION / ADD / DEL;
+  2. CPU time per call (user + sys, mean over the runs: what bursts on few cores pay);
+  3. `-X importtime` of the plugin's modules (cumulative microseconds, biggest first);
+  4. cProfile of one ADD in-process (os._exit patched so the profile can print);
+  5. `strace -c -f` of one ADD (when strace is installed).
+Needs root. Uses netns np2p-<pid>-*, bridges np2pN/np2pR, 10.202.238-239.0/24; removes them.
+`python3 bench/profile_add.py [--plugin PATH] [--runs N]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.plugin_latency import REFERENCE_DIR, RUNTIME_PATH, build_nppnet, drop_firewall_rules  # noqa: E402
+
+PREFIX = f"np2p-{os.getpid()}"
+PROFILE_DRIVER = """
+import cProfile, io, os, posix, pstats, sys
+exe = sys.argv.pop(1)
+class Exit(BaseException):
+    pass
+def fake_exit(code):
+    raise Exit(code)
+os._exit = posix._exit = fake_exit
+sys.argv = [exe]
+code = compile(open(exe).read(), exe, "exec")
+prof = cProfile.Profile()
+try:
+    prof.runcall(exec, code, {"__name__": "__main__", "__file__": exe})
+except (Exit, SystemExit):
+    pass
+out = io.StringIO()
+pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(15)
+sys.stderr.write(out.getvalue())
+"""
+
+
+def env(command: str, cid: str, netns: str) -> dict:
+    return {
+        "PATH": RUNTIME_PATH,
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": f"/var/run/netns/{netns}",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(REFERENCE_DIR),
+    }
+
+
+def timed(argv: list[str], environ: dict, stdin: bytes) -> tuple[float, float]:
+    """(wall ms, cpu ms) of one exec."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=environ, input=stdin, capture_output=True, timeout=30)
+    wall = (time.perf_counter() - started) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"profile: {argv[-1]} {environ.get('CNI_COMMAND')} failed: {done.stdout[:300]!r}")
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return wall, cpu
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plugin", type=Path, help="a built nppnet (default: build one now)")
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("profile: needs root")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
+    netns = f"{PREFIX}-ns"
+    ours_conf = {
+        "cniVersion": "1.0.0",
+        "name": "np2prof",
+        "type": "nppnet",
+        "subnet": "10.202.238.0/24",
+        "bridge": "np2pN",
+        "ipMasq": False,
+        "dataDir": str(work / "data"),
+        "logFile": str(work / "log"),
+    }
+    ref_conf = {
+        "cniVersion": "1.0.0",
+        "name": "np2profr",
+        "type": "bridge",
+        "bridge": "np2pR",
+        "isGateway": True,
+        "ipMasq": False,
+        "ipam": {"type": "host-local", "subnet": "10.202.239.0/24", "dataDir": str(work / "ref")},
+    }
+    try:
+        exe = args.plugin.resolve() if args.plugin else build_nppnet(work / "bin")
+        interpreter = open(exe).readline()[2:].split()
+        empty = work / "empty"
+        empty.write_text(f"#!{' '.join(interpreter)}\n")
+        empty.chmod(0o755)
+        subprocess.run(["ip", "netns", "add", netns], check=True)
+        ours, ref = json.dumps(ours_conf).encode(), json.dumps(ref_conf).encode()
+        cases = {
+            "interpreter, empty script": ([str(empty)], "VERSION", b""),
+            "nppnet VERSION": ([str(exe)], "VERSION", ours),
+            "nppnet ADD": ([str(exe)], "ADD", ours),
+            "nppnet DEL": ([str(exe)], "DEL", ours),
+            "reference VERSION": ([str(REFERENCE_DIR / "bridge")], "VERSION", ref),
+            "reference ADD": ([str(REFERENCE_DIR / "bridge")], "ADD", ref),
+            "reference DEL": ([str(REFERENCE_DIR / "bridge")], "DEL", ref),
+        }
+        for argv, command, stdin in cases.values():  # warm: bridges, firewall rules, page cache
+            timed(argv, env(command, "np2pwarm", netns), stdin)
+        samples: dict[str, list[tuple[float, float]]] = {k: [] for k in cases}
+        for _ in range(args.runs):
+            for label, (argv, command, stdin) in cases.items():
+                samples[label].append(timed(argv, env(command, "np2pwarm", netns), stdin))
+        print(f"1-2. {args.runs} interleaved runs: wall median / p95, CPU per call (mean)")
+        for label, xs in samples.items():
+            walls = sorted(w for w, _ in xs)
+            cpu = statistics.mean(c for _, c in xs)
+            print(
+                f"  {label:28}{statistics.median(walls):7.2f} /{walls[int(len(walls) * 0.95) - 1]:6.2f} ms"
+                f"   cpu {cpu:5.1f} ms"
+            )
+
+        print("\n3. -X importtime of one VERSION (cumulative us, biggest first)")
+        out = subprocess.run(
+            [*interpreter, "-X", "importtime", str(exe)],
+            env=env("VERSION", "x", netns),
+            input="",
+            capture_output=True,
+            text=True,
+        )
+        rows = []
+        for line in out.stderr.splitlines()[1:]:
+            parts = line.split("|")
+            if len(parts) == 3:
+                rows.append((int(parts[1]), parts[2].rstrip()))
+        for cum, name in sorted(rows, reverse=True)[:12]:
+            print(f"  {cum:7d}  {name}")
+
+        print("\n4. cProfile of one ADD (top by own time)")
+        drv = work / "profile_driver.py"
+        drv.write_text(PROFILE_DRIVER)
+        prof = subprocess.run(
+            [*interpreter, str(drv), str(exe)],
+            env=env("ADD", "np2pprof", netns),
+            input=ours.decode(),
+            capture_output=True,
+            text=True,
+        )
+        print("\n".join("  " + ln for ln in prof.stderr.splitlines() if ln.strip())[:4000])
+        subprocess.run([str(exe)], env=env("DEL", "np2pprof", netns), input=ours, capture_output=True)
+
+        print("\n5. strace -c -f of one ADD")
+        if shutil.which("strace"):
+            st = subprocess.run(
+                ["strace", "-c", "-f", str(exe)],
+                env=env("ADD", "np2pstrace", netns),
+                input=ours.decode(),
+                capture_output=True,
+                text=True,
+            )
+            print("\n".join("  " + ln for ln in st.stderr.splitlines()[:16]))
+            subprocess.run([str(exe)], env=env("DEL", "np2pstrace", netns), input=ours, capture_output=True)
+        else:
+            print("  (strace not installed)")
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+        for bridge, subnet in (("np2pN", "10.202.238.0/24"), ("np2pR", "10.202.239.0/24")):
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+            drop_firewall_rules(subnet, bridge)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
