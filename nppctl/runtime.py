@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -131,7 +132,10 @@ def cni_exec(cluster: str, node: str, pod: str, argv: list[str]) -> tuple[int, s
 # node side (runs in the node's python3)
 # ---------------------------------------------------------------------------------------------
 def _run(argv, check=True):
-    p = subprocess.run(argv, capture_output=True)
+    try:
+        p = subprocess.run(argv, capture_output=True)
+    except FileNotFoundError:
+        raise AgentError(f"`{argv[0]}` is not installed in this node (the lab needs iproute2)") from None
     if check and p.returncode != 0:
         raise AgentError("`{}` failed: {}".format(" ".join(argv), p.stderr.decode(errors="replace").strip()))
     return p
@@ -288,7 +292,10 @@ def _cmd_setup(spec):
         _bridge(spec, changes)
     _routes(spec, changes)
     if spec.get("pod_subnet") and spec.get("masquerade", True):
-        _masquerade(spec, changes)
+        if shutil.which("iptables"):
+            _masquerade(spec, changes)
+        else:
+            warnings.append("no iptables in this node: pod traffic leaving the cluster is not masqueraded")
     if spec.get("bridge"):
         _forwarding(changes, warnings)
     for path in spec.get("remove", []):
