@@ -160,6 +160,17 @@ def test_missing_python_stops_install_with_the_fix(cluster3, hide, says):
     assert install.install(CLUSTER, nodes=["control-plane"])[0].changes == []
 
 
+def test_a_node_without_iptables_is_installed_with_a_warning(cluster3):
+    node = get_node(CLUSTER, "control-plane")
+    node_exec(node, ["mv", "/usr/sbin/iptables", "/usr/sbin/iptables.np3off"])
+    try:
+        proc = nppctl("install", "--name", CLUSTER, "--worker", "control-plane")
+    finally:
+        node_exec(node, ["mv", "/usr/sbin/iptables.np3off", "/usr/sbin/iptables"])
+    assert proc.returncode == 0, proc.stderr
+    assert "no iptables in this node: pod traffic leaving the cluster is not masqueraded" in proc.stdout
+
+
 def test_skel_then_add_gives_the_skeletons_error_and_a_log_line(cluster3):
     proc = nppctl("install", "--name", CLUSTER, "--all", "--plugin", "skel")
     assert proc.returncode == 0, proc.stderr
