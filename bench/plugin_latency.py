@@ -8,12 +8,13 @@ every round) so drift of the machine hits both alike.
 
 Part 1, latency: per round one ADD and one DEL of each plugin into a fresh network namespace;
 median and p95 of each, and the ratio nppnet / reference.
-Part 2, burst: N parallel ADDs, then N parallel DELs (N = 16 and 64) per plugin; wall time
-ratio, distinct addresses, errors and what is left over (reservations, host veths).
+Part 2, burst: N parallel ADDs, then N parallel DELs (N = 16 and 64) per plugin, repeated
+(order alternating); median wall time ratio, and the worst distinct-address count, errors and
+leftovers (reservations, host veths) over the repeats.
 
 Needs root. Everything it creates is named np2b-*/np2b* (netns, bridges, 10.202.240.0/20) and
 removed at the end, also after Ctrl-C or a failure. Not a test: `python3 bench/plugin_latency.py
-[--rounds N] [--plugin PATH] [--bursts 16,64]`.
+[--rounds N] [--plugin PATH] [--bursts 16,64] [--burst-repeats 3]`.
 """
 
 from __future__ import annotations
@@ -282,8 +283,21 @@ def report_latency(ours: Plugin, ref: Plugin) -> None:
     )
 
 
-def report_burst(n: int, ours: dict, ref: dict) -> None:
-    print(f"\nburst of {n}: {n} parallel ADDs, then {n} parallel DELs")
+def combine(runs: list[dict]) -> dict:
+    """Repeated bursts of one plugin: median wall times; the worst of distinct, errors, leftovers."""
+    return {
+        "add_wall": median([r["add_wall"] for r in runs]),
+        "del_wall": median([r["del_wall"] for r in runs]),
+        "distinct": min(r["distinct"] for r in runs),
+        "add_errors": [e for r in runs for e in r["add_errors"]],
+        "del_errors": [e for r in runs for e in r["del_errors"]],
+        "live": min(r["live"] for r in runs),
+        "left": max(r["left"] for r in runs),
+    }
+
+
+def report_burst(n: int, repeats: int, ours: dict, ref: dict) -> None:
+    print(f"\nburst of {n}: {n} parallel ADDs, then {n} parallel DELs; median of {repeats} bursts each")
     print(
         f"{'':10}{'ADD wall ms':>12}{'DEL wall ms':>12}{'distinct':>10}{'errors':>8}  after ADD / after DEL"
     )
@@ -306,6 +320,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=40, help="interleaved latency rounds (default 40)")
     parser.add_argument("--plugin", type=Path, help="a built nppnet (default: build one now)")
     parser.add_argument("--bursts", default="16,64", help="burst sizes, comma separated (default 16,64)")
+    parser.add_argument("--burst-repeats", type=int, default=3, help="bursts per size and plugin (default 3)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up when terminated
     if os.geteuid() != 0:
@@ -326,12 +341,12 @@ def main() -> int:
         )
         latency_rounds(plugins, args.rounds)
         report_latency(*plugins)
-        for k, n in enumerate(int(x) for x in args.bursts.split(",") if x.strip()):
-            if k % 2 == 0:  # alternate which plugin bursts first
-                ours, ref = burst(plugins[0], n), burst(plugins[1], n)
-            else:
-                ref, ours = burst(plugins[1], n), burst(plugins[0], n)
-            report_burst(n, ours, ref)
+        for n in (int(x) for x in args.bursts.split(",") if x.strip()):
+            runs: dict[str, list[dict]] = {"nppnet": [], "reference": []}
+            for k in range(args.burst_repeats):
+                for p in plugins if k % 2 == 0 else plugins[::-1]:  # alternate which one goes first
+                    runs[p.label].append(burst(p, n))
+            report_burst(n, args.burst_repeats, combine(runs["nppnet"]), combine(runs["reference"]))
     except subprocess.TimeoutExpired as err:
         raise SystemExit(f"bench: a plugin call hung for over {err.timeout:g}s ({err.cmd})") from None
     finally:
