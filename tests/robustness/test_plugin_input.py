@@ -207,6 +207,8 @@ def test_hostile_environment_gives_clean_errors_and_writes_nothing_outside(
             assert b"Traceback" not in done.stderr, f"{what}: {done.stderr[-500:]}"
         created = {p for p in snapshot(canary) - before if not p.startswith(str(store) + os.sep)}
         assert created == set(), created
+        reserved = [p for p in snapshot(store) if os.path.basename(p).count(".") == 3 and "tmp" not in p]
+        assert reserved == [], reserved  # no call that failed kept an address
         new_entries = set(os.listdir("/var/run/netns")) - runs_before
         assert not [n for n in new_entries if n.startswith(("np2c", "store-escape"))], new_entries
         assert not os.path.lexists("/store-escape") and not os.path.lexists("/tmp/np2-evil")
