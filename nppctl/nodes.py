@@ -15,6 +15,8 @@ Additions:
   node_run(node, argv, *, stdin, env) -> ExecResult(code, stdout, stderr)   the two streams apart
   put_files(node, {path: (data, mode)})             several files in one put_archive per folder
   for_each_node(nodes, fn) -> list                  fn(node) on every node in threads, in node order
+  find_nodes(cluster, names | None) -> list[Node]   all nodes, or the named ones (full or short names)
+  Node.short                                        "worker2" for kind-worker2
 """
 
 from __future__ import annotations

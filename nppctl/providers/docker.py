@@ -5,7 +5,10 @@ containers itself, named and labelled as kind names them, so the node layer find
 way. Each container runs only a sleeper (the image's entrypoint is replaced by `sleep infinity`):
 no kubelet, no API server, no pods -- `cni add` namespaces stand in for pods.
 
-Addition to the kind labels: io.nppctl.provider=docker on every container this provider makes.
+Addition to the kind labels: io.nppctl.provider=docker on every container this provider makes
+(LABEL_PROVIDER; the CLI skips asking for a Kubernetes API on such nodes). Also: node_names(),
+DockerProvider.ensure_network(), DockerProvider.remove_network_if_unused(); spec.mounts keys may be
+container names or short names ("worker2").
 """
 
 from __future__ import annotations
