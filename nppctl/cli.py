@@ -47,12 +47,11 @@ def main() -> None:
         _fail(err, "aborted")
     except typer.Exit as err:
         sys.exit(err.exit_code)
-    except Exception as err:  # click usage errors and anything unforeseen
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
+    except Exception as err:  # usage errors (click's, vendored by typer) and anything unforeseen
+        show, code = getattr(err, "show", None), getattr(err, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code)
         _fail(err, f"unexpected error: {type(err).__name__}: {err} (run with --debug for the traceback)")
 
 

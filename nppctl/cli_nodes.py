@@ -78,7 +78,7 @@ def _api(cluster: str, what: str):
 
 def install_cmd(
     name: str = NAME,
-    worker: list[str] = typer.Option(None, "--worker", "-w", help="Node to install on (repeat it)."),  # noqa: B008
+    worker: list[str] = typer.Option(None, "--worker", "-w", help="Node to install on (repeat it)."),
     all_nodes: bool = typer.Option(False, "--all", help="Install on every node (control plane too)."),
     plugin: str = typer.Option("nppnet", "--plugin", help="nppnet, skel, or the path of your own plugin."),
     subnet: str | None = typer.Option(None, "--subnet", help="Pod subnet of the one node installed."),
@@ -226,7 +226,7 @@ def cni_exec_cmd(
     name: str = NAME,
     node: str = NODE,
     pod: str = typer.Argument(..., help="Pod (netns) name."),
-    argv: list[str] = typer.Argument(..., help="Command to run in the pod's namespace (after --)."),  # noqa: B008
+    argv: list[str] = typer.Argument(..., help="Command to run in the pod's namespace (after --)."),
 ) -> None:
     """Run CMD in the pod's network namespace: `nppctl cni exec --node worker p1 -- ping -c1 10.244.2.2`."""
     from nppctl.runtime import cni_exec

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-plugin_app = typer.Typer(help="Build the nppnet plugin executables and render their conflist.", no_args_is_help=True)
+plugin_app = typer.Typer(
+    help="Build the nppnet plugin executables and render their conflist.", no_args_is_help=True
+)
 
 
 @plugin_app.command("build")
@@ -26,7 +28,9 @@ def conf(
     bridge: str = typer.Option("cni0", "--bridge", help="Bridge the pods attach to."),
     gateway: str | None = typer.Option(None, "--gateway", help="Default: the subnet's first host."),
     mtu: int | None = typer.Option(None, "--mtu", help="MTU of the pod interfaces."),
-    ip_masq: bool = typer.Option(True, "--ip-masq/--no-ip-masq", help="Masquerade traffic leaving the cluster."),
+    ip_masq: bool = typer.Option(
+        True, "--ip-masq/--no-ip-masq", help="Masquerade traffic leaving the cluster."
+    ),
     cluster_cidr: str | None = typer.Option(None, "--cluster-cidr", help="Traffic to it is not masqueraded."),
     skel: bool = typer.Option(False, "--skel", help="The skeleton plugin's conflist instead."),
     cni_version: str = typer.Option("1.0.0", "--cni-version", help="cniVersion of the conflist."),
