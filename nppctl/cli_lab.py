@@ -46,6 +46,12 @@ def up(
         None, "--image", help="Node image (kind's --image; docker provider's image)."
     ),
     timeout: float = typer.Option(300, "--timeout", help="Seconds to wait for every node to be Ready."),
+    ensure_python: bool = typer.Option(
+        True,
+        "--ensure-python/--no-ensure-python",
+        help="Install python3 (the plugin's interpreter) with apt-get in nodes that lack it, "
+        "as kindest/node does.",
+    ),
 ) -> None:
     """Create the cluster (kept when it exists), label workers, install the plugin, wait until Ready."""
     from nppctl import cluster
@@ -61,6 +67,7 @@ def up(
         provider=provider,
         image=image,
         timeout=timeout,
+        ensure_python=ensure_python,
     )
     console = _console()
     console.print(f"Bringing up lab {name!r} with the {provider} provider ...")

@@ -199,6 +199,7 @@ class UpOptions:
     provider: str = "kind"
     image: str | None = None
     timeout: float = 300.0
+    ensure_python: bool = True  # kindest/node ships no python3: install it with apt-get when missing
 
 
 def up(opts: UpOptions, console) -> dict[str, bool] | None:
@@ -262,7 +263,12 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
 
             subnets = kube.pod_cidrs(opts.name) or None
         done = install.install(
-            opts.name, plugin=opts.plugin, pod_cidr=opts.pod_cidr, node_subnets=subnets, on_step=say
+            opts.name,
+            plugin=opts.plugin,
+            pod_cidr=opts.pod_cidr,
+            node_subnets=subnets,
+            ensure_python=opts.ensure_python,
+            on_step=say,
         )
         source = "subnets from the API's spec.podCIDR" if subnets else f"subnets split from {opts.pod_cidr}"
         return f"{len(done)} node(s), {source}"
