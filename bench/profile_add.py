@@ -7,7 +7,7 @@ Prints, for the built plugin (or --plugin PATH) on this machine:
   2. CPU time per call (user + sys, mean over the runs: what bursts on few cores pay);
   3. `-X importtime` of the plugin's modules (cumulative microseconds, biggest first);
   4. cProfile of one ADD in-process (os._exit patched so the profile can print);
-  5. `strace -c -f` of one ADD (when strace is installed).
+  5. `strace -c -w -f` of one ADD: wall time per system call (when strace is installed).
 Needs root. Uses netns np2p-<pid>-*, bridges np2pN/np2pR, 10.202.238-239.0/24; removes them.
 `python3 bench/profile_add.py [--plugin PATH] [--runs N]`
 """
@@ -167,16 +167,17 @@ def main() -> int:
         print("\n".join("  " + ln for ln in prof.stderr.splitlines() if ln.strip())[:4000])
         subprocess.run([str(exe)], env=env("DEL", "np2pprof", netns), input=ours, capture_output=True)
 
-        print("\n5. strace -c -f of one ADD")
+        print("\n5. strace -c -w -f of one ADD (wall time in system calls)")
         if shutil.which("strace"):
             st = subprocess.run(
-                ["strace", "-c", "-f", str(exe)],
+                ["strace", "-c", "-w", "-f", str(exe)],
                 env=env("ADD", "np2pstrace", netns),
                 input=ours.decode(),
                 capture_output=True,
                 text=True,
             )
-            print("\n".join("  " + ln for ln in st.stderr.splitlines()[:16]))
+            lines = st.stderr.splitlines()
+            print("\n".join("  " + ln for ln in lines[:14] + lines[-1:]))
             subprocess.run([str(exe)], env=env("DEL", "np2pstrace", netns), input=ours, capture_output=True)
         else:
             print("  (strace not installed)")
