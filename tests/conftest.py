@@ -76,3 +76,29 @@ def node_image(docker_client) -> str:
     except Exception as err:  # noqa: BLE001
         require(False, f"node image {tag} ({err})")
     return tag
+
+
+# The plugin's own chains (nppctl/plugin/firewall.py) outlive any one bridge, as a CNI plugin's chains do
+# on a node. Tests remove their rules; this removes the chains and their jumps at the end of the session
+# when the session made them (they were absent at its start) and left them empty.
+_PLUGIN_CHAINS = (("filter", "NPPNET-FORWARD", "FORWARD"), ("nat", "NPPNET-POSTROUTING", "POSTROUTING"))
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_plugin_chains_made_by_tests():
+    if os.geteuid() != 0 or shutil.which("iptables") is None:
+        yield
+        return
+    absent = [c for c in _PLUGIN_CHAINS if _iptables("-t", c[0], "-S", c[1]).returncode != 0]
+    yield
+    for table, chain, builtin in absent:
+        listed = _iptables("-t", table, "-S", chain)
+        if listed.returncode != 0 or listed.stdout.strip() != f"-N {chain}":
+            continue  # gone already, or something still uses it
+        while _iptables("-t", table, "-D", builtin, "-j", chain).returncode == 0:
+            pass
+        _iptables("-t", table, "-X", chain)
