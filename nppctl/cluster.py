@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nppctl.errors import NppctlError
-from nppctl.providers.base import ClusterSpec
+from nppctl.providers.base import ClusterSpec, kind_node_names
 
 STATE_FILE = "state.json"
 MOUNT_POINT = "/npp-temp"
@@ -118,21 +117,6 @@ class LabState:
 
 
 # ---------------------------------------------------------------- cluster shape
-
-
-def kind_node_names(cluster: str, roles: list[str]) -> list[str]:
-    """Container names as kind gives them: <cluster>-<role>, then <cluster>-<role>2, 3, ..."""
-    seen: dict[str, int] = {}
-    names = []
-    for role in roles:
-        seen[role] = seen.get(role, 0) + 1
-        names.append(f"{cluster}-{role}" + (str(seen[role]) if seen[role] > 1 else ""))
-    return names
-
-
-def natural_key(name: str) -> list:
-    """Sort key putting kind-worker2 before kind-worker10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def default_mounts(cluster: str, workers: int, base: Path) -> dict[str, Path]:

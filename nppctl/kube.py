@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nppctl.cluster import natural_key
 from nppctl.errors import NppctlError
+from nppctl.providers.base import natural_key
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 NAMESPACE = "default"

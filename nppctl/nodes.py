@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import socket
 import tarfile
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nppctl.errors import NppctlError
-from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE
+from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, natural_key
 
 ROLE_ORDER = {"control-plane": 0, "worker": 1}
 _client = None
@@ -81,16 +80,8 @@ def docker_client():
     return client
 
 
-def _natural_key(name: str) -> tuple:
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
-
-
 def _node_order(node: Node) -> tuple:
-    short = node.short
-    # kind names the first worker "worker", the second "worker2": "worker" sorts as worker1.
-    if not re.search(r"\d$", short):
-        short += "1"
-    return (ROLE_ORDER.get(node.role, 9), _natural_key(short))
+    return (ROLE_ORDER.get(node.role, 9), natural_key(node.short))
 
 
 def _address(container) -> str:

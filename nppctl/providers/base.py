@@ -12,6 +12,7 @@ Both leave containers named and labelled as kind names them, so the node layer
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -19,6 +20,21 @@ from typing import Protocol
 KIND_NETWORK = "kind"
 LABEL_CLUSTER = "io.x-k8s.kind.cluster"
 LABEL_ROLE = "io.x-k8s.kind.role"
+
+
+def kind_node_names(cluster: str, roles: list[str]) -> list[str]:
+    """Container names as kind gives them: <cluster>-<role>, then <cluster>-<role>2, 3, ..."""
+    seen: dict[str, int] = {}
+    names = []
+    for role in roles:
+        seen[role] = seen.get(role, 0) + 1
+        names.append(f"{cluster}-{role}" + (str(seen[role]) if seen[role] > 1 else ""))
+    return names
+
+
+def natural_key(name: str) -> list:
+    """Sort key putting kind-worker before kind-worker2 and kind-worker2 before kind-worker10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 @dataclass

@@ -14,7 +14,7 @@ container names or short names ("worker2").
 from __future__ import annotations
 
 from nppctl.errors import NppctlError
-from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, ClusterSpec
+from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, ClusterSpec, kind_node_names
 
 DEFAULT_IMAGE = "kindest/node:v1.31.0"
 LABEL_PROVIDER = "io.nppctl.provider"
@@ -27,10 +27,8 @@ SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0"}
 
 def node_names(cluster: str, workers: int) -> list[tuple[str, str]]:
     """[(container name, role)] as kind names them: control-plane, worker, worker2, ..."""
-    names = [(f"{cluster}-control-plane", "control-plane")]
-    for i in range(1, workers + 1):
-        names.append((f"{cluster}-worker{'' if i == 1 else i}", "worker"))
-    return names
+    roles = ["control-plane"] + ["worker"] * workers
+    return list(zip(kind_node_names(cluster, roles), roles, strict=True))
 
 
 class DockerProvider:

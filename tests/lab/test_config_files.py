@@ -9,6 +9,7 @@ import yaml
 
 from nppctl import cluster
 from nppctl.errors import NppctlError
+from nppctl.providers import base
 from nppctl.resources import resource_dir
 
 
@@ -92,13 +93,13 @@ def test_nginx_deployment_and_service_select_each_other():
 
 
 def test_kind_node_names_follow_kind():
-    assert cluster.kind_node_names("kind", ["control-plane", "worker", "worker", "worker"]) == [
+    assert base.kind_node_names("kind", ["control-plane", "worker", "worker", "worker"]) == [
         "kind-control-plane",
         "kind-worker",
         "kind-worker2",
         "kind-worker3",
     ]
-    assert sorted(["w10", "w2", "w1"], key=cluster.natural_key) == ["w1", "w2", "w10"]
+    assert sorted(["w10", "w2", "w1"], key=base.natural_key) == ["w1", "w2", "w10"]
 
 
 def test_purge_removes_only_what_it_made(tmp_path, monkeypatch):
