@@ -2,24 +2,40 @@
 
 build_plugins(out) writes out/nppnet and out/nppnet-skel: each one executable file that a node's
 own python3 runs with nothing installed. Start-up is most of a plugin call's time (an empty
-script takes about 6 ms here, the Go reference's whole ADD about 8 ms), so, as measured on
-Debian's python3.11:
+script that leaves with os._exit takes about 4.6 ms here, the Go reference's whole ADD about
+9 ms), so, as measured on Debian's python3.11:
 - the file is a plain script, not a zipapp: running a zip imports runpy and importlib.util
   (4 ms) before the first line of the plugin runs;
-- the script carries the modules of nppctl/plugin as byte code (plus sources for a python3 of
-  another minor version) in one zlib+base64 string and imports them through a 20-line finder;
 - the shebang runs /usr/bin/python3 directly (`/usr/bin/env -S python3 ...` costs 0.6 ms more)
   with FLAGS: -I -S (no site, no user paths, no PYTHON* variables) and -X frozen_modules=on
   (Debian's python3.11 otherwise loads os, codecs, io ... from .pyc files: 1.2-1.5 ms more),
-  spelled as one argument because a shebang passes only one.
+  spelled as one argument because a shebang passes only one;
+- it carries only the modules its entry module can import (the import closure, lazy imports
+  included) as byte code, one base64 line per module in comment lines after the code, which
+  the script reads back from its own file and decodes only when the module is imported: python
+  tokenizes every byte of the file before running it, a comment costs about 2.9 ns a byte
+  against 4.3 for a string literal, and a VERSION or DEL never decodes what only ADD needs;
+- the byte code is not compressed: inflating costs more (zlib's import plus ~3.5 ns per byte of
+  byte code) than tokenizing the larger text saves; it is compiled with optimize=2 (no
+  docstrings, no asserts: the plugin has none) and -X no_debug_ranges (no column tables);
+- the sources follow as one zlib+base64 line, decoded only by a python3 whose byte code
+  differs from the builder's (another minor version), which then compiles them.
+The byte code is compiled and marshalled in a fresh interpreter (fixed environment and hash
+seed): marshal's output depends on the reference counts in the process that writes it, so a
+build inside a long-running process could differ from one elsewhere. Same sources and python,
+same bytes.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
 import importlib.util
 import ipaddress
 import marshal
 import os
+import subprocess
+import sys
 import zlib
 from binascii import b2a_base64
 from pathlib import Path
@@ -27,39 +43,55 @@ from pathlib import Path
 from nppctl.errors import NppctlError
 
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
+PLUGIN_PACKAGE = "nppctl.plugin"
 PYTHON = "/usr/bin/python3"  # Debian's (and so a kind node's) python3
 FLAGS = "-ISXfrozen_modules=on"
 EXECUTABLES = {"nppnet": "nppctl.plugin.nppnet", "nppnet-skel": "nppctl.plugin.skel"}
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 _PACKAGE_INIT = b'"""nppctl, as far as the plugin executables need it: the plugin package."""\n'
+_RESTARTED = "--restarted"  # argv marker of the one re-exec after a replaced file
 
-# The executable's code. {code} is base64(zlib(marshal((magic, modules)))) with modules =
-# {name: (path, is_package, marshalled code)}; {sources} is base64(zlib(marshal({name: source}))),
-# decoded only by a python3 whose byte code differs from the builder's.
+# The executable's code; the tag line and the payload lines follow it. {layout} is
+# "<file size> <tag offset>", {modules} maps a module name to (is_package, offset, end) of its
+# base64 byte code, {sources} is (offset, end) of the zlib+base64 marshalled {name: source}.
 _SCRIPT = """#!{python} {flags}
 # {name}: the nppnet CNI plugin's {role}, built by `nppctl plugin build` from nppctl/plugin
-# (standard library only; its modules are embedded below and imported from memory).
+# (standard library only). Its modules follow the code as comment lines, decoded on import.
 import sys
 
 
-def _embed(code, sources):
+def _embed(layout, tag, magic, modules, sources):
+    import posix
     from binascii import a2b_base64
     from marshal import loads
-    from zlib import decompress
 
-    magic, modules = loads(decompress(a2b_base64(code)))
-    bootstrap = sys.modules["_frozen_importlib"]
+    size, start = map(int, layout.split())
+    fd = posix.open(sys.argv[0], posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        data = posix.read(fd, size + 1)
+    finally:
+        posix.close(fd)
+    if len(data) != size or data[start : start + len(tag)] != tag:  # replaced since the exec
+        if sys.argv[1:] != ["{restarted}"]:
+            posix.execv("{python}", ["{python}", "{flags}", sys.argv[0], "{restarted}"])
+        sys.stdout.write('{{"cniVersion": "1.0.0", "code": 11, "msg": "the plugin file changed '
+                         'while it started: try again", "details": ""}}')
+        sys.stdout.flush()
+        posix._exit(1)
+    texts = None
     if magic != sys.modules["_frozen_importlib_external"].MAGIC_NUMBER:  # another python3 minor version
-        texts = loads(decompress(a2b_base64(sources)))
-        modules = {{n: (p, k, None, texts[n]) for n, (p, k, _) in modules.items()}}
+        from zlib import decompress
+
+        texts = loads(decompress(a2b_base64(data[sources[0] : sources[1]])))
+    bootstrap = sys.modules["_frozen_importlib"]
 
     class EmbeddedModules:
         @staticmethod
         def find_spec(name, path=None, target=None):
             if name not in modules:
                 return None
-            path, is_package = modules[name][:2]
-            return bootstrap.ModuleSpec(name, EmbeddedModules, origin=path, is_package=is_package)
+            origin = "<embedded>/" + name.replace(".", "/") + ("/__init__.py" if modules[name][0] else ".py")
+            return bootstrap.ModuleSpec(name, EmbeddedModules, origin=origin, is_package=modules[name][0])
 
         @staticmethod
         def create_module(spec):
@@ -67,65 +99,146 @@ def _embed(code, sources):
 
         @staticmethod
         def exec_module(module):
-            entry = modules[module.__name__]
-            module.__file__ = entry[0]
-            if entry[2] is None:
-                code = compile(entry[3], entry[0], "exec", dont_inherit=True)
+            name = module.__name__
+            module.__file__ = module.__spec__.origin
+            if texts is None:
+                code = loads(a2b_base64(data[modules[name][1] : modules[name][2]]))
             else:
-                code = loads(entry[2])
+                code = compile(texts[name], module.__file__, "exec", dont_inherit=True)
             exec(code, module.__dict__)
 
     sys.meta_path.insert(0, EmbeddedModules)
 
 
-_embed("{code}", "{sources}")
+_embed("{layout}", {tag!r}, {magic!r}, {modules!r}, {sources!r})
 from {module} import main  # noqa: E402
 
 main()
 """
 
+# Run by a fresh `python3 -S -s` with an empty environment but PYTHONHASHSEED=0: stdin is
+# marshal([(origin, source), ...]), stdout marshal([code bytes, ...]).
+_COMPILER = """\
+import gc, marshal, sys
+gc.disable()
+out = []
+for origin, source in marshal.loads(sys.stdin.buffer.read()):
+    code = compile(source, origin, "exec", dont_inherit=True, optimize=2)
+    out.append(marshal.dumps(code))
+    del code
+sys.stdout.buffer.write(marshal.dumps(out))
+"""
 
-def _modules() -> dict[str, tuple[str, bool, bytes]]:
-    files = [
-        ("nppctl", True, _PACKAGE_INIT),
-        ("nppctl.plugin", True, (PLUGIN_DIR / "__init__.py").read_bytes()),
-    ]
+
+def _origin(name: str, is_package: bool) -> str:
+    return "<embedded>/" + name.replace(".", "/") + ("/__init__.py" if is_package else ".py")
+
+
+def _plugin_sources() -> dict[str, tuple[bool, bytes]]:
+    """{module name: (is_package, source)} of everything an executable may carry."""
+    sources = {
+        "nppctl": (True, _PACKAGE_INIT),
+        PLUGIN_PACKAGE: (True, (PLUGIN_DIR / "__init__.py").read_bytes()),
+    }
     for path in sorted(PLUGIN_DIR.glob("*.py")):
         if path.name != "__init__.py":
-            files.append((f"nppctl.plugin.{path.stem}", False, path.read_bytes()))
-    return {
-        name: (
-            "<embedded>/" + name.replace(".", "/") + ("/__init__.py" if is_package else ".py"),
-            is_package,
-            source,
-        )
-        for name, is_package, source in files
-    }
+            sources[f"{PLUGIN_PACKAGE}.{path.stem}"] = (False, path.read_bytes())
+    return sources
 
 
-def _blob(value: object) -> str:
-    return b2a_base64(zlib.compress(marshal.dumps(value), 9), newline=False).decode()
+def _imports(name: str, is_package: bool, source: bytes) -> set[str]:
+    """The plugin modules one module's source imports anywhere (function-level imports too)."""
+    package = name if is_package else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            module = node.module or ""
+            if node.level:
+                module = f"{base}.{module}" if module else base
+            found.add(module)
+            found.update(f"{module}.{a.name}" for a in node.names)  # `from . import fs`
+    return found
+
+
+def import_closure(module: str, sources: dict[str, tuple[bool, bytes]]) -> list[str]:
+    """The plugin modules (and their packages) running `module` can import, sorted."""
+    todo, seen = [module], set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in sources:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        todo += sorted(_imports(name, *sources[name]))
+    return sorted(seen)
+
+
+def _compile_fresh(items: list[tuple[str, bytes]]) -> list[bytes]:
+    """marshal(compile(source)) of each (origin, source), done by a fresh interpreter."""
+    done = subprocess.run(
+        [sys.executable, "-S", "-s", "-X", "no_debug_ranges", "-c", _COMPILER],
+        input=marshal.dumps(items),
+        env={"PYTHONHASHSEED": "0"},
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip() or "no output").splitlines()[-1]
+        raise NppctlError(f"compiling the plugin modules failed: {last}")
+    return marshal.loads(done.stdout)
+
+
+def _line(payload: bytes) -> bytes:
+    return b"#" + b2a_base64(payload, newline=False) + b"\n"
 
 
 def plugin_script(name: str, module: str, python: str = PYTHON) -> bytes:
-    """The text of one executable whose code runs module.main()."""
-    modules = _modules()
-    # optimize=2 drops docstrings and asserts: less byte code to decompress and load per call
-    code = {
-        n: (path, is_package, marshal.dumps(compile(source, path, "exec", dont_inherit=True, optimize=2)))
-        for n, (path, is_package, source) in modules.items()
-    }
-    sources = {n: source for n, (_, _, source) in modules.items()}
+    """The bytes of one executable whose code runs module.main()."""
+    everything = _plugin_sources()
+    names = import_closure(module, everything)
+    codes = _compile_fresh([(_origin(n, everything[n][0]), everything[n][1]) for n in names])
+    texts = {n: everything[n][1] for n in names}
+    lines = [_line(code) for code in codes] + [_line(zlib.compress(marshal.dumps(texts), 9))]
+    tag = b"#" + hashlib.sha256(b"".join(lines)).hexdigest()[:16].encode() + b"\n"
     role = "skeleton" if name.endswith("-skel") else "executable"
-    return _SCRIPT.format(
-        python=python,
-        flags=FLAGS,
-        name=name,
-        role=role,
-        module=module,
-        code=_blob((importlib.util.MAGIC_NUMBER, code)),
-        sources=_blob(sources),
-    ).encode()
+
+    def script(layout: str, offsets: list[int]) -> bytes:
+        modules = {n: (everything[n][0], offsets[i] + 1, offsets[i + 1] - 1) for i, n in enumerate(names)}
+        return _SCRIPT.format(
+            python=python,
+            flags=FLAGS,
+            name=name,
+            role=role,
+            module=module,
+            restarted=_RESTARTED,
+            layout=layout,
+            tag=tag,
+            magic=importlib.util.MAGIC_NUMBER,
+            modules=modules,
+            sources=(offsets[-2] + 1, offsets[-1] - 1),
+        ).encode()
+
+    # the code holds the offsets of the lines after it: lay out until the code's length is stable
+    code = b""
+    for _ in range(8):
+        start = len(code) + len(tag)
+        offsets = [start]
+        for line in lines:
+            offsets.append(offsets[-1] + len(line))
+        again = script(f"{offsets[-1]} {len(code)}", offsets)
+        settled = len(again) == len(code)
+        code = again
+        if settled:
+            break
+    else:  # pragma: no cover - each round can only add a digit to a number
+        raise NppctlError("plugin build: the executable's layout did not settle")
+    return code + tag + b"".join(lines)
 
 
 def build_plugin(path: Path, module: str) -> Path:

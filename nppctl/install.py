@@ -18,8 +18,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -92,27 +90,15 @@ def resolve_plugin(plugin: str) -> PluginFiles:
 
 
 def _built(ptype: str) -> bytes:
+    """The executable as artifacts.build_plugins writes it (the same sources give the same bytes,
+    so an unchanged plugin is never rewritten on a node)."""
+    from nppctl import artifacts
+
     with tempfile.TemporaryDirectory(prefix="nppctl-build-") as out:
-        built = _build_in_fresh_process(Path(out))
+        built = {path.name: path for path in artifacts.build_plugins(Path(out))}
         if ptype not in built:
             raise NppctlError(f"the plugin build did not produce {ptype}: reinstall nppctl")
         return built[ptype].read_bytes()
-
-
-def _build_in_fresh_process(out: Path) -> dict[str, Path]:
-    """artifacts.build_plugins(out) run in a new python3: the same sources then give the same bytes.
-
-    The archive holds marshalled byte code, and marshal's output depends on the reference counts
-    of the building process (which modules it has loaded), so a build inside this process could
-    differ from one in another process and make a second install rewrite an unchanged plugin.
-    """
-    code = "import sys; from pathlib import Path; from nppctl.artifacts import build_plugins; " \
-        "print('\\n'.join(str(p) for p in build_plugins(Path(sys.argv[1]))))"
-    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
-    if done.returncode != 0:
-        last = (done.stderr.strip() or "no output").splitlines()[-1]
-        raise NppctlError(f"building the plugins failed: {last}")
-    return {Path(line).name: Path(line) for line in done.stdout.split()}
 
 
 def _conflist(pf: PluginFiles, assignment: subnets.Assignment, pod_cidr: str) -> bytes:

@@ -51,12 +51,57 @@ def test_executables_run_alone_from_any_folder(tmp_path, plugins):
 
 def test_another_python_minor_version_falls_back_to_the_sources(tmp_path, monkeypatch):
     monkeypatch.setattr(importlib.util, "MAGIC_NUMBER", b"\x00\x00\r\n")
+    nppnet = artifacts.build_plugin(tmp_path / "nppnet", "nppctl.plugin.nppnet")
+    version = _run(nppnet, "VERSION", b'{"cniVersion": "0.4.0"}', cwd=tmp_path)
+    assert version.returncode == 0 and json.loads(version.stdout)["cniVersion"] == "0.4.0", version
     exe = artifacts.build_plugin(tmp_path / "nppnet-skel", "nppctl.plugin.skel")
     log = tmp_path / "skel.log"
     conf = json.dumps({"cniVersion": "1.0.0", "name": "np1skel", "logFile": str(log)}).encode()
     done = _run(exe, "DEL", conf, cwd=tmp_path, CNI_CONTAINERID="np1c1", CNI_IFNAME="eth0")
     assert done.returncode == 0, done
     assert " DEL " in log.read_text()
+
+
+def test_builds_in_processes_with_different_modules_loaded_give_identical_bytes(tmp_path):
+    """marshal's output follows the writer's reference counts: the build must not depend on them."""
+    here = {p.name: p.read_bytes() for p in artifacts.build_plugins(tmp_path / "here")}
+    # another process, with many other modules (and the plugin's own names) alive: a build in
+    # this very process differed from this one before the builds ran in a fresh interpreter
+    code = (
+        "import sys, asyncio, docker, email.message, json, nppctl.install, nppctl.plugin.nppnet; "
+        "from pathlib import Path; from nppctl.artifacts import build_plugins; "
+        "build_plugins(Path(sys.argv[1]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    there = {p.name: p.read_bytes() for p in (tmp_path / "there").iterdir()}
+    assert there.keys() == here.keys() == {"nppnet", "nppnet-skel"}
+    for name in here:
+        assert here[name] == there[name], name
+
+
+def test_each_executable_carries_only_the_modules_it_can_import(plugins):
+    skel = (plugins / "nppnet-skel").read_bytes()
+    nppnet = (plugins / "nppnet").read_bytes()
+    for module in ("netlink", "ipam", "firewall", "netns", "config", "addr", "nppnet"):
+        assert f"'nppctl.plugin.{module}'".encode() in nppnet
+        assert f"'nppctl.plugin.{module}'".encode() not in skel
+    for module in ("protocol", "jsonio", "log", "errors", "fs", "names"):
+        assert f"'nppctl.plugin.{module}'".encode() in skel
+    assert b"'nppctl.plugin.skel'" not in nppnet
+
+
+def test_a_file_changed_under_a_starting_call_gives_error_11(tmp_path, plugins):
+    """The code reads its modules back from its own file: a file that is not the one the code
+    was built with (say, replaced by an install meanwhile) is re-run once, then refused."""
+    exe = tmp_path / "nppnet-skel"
+    exe.write_bytes((plugins / "nppnet-skel").read_bytes() + b"#\n")
+    exe.chmod(0o755)
+    done = _run(exe, "VERSION", b"", cwd=tmp_path)
+    assert done.returncode == 1, done
+    error = json.loads(done.stdout)
+    assert error["code"] == 11 and "changed" in error["msg"]
+    assert done.stderr == b""
 
 
 def test_skeleton_logs_every_call_fails_add_and_accepts_the_rest(tmp_path, plugins):
