@@ -3,22 +3,21 @@
 ADD: bridge up with the gateway address (and the firewall rules once), an address reserved under
 the store's lock, a veth pair created in one netlink request (host end up on the bridge, peer
 named CNI_IFNAME up inside CNI_NETNS), then address and default route inside the namespace.
+
+Each command imports what it needs when it runs (a VERSION loads none of it, a DEL no firewall
+or namespace code): every module a call imports is start-up time it pays.
 """
 
-from . import firewall, fs, netns, protocol
-from .addr import IPv4, mac_for_ip, mac_text
-from .config import NetConf, valid_attachments
+from . import fs, protocol
 from .errors import CONTAINER_UNKNOWN, INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE, CNIError
-from .ipam import Store
-from .names import is_veth_name, veth_name
-from .netlink import Netlink, NetlinkError
-from .protocol import shape_result
 
 # DATA_DIR/.pins/<network>/<containerID> (holds the ifname): this plugin made /var/run/netns/<containerID>
 PIN_DIR = ".pins"
 
 
 def _store(nc):
+    from .ipam import Store
+
     return Store(nc.data_dir, nc.name, nc.subnet, nc.gateway)
 
 
@@ -37,6 +36,10 @@ def _fail(what, err):
 
 def ensure_bridge(host, nc):
     """The bridge Link, created if missing, up, holding the gateway; firewall rules in place."""
+    from . import firewall
+    from .addr import mac_for_ip
+    from .netlink import NetlinkError
+
     bridge = host.link(nc.bridge)
     created = False
     if bridge is None:
@@ -72,6 +75,10 @@ def ensure_bridge(host, nc):
 
 
 def cmd_add(call, conf, version):
+    from . import netns
+    from .addr import IPv4
+    from .config import NetConf
+
     nc = NetConf(conf, version)
     ns_fd = netns.open_netns(call.netns)
     try:
@@ -90,6 +97,12 @@ def cmd_add(call, conf, version):
 
 
 def _attach(call, nc, ns_fd, ip):
+    from . import netns
+    from .addr import mac_text
+    from .names import veth_name
+    from .netlink import Netlink, NetlinkError
+    from .protocol import shape_result
+
     veth = veth_name(call.container_id, call.ifname)
     with Netlink() as host:
         try:
@@ -137,6 +150,9 @@ def _attach(call, nc, ns_fd, ip):
 
 
 def _create_veth(host, nc, bridge, veth, host_mac, ifname, ip, ns_fd):
+    from .addr import mac_for_ip
+    from .netlink import NetlinkError
+
     try:
         host.add_veth(veth, host_mac, bridge.index, ifname, mac_for_ip(ip), ns_fd, nc.mtu)
     except NetlinkError as err:
@@ -157,6 +173,8 @@ def _pin(nc, call):
     """/var/run/netns/<containerID> for `ip netns` when the namespace lives elsewhere (say
     /proc/PID/ns/net); best effort, never fails ADD. The marker is written before the mount, so a
     call killed in between leaves something DEL and GC act on."""
+    from . import netns
+
     if netns.lives_in_run_dir(call.netns):
         return
     marker = _pin_marker(nc, call.container_id)
@@ -184,6 +202,8 @@ def _unpin(nc, container_id, ifname=None):
     except OSError:
         return
     if ifname is None or owner == ifname:
+        from . import netns
+
         netns.unpin(container_id)
         try:
             fs.unlink(marker)
@@ -195,6 +215,10 @@ def _unpin(nc, container_id, ifname=None):
 
 
 def cmd_del(call, conf, version):
+    from .config import NetConf
+    from .names import veth_name
+    from .netlink import Netlink, NetlinkError
+
     nc = NetConf(conf, version)
     try:
         with Netlink() as host:
@@ -211,6 +235,12 @@ def cmd_del(call, conf, version):
 
 
 def cmd_check(call, conf, version):
+    from . import netns
+    from .addr import IPv4
+    from .config import NetConf
+    from .names import veth_name
+    from .netlink import Netlink, NetlinkError
+
     nc = NetConf(conf, version)
     with _store(nc) as store:
         ip = store.find(call.container_id, call.ifname)
@@ -271,6 +301,8 @@ def _check_prev_result(nc, call, address):
 
 
 def cmd_status(call, conf, version):
+    from .config import NetConf
+
     nc = NetConf(conf, version)
     try:
         with _store(nc) as store:
@@ -292,6 +324,10 @@ def cmd_status(call, conf, version):
 
 
 def cmd_gc(call, conf, version):
+    from .config import NetConf, valid_attachments
+    from .names import is_veth_name, veth_name
+    from .netlink import Netlink, NetlinkError
+
     nc = NetConf(conf, version)
     keep = valid_attachments(conf)
     released = set()
