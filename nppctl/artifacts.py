@@ -10,16 +10,18 @@ script that leaves with os._exit takes about 4.6 ms here, the Go reference's who
   with FLAGS: -I -S (no site, no user paths, no PYTHON* variables) and -X frozen_modules=on
   (Debian's python3.11 otherwise loads os, codecs, io ... from .pyc files: 1.2-1.5 ms more),
   spelled as one argument because a shebang passes only one;
-- it carries only the modules its entry module can import (the import closure, lazy imports
-  included) as byte code, one base64 line per module in comment lines after the code, which
-  the script reads back from its own file and decodes only when the module is imported: python
-  tokenizes every byte of the file before running it, a comment costs about 2.9 ns a byte
-  against 4.3 for a string literal, and a VERSION or DEL never decodes what only ADD needs;
+- python compiles the script's code on every run, so that code is a dozen lines: it reads its
+  own file and runs the loader, which follows (with everything else) as comment lines: python
+  tokenizes every byte of the file, but a comment costs about 2.9 ns a byte against 4.3 for a
+  string literal, and byte code is not compiled again (the loader as code cost ~0.4 ms);
+- the loader imports the modules from their own base64 lines when they are imported, and the
+  file carries only the modules its entry module can import (the import closure, lazy imports
+  included): a VERSION or a DEL never decodes what only ADD needs;
 - the byte code is not compressed: inflating costs more (zlib's import plus ~3.5 ns per byte of
   byte code) than tokenizing the larger text saves; it is compiled with optimize=2 (no
   docstrings, no asserts: the plugin has none) and -X no_debug_ranges (no column tables);
-- the sources follow as one zlib+base64 line, decoded only by a python3 whose byte code
-  differs from the builder's (another minor version), which then compiles them.
+- a python3 whose byte code differs from the builder's (another minor version) runs the
+  loader's source instead, which compiles the modules from the sources line (zlib+base64).
 The byte code is compiled and marshalled in a fresh interpreter (fixed environment and hash
 seed): marshal's output depends on the reference counts in the process that writes it, so a
 build inside a long-running process could differ from one elsewhere. Same sources and python,
@@ -51,66 +53,78 @@ SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 _PACKAGE_INIT = b'"""nppctl, as far as the plugin executables need it: the plugin package."""\n'
 _RESTARTED = "--restarted"  # argv marker of the one re-exec after a replaced file
 
-# The executable's code; the tag line and the payload lines follow it. {layout} is
-# "<file size> <tag offset>", {modules} maps a module name to (is_package, offset, end) of its
-# base64 byte code, {sources} is (offset, end) of the zlib+base64 marshalled {name: source}.
+# The executable: a few lines python compiles on every run (each line of code compiled costs
+# start-up: the loader below used to be code here and cost ~0.4 ms), then comment lines it reads
+# back from its own file: the tag (a digest of what follows: a file replaced since the exec is
+# re-run once, then refused), the loader as byte code and as source, the modules, the sources.
 _SCRIPT = """#!{python} {flags}
 # {name}: the nppnet CNI plugin's {role}, built by `nppctl plugin build` from nppctl/plugin
-# (standard library only). Its modules follow the code as comment lines, decoded on import.
+# (standard library only). Its code follows as comment lines: {modules}.
 import sys
+from binascii import a2b_base64
+from posix import O_RDONLY, close, open, read
 
+fd = open(sys.argv[0], O_RDONLY)
+data = read(fd, {size} + 1)
+close(fd)
+if len(data) != {size} or data[{tag_at}:{tag_end}] != {tag!r}:  # replaced since the exec
+    from posix import _exit, execv
 
-def _embed(layout, tag, magic, modules, sources):
-    import posix
-    from binascii import a2b_base64
+    if sys.argv[1:] != ["{restarted}"]:
+        execv("{python}", ["{python}", "{flags}", sys.argv[0], "{restarted}"])
+    sys.stdout.write('{{"cniVersion": "1.0.0", "code": 11, "msg": "the plugin file changed '
+                     'while it started: try again", "details": ""}}')
+    sys.stdout.flush()
+    _exit(1)
+if sys.modules["_frozen_importlib_external"].MAGIC_NUMBER == {magic!r}:
     from marshal import loads
 
-    size, start = map(int, layout.split())
-    fd = posix.open(sys.argv[0], posix.O_RDONLY | posix.O_CLOEXEC)
-    try:
-        data = posix.read(fd, size + 1)
-    finally:
-        posix.close(fd)
-    if len(data) != size or data[start : start + len(tag)] != tag:  # replaced since the exec
-        if sys.argv[1:] != ["{restarted}"]:
-            posix.execv("{python}", ["{python}", "{flags}", sys.argv[0], "{restarted}"])
-        sys.stdout.write('{{"cniVersion": "1.0.0", "code": 11, "msg": "the plugin file changed '
-                         'while it started: try again", "details": ""}}')
-        sys.stdout.flush()
-        posix._exit(1)
-    texts = None
-    if magic != sys.modules["_frozen_importlib_external"].MAGIC_NUMBER:  # another python3 minor version
-        from zlib import decompress
+    exec(loads(a2b_base64(data[{boot_at}:{boot_end}])), {{"data": data, "base": {base}}})
+else:  # another python3 minor version: the loader's source
+    exec(a2b_base64(data[{boot_src_at}:{boot_src_end}]), {{"data": data, "base": {base}}})
+"""
 
-        texts = loads(decompress(a2b_base64(data[sources[0] : sources[1]])))
-    bootstrap = sys.modules["_frozen_importlib"]
+# The loader (run with `data`, the file, and `base`, where the tag line starts): imports the
+# embedded modules from their lines when asked for and runs {module}.main(). {modules} maps a
+# module name to (is_package, start, end) of its base64 byte code line relative to base;
+# {sources} is (start, end) of the zlib+base64 marshalled {{name: source}} line.
+_LOADER = """import sys
+from binascii import a2b_base64
+from marshal import loads
 
-    class EmbeddedModules:
-        @staticmethod
-        def find_spec(name, path=None, target=None):
-            if name not in modules:
-                return None
-            origin = "<embedded>/" + name.replace(".", "/") + ("/__init__.py" if modules[name][0] else ".py")
-            return bootstrap.ModuleSpec(name, EmbeddedModules, origin=origin, is_package=modules[name][0])
+modules = {modules!r}
+texts = None
+if sys.modules["_frozen_importlib_external"].MAGIC_NUMBER != {magic!r}:  # another minor version
+    from zlib import decompress
 
-        @staticmethod
-        def create_module(spec):
+    texts = loads(decompress(a2b_base64(data[base + {sources[0]} : base + {sources[1]}])))
+bootstrap = sys.modules["_frozen_importlib"]
+
+
+class EmbeddedModules:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name not in modules:
             return None
+        origin = "<embedded>/" + name.replace(".", "/") + ("/__init__.py" if modules[name][0] else ".py")
+        return bootstrap.ModuleSpec(name, EmbeddedModules, origin=origin, is_package=modules[name][0])
 
-        @staticmethod
-        def exec_module(module):
-            name = module.__name__
-            module.__file__ = module.__spec__.origin
-            if texts is None:
-                code = loads(a2b_base64(data[modules[name][1] : modules[name][2]]))
-            else:
-                code = compile(texts[name], module.__file__, "exec", dont_inherit=True)
-            exec(code, module.__dict__)
+    @staticmethod
+    def create_module(spec):
+        return None
 
-    sys.meta_path.insert(0, EmbeddedModules)
+    @staticmethod
+    def exec_module(module):
+        name = module.__name__
+        module.__file__ = module.__spec__.origin
+        if texts is None:
+            code = loads(a2b_base64(data[base + modules[name][1] : base + modules[name][2]]))
+        else:
+            code = compile(texts[name], module.__file__, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
 
 
-_embed("{layout}", {tag!r}, {magic!r}, {modules!r}, {sources!r})
+sys.meta_path.insert(0, EmbeddedModules)
 from {module} import main  # noqa: E402
 
 main()
@@ -202,43 +216,59 @@ def plugin_script(name: str, module: str, python: str = PYTHON) -> bytes:
     """The bytes of one executable whose code runs module.main()."""
     everything = _plugin_sources()
     names = import_closure(module, everything)
-    codes = _compile_fresh([(_origin(n, everything[n][0]), everything[n][1]) for n in names])
     texts = {n: everything[n][1] for n in names}
-    lines = [_line(code) for code in codes] + [_line(zlib.compress(marshal.dumps(texts), 9))]
-    tag = b"#" + hashlib.sha256(b"".join(lines)).hexdigest()[:16].encode() + b"\n"
+    sources_line = _line(zlib.compress(marshal.dumps(texts), 9))
+    magic = importlib.util.MAGIC_NUMBER
+    # the loader knows each module line's place relative to the first one (`base`, which the
+    # script passes in), so it is compiled once the modules are
+    items = [(_origin(n, everything[n][0]), everything[n][1]) for n in names]
+    module_codes = _compile_fresh(items)
+    module_lines = [_line(code) for code in module_codes]
+    spans, at = {}, 0
+    for n, line in zip(names, module_lines, strict=True):
+        spans[n] = (everything[n][0], at + 1, at + len(line) - 1)
+        at += len(line)
+    sources_span = (at + 1, at + len(sources_line) - 1)
+    loader = _LOADER.format(modules=spans, magic=magic, module=module, sources=sources_span)
+    loader_code = _compile_fresh([("<embedded>/loader.py", loader.encode())])[0]
+    boot_lines = [_line(loader_code), _line(loader.encode())]
+    tail = b"".join(module_lines) + sources_line
+    tag = b"#" + hashlib.sha256(b"".join(boot_lines) + tail).hexdigest()[:16].encode() + b"\n"
     role = "skeleton" if name.endswith("-skel") else "executable"
 
-    def script(layout: str, offsets: list[int]) -> bytes:
-        modules = {n: (everything[n][0], offsets[i] + 1, offsets[i + 1] - 1) for i, n in enumerate(names)}
+    def script(code_len: int) -> bytes:
+        boot_at = code_len + len(tag)
+        base = boot_at + len(boot_lines[0]) + len(boot_lines[1])
         return _SCRIPT.format(
             python=python,
             flags=FLAGS,
             name=name,
             role=role,
-            module=module,
+            modules=", ".join(names),
             restarted=_RESTARTED,
-            layout=layout,
+            size=base + len(tail),
+            tag_at=code_len,
+            tag_end=boot_at,
             tag=tag,
-            magic=importlib.util.MAGIC_NUMBER,
-            modules=modules,
-            sources=(offsets[-2] + 1, offsets[-1] - 1),
+            magic=magic,
+            boot_at=boot_at + 1,
+            boot_end=boot_at + len(boot_lines[0]) - 1,
+            boot_src_at=boot_at + len(boot_lines[0]) + 1,
+            boot_src_end=base - 1,
+            base=base,
         ).encode()
 
-    # the code holds the offsets of the lines after it: lay out until the code's length is stable
+    # the code holds offsets of the lines after it: lay out until the code's length is stable
     code = b""
     for _ in range(8):
-        start = len(code) + len(tag)
-        offsets = [start]
-        for line in lines:
-            offsets.append(offsets[-1] + len(line))
-        again = script(f"{offsets[-1]} {len(code)}", offsets)
+        again = script(len(code))
         settled = len(again) == len(code)
         code = again
         if settled:
             break
     else:  # pragma: no cover - each round can only add a digit to a number
         raise NppctlError("plugin build: the executable's layout did not settle")
-    return code + tag + b"".join(lines)
+    return code + tag + b"".join(boot_lines) + tail
 
 
 def build_plugin(path: Path, module: str) -> Path:
