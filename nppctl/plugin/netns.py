@@ -15,58 +15,53 @@ MS_BIND = 0x1000
 MNT_DETACH = 0x2
 NETNS_RUN_DIR = "/var/run/netns"
 
-_libc = None
+_functions = {}
 
 
-def _bind_libc():
+def _bind(name):
+    """The libc function `name` through _ctypes; only what a call uses is bound (ADD needs just
+    setns: binding mount and umount2 too cost ~60 us of every ADD)."""
     import _ctypes
 
-    class Int(_ctypes._SimpleCData):
-        _type_ = "i"
-
-    class ULong(_ctypes._SimpleCData):
-        _type_ = "L"
-
-    class CharP(_ctypes._SimpleCData):
-        _type_ = "z"
-
     flags = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
-
-    class Fn(_ctypes.CFuncPtr):
-        _flags_ = flags
-        _restype_ = Int
-
-    class Mount(_ctypes.CFuncPtr):  # _ctypes wants _flags_ in each class's own dict
-        _flags_ = flags
-        _restype_ = Int
-        _argtypes_ = (CharP, CharP, CharP, ULong, CharP)
-
-    class Umount2(_ctypes.CFuncPtr):
-        _flags_ = flags
-        _restype_ = Int
-        _argtypes_ = (CharP, Int)
 
     class Libc:
         _handle = _ctypes.dlopen(None, 2)
 
-    class Bound:
-        setns = Fn(("setns", Libc))
-        mount = Mount(("mount", Libc))
-        umount2 = Umount2(("umount2", Libc))
-        get_errno = staticmethod(_ctypes.get_errno)
+    if name == "setns":  # setns(int, int) -> int: _ctypes' defaults for ints, nothing to declare
 
-    return Bound
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = flags
+
+    else:
+
+        class Int(_ctypes._SimpleCData):
+            _type_ = "i"
+
+        class ULong(_ctypes._SimpleCData):
+            _type_ = "L"
+
+        class CharP(_ctypes._SimpleCData):
+            _type_ = "z"
+
+        class Function(_ctypes.CFuncPtr):  # _ctypes wants _flags_ in each class's own dict
+            _flags_ = flags
+            _restype_ = Int
+            _argtypes_ = {"mount": (CharP, CharP, CharP, ULong, CharP), "umount2": (CharP, Int)}[name]
+
+    _functions[name] = function = Function((name, Libc))
+    return function
 
 
 def _call(name, *args):
     if name == "setns" and fs.setns is not None:  # Python 3.12+
         fs.setns(*args)
         return
-    global _libc
-    if _libc is None:
-        _libc = _bind_libc()
-    if getattr(_libc, name)(*args) != 0:
-        code = _libc.get_errno()
+    function = _functions.get(name) or _bind(name)
+    if function(*args) != 0:
+        import _ctypes
+
+        code = _ctypes.get_errno()
         raise OSError(code, f"{name}: {fs.strerror(code)}")
 
 
