@@ -60,10 +60,12 @@ _RESTARTED = "--restarted"  # argv marker of the one re-exec after a replaced fi
 _SCRIPT = """#!{python} {flags}
 # {name}: the nppnet CNI plugin's {role}, built by `nppctl plugin build` from nppctl/plugin
 # (standard library only). Its code follows as comment lines: {modules}.
+import gc
 import sys
 from binascii import a2b_base64
 from posix import O_RDONLY, close, open, read
 
+gc.disable()  # one short call: no cycles worth collecting, and imports would trigger collections
 fd = open(sys.argv[0], O_RDONLY)
 data = read(fd, {size} + 1)
 close(fd)
