@@ -14,9 +14,10 @@ script that leaves with os._exit takes about 4.6 ms here, the Go reference's who
   own file and runs the loader, which follows (with everything else) as comment lines: python
   tokenizes every byte of the file, but a comment costs about 2.9 ns a byte against 4.3 for a
   string literal, and byte code is not compiled again (the loader as code cost ~0.4 ms);
-- the loader imports the modules from their own base64 lines when they are imported, and the
-  file carries only the modules its entry module can import (the import closure, lazy imports
-  included): a VERSION or a DEL never decodes what only ADD needs;
+- the loader puts every module in sys.modules up front and decodes one from its own base64 line
+  when one of its names is first used (no finder or spec: import machinery costs ~25 us a
+  module), and the file carries only the modules its entry module can import (the import
+  closure, lazy imports included): a VERSION or a DEL never decodes what only ADD needs;
 - the byte code is not compressed: inflating costs more (zlib's import plus ~3.5 ns per byte of
   byte code) than tokenizing the larger text saves; it is compiled with optimize=2 (no
   docstrings, no asserts: the plugin has none) and -X no_debug_ranges (no column tables);
@@ -86,8 +87,9 @@ else:  # another python3 minor version: the loader's source
     exec(a2b_base64(data[{boot_src_at}:{boot_src_end}]), {{"data": data, "base": {base}}})
 """
 
-# The loader (run with `data`, the file, and `base`, where the tag line starts): imports the
-# embedded modules from their lines when asked for and runs {module}.main(). {modules} maps a
+# The loader (run with `data`, the file, and `base`, where the module lines start): makes the
+# embedded modules importable, each decoded from its line when first used, and runs
+# {module}.main(). {modules} maps a
 # module name to (is_package, start, end) of its base64 byte code line relative to base;
 # {sources} is (start, end) of the zlib+base64 marshalled {{name: source}} line.
 _LOADER = """import sys
@@ -100,33 +102,43 @@ if sys.modules["_frozen_importlib_external"].MAGIC_NUMBER != {magic!r}:  # anoth
     from zlib import decompress
 
     texts = loads(decompress(a2b_base64(data[base + {sources[0]} : base + {sources[1]}])))
-bootstrap = sys.modules["_frozen_importlib"]
+plain = type(sys)
 
 
-class EmbeddedModules:
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name not in modules:
-            return None
-        origin = "<embedded>/" + name.replace(".", "/") + ("/__init__.py" if modules[name][0] else ".py")
-        return bootstrap.ModuleSpec(name, EmbeddedModules, origin=origin, is_package=modules[name][0])
-
-    @staticmethod
-    def create_module(spec):
-        return None
-
-    @staticmethod
-    def exec_module(module):
-        name = module.__name__
-        module.__file__ = module.__spec__.origin
-        if texts is None:
-            code = loads(a2b_base64(data[base + modules[name][1] : base + modules[name][2]]))
-        else:
-            code = compile(texts[name], module.__file__, "exec", dont_inherit=True)
-        exec(code, module.__dict__)
+def run(module):
+    name = module.__name__
+    if texts is None:
+        code = loads(a2b_base64(data[base + modules[name][1] : base + modules[name][2]]))
+    else:
+        code = compile(texts[name], module.__file__, "exec", dont_inherit=True)
+    exec(code, module.__dict__)
 
 
-sys.meta_path.insert(0, EmbeddedModules)
+# Each module is in sys.modules from the start, its code runs when one of its names is first
+# asked for (import statements then find it there: no finder, spec or loader, the import
+# machinery's ~25 us a module); from then on it is a plain module.
+class EmbeddedModule(plain):
+    def __getattr__(self, attr):
+        if attr[:2] == "__" or type(self) is not EmbeddedModule:
+            raise AttributeError(attr)
+        self.__class__ = plain
+        run(self)
+        return getattr(self, attr)
+
+
+for name, (is_package, _, _) in modules.items():  # sorted: a package before its modules
+    module = EmbeddedModule(name)
+    module.__file__ = "<embedded>/" + name.replace(".", "/") + ("/__init__.py" if is_package else ".py")
+    module.__package__ = name if is_package else name.rpartition(".")[0]
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    if is_package:
+        module.__path__ = []
+        module.__class__ = plain
+        run(module)
+
 from {module} import main  # noqa: E402
 
 main()
