@@ -2,7 +2,8 @@
 """Where one nppnet ADD spends its time: start-up, imports, work, system calls.
 
 Prints, for the built plugin (or --plugin PATH) on this machine:
-  1. medians of: the interpreter alone (same shebang, empty script), the plugin's VERSION
+  1. medians of: the interpreter alone (same shebang: an empty script, and one that leaves
+     through posix._exit as the plugin does), the plugin's VERSION
      (start-up + imports), ADD and DEL, and the reference bridge's VERSION / ADD / DEL;
   2. CPU time per call (user + sys, mean over the runs: what bursts on few cores pay);
   3. `-X importtime` of the plugin's modules (cumulative microseconds, biggest first);
@@ -112,10 +113,15 @@ def main() -> int:
         empty = work / "empty"
         empty.write_text(f"#!{' '.join(interpreter)}\n")
         empty.chmod(0o755)
+        # the plugin leaves through os._exit: this is its real floor (no interpreter clean-up)
+        bare = work / "bare"
+        bare.write_text(f"#!{' '.join(interpreter)}\nimport posix\nposix._exit(0)\n")
+        bare.chmod(0o755)
         subprocess.run(["ip", "netns", "add", netns], check=True)
         ours, ref = json.dumps(ours_conf).encode(), json.dumps(ref_conf).encode()
         cases = {
             "interpreter, empty script": ([str(empty)], "VERSION", b""),
+            "interpreter, posix._exit": ([str(bare)], "VERSION", b""),
             "nppnet VERSION": ([str(exe)], "VERSION", ours),
             "nppnet ADD": ([str(exe)], "ADD", ours),
             "nppnet DEL": ([str(exe)], "DEL", ours),
