@@ -89,9 +89,9 @@ else:  # another python3 minor version: the loader's source
 
 # The loader (run with `data`, the file, and `base`, where the module lines start): makes the
 # embedded modules importable, each decoded from its line when first used, and runs
-# {module}.main(). {modules} maps a
-# module name to (is_package, start, end) of its base64 byte code line relative to base;
-# {sources} is (start, end) of the zlib+base64 marshalled {{name: source}} line.
+# {module}.main(). {modules} maps a module name to (is_package, start, end) of its base64 byte
+# code line relative to base; {sources} is (start, end) of the zlib+base64 marshalled
+# {{name: source}} line.
 _LOADER = """import sys
 from binascii import a2b_base64
 from marshal import loads
@@ -158,7 +158,10 @@ def no_locations(code):
     consts = tuple(no_locations(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
     units = len(code.co_code) // 2
     table = bytes(0xF8 | (min(8, units - i) - 1) for i in range(0, units, 8))
-    return code.replace(co_linetable=table, co_consts=consts)
+    bare = code.replace(co_linetable=table, co_consts=consts)
+    if list(bare.co_positions()) != [(None, None, None, None)] * units:  # a table format we do not know
+        return code.replace(co_consts=consts)
+    return bare
 
 
 out = []
