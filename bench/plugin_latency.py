@@ -53,8 +53,9 @@ class Plugin:
     adds: list[float] = field(default_factory=list)
     dels: list[float] = field(default_factory=list)
 
-    def call(self, command: str, container_id: str, netns: str) -> tuple[float, subprocess.CompletedProcess]:
-        env = {
+    def env(self, command: str, container_id: str, netns: str) -> dict[str, str]:
+        """The environment a runtime gives a plugin call."""
+        return {
             "PATH": RUNTIME_PATH,
             "CNI_COMMAND": command,
             "CNI_CONTAINERID": container_id,
@@ -62,6 +63,9 @@ class Plugin:
             "CNI_IFNAME": "eth0",
             "CNI_PATH": self.cni_path,
         }
+
+    def call(self, command: str, container_id: str, netns: str) -> tuple[float, subprocess.CompletedProcess]:
+        env = self.env(command, container_id, netns)
         stdin = json.dumps(self.conf).encode()
         started = time.perf_counter()
         done = subprocess.run(
@@ -70,14 +74,7 @@ class Plugin:
         return (time.perf_counter() - started) * 1000, done
 
     def spawn(self, command: str, container_id: str, netns: str) -> subprocess.Popen:
-        env = {
-            "PATH": RUNTIME_PATH,
-            "CNI_COMMAND": command,
-            "CNI_CONTAINERID": container_id,
-            "CNI_NETNS": f"/var/run/netns/{netns}",
-            "CNI_IFNAME": "eth0",
-            "CNI_PATH": self.cni_path,
-        }
+        env = self.env(command, container_id, netns)
         proc = subprocess.Popen(
             [str(self.exe)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )

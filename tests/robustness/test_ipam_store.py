@@ -13,6 +13,7 @@ import pytest
 
 from nppctl.plugin.errors import IO_FAILURE, TRY_AGAIN_LATER, CNIError
 from nppctl.plugin.ipam import Store
+from tests.robustness.disk import fill
 from tests.robustness.procs import run_python, spawn_python
 
 NET = ipaddress.ip_network("10.202.0.0/24")
@@ -236,22 +237,7 @@ def test_full_disk_is_an_error_and_store_unchanged(tmp_path, mount_point):
     mnt = mount_point("size=64k", "nr_inodes=64")
     with store(mnt) as s:
         kept = s.reserve("kept", "eth0")
-    fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    # use up inodes too, so nothing at all can be created
-    n = 0
-    try:
-        while True:
-            (mnt / f"f{n}").touch()
-            n += 1
-    except OSError:
-        pass
+    fill(mnt)  # no block and no inode left
     with store(mnt) as s:
         assert not s.writable()
         with pytest.raises(CNIError) as err:

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 from tests.robustness.cni import netns_address, netns_links
+from tests.robustness.disk import fill
 
 
 def kill_after(proc: subprocess.Popen, delay: float) -> bool:
@@ -122,25 +123,6 @@ def test_full_disk_is_an_error_and_the_store_stays_intact(make_net, mount_point)
     assert netns_address(ns[1]) is None and len(net.host_veths()) == 1
     assert net.reservations() == before
     assert not [n for n in os.listdir(net.store_dir) if n.startswith(".tmp")]
-
-
-def fill(mnt) -> None:
-    """Use up every block and inode of a small tmpfs."""
-    fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    n = 0
-    try:
-        while True:
-            os.close(os.open(mnt / f"inode{n}", os.O_WRONLY | os.O_CREAT))
-            n += 1
-    except OSError:
-        pass
 
 
 def test_log_file_stays_capped(make_net):
