@@ -8,6 +8,7 @@ CI run can never pass by skipping them.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -78,27 +79,37 @@ def node_image(docker_client) -> str:
     return tag
 
 
-# The plugin's own chains (nppctl/plugin/firewall.py) outlive any one bridge, as a CNI plugin's chains do
-# on a node. Tests remove their rules; this removes the chains and their jumps at the end of the session
-# when the session made them (they were absent at its start) and left them empty.
-_PLUGIN_CHAINS = (("filter", "NPPNET-FORWARD", "FORWARD"), ("nat", "NPPNET-POSTROUTING", "POSTROUTING"))
+# Chains that outlive any one network on a node: the plugin's own (nppctl/plugin/firewall.py) and the
+# reference portmap's. A chain the session made (absent at its start) is removed at its end, with the
+# rules that jump to it.
+_SESSION_CHAINS = (
+    ("filter", "NPPNET-FORWARD"),
+    ("nat", "NPPNET-POSTROUTING"),
+    ("nat", "CNI-HOSTPORT-DNAT"),
+    ("nat", "CNI-HOSTPORT-MASQ"),
+    ("nat", "CNI-HOSTPORT-SETMARK"),
+)
 
 
 def _iptables(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True)
 
 
+def _remove_chain(table: str, chain: str) -> None:
+    for line in _iptables("-t", table, "-S").stdout.splitlines():
+        words = shlex.split(line)
+        if words[:1] == ["-A"] and words[-2:] == ["-j", chain]:
+            _iptables("-t", table, "-D", *words[1:])
+    _iptables("-t", table, "-F", chain)
+    _iptables("-t", table, "-X", chain)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _remove_plugin_chains_made_by_tests():
+def _remove_chains_made_by_tests():
     if os.geteuid() != 0 or shutil.which("iptables") is None:
         yield
         return
-    absent = [c for c in _PLUGIN_CHAINS if _iptables("-t", c[0], "-S", c[1]).returncode != 0]
+    absent = [(t, c) for t, c in _SESSION_CHAINS if _iptables("-t", t, "-S", c).returncode != 0]
     yield
-    for table, chain, builtin in absent:
-        listed = _iptables("-t", table, "-S", chain)
-        if listed.returncode != 0 or listed.stdout.strip() != f"-N {chain}":
-            continue  # gone already, or something still uses it
-        while _iptables("-t", table, "-D", builtin, "-j", chain).returncode == 0:
-            pass
-        _iptables("-t", table, "-X", chain)
+    for table, chain in absent:
+        _remove_chain(table, chain)

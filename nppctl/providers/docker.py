@@ -59,9 +59,11 @@ class DockerProvider:
 
     def delete(self, name: str) -> None:
         """Remove the cluster's containers, then the network if no other container uses it."""
+        gone = set()
         for c in self._containers(name):
             c.remove(force=True, v=True)
-        self.remove_network_if_unused()
+            gone.add(c.id)
+        self.remove_network_if_unused(gone)
 
     def exists(self, name: str) -> bool:
         return bool(self._containers(name))
@@ -119,21 +121,33 @@ class DockerProvider:
                     f"cannot create the Docker network '{KIND_NETWORK}': {err.explanation}"
                 ) from err
 
-    def remove_network_if_unused(self) -> bool:
-        """Remove network "kind" unless a container is attached; True when removed."""
+    def remove_network_if_unused(self, gone: set[str] = frozenset(), wait: float = 5.0) -> bool:
+        """Remove network "kind" unless a container is attached; True when removed.
+
+        `gone` are IDs of containers just removed: the engine may list their endpoints a moment
+        longer, so while only those are attached it retries for up to `wait` seconds.
+        """
+        import time
+
         import docker
 
-        try:
-            net = self.client.networks.get(KIND_NETWORK)
-            net.reload()
-            if net.attrs.get("Containers"):
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                net = self.client.networks.get(KIND_NETWORK)
+                attached = set(net.attrs.get("Containers") or {})
+                if attached - gone:
+                    return False  # another cluster's node
+                if not attached:
+                    net.remove()
+                    return True
+            except docker.errors.NotFound:
                 return False
-            net.remove()
-            return True
-        except docker.errors.NotFound:
-            return False
-        except docker.errors.APIError:
-            return False  # "has active endpoints": another cluster attached meanwhile
+            except docker.errors.APIError:
+                pass  # "has active endpoints": a removed node's endpoint, or another cluster's
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
 
     def _mount_for(self, spec: ClusterSpec, name: str):
         short = name[len(spec.name) + 1 :]
