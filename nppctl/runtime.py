@@ -2,7 +2,8 @@
 
 This whole file runs in two places:
 - on the host (imported): cni_call / cni_exec / run_agent send this file's source to a node's own
-  python3 (`python3 - COMMAND SPEC_JSON`, source on stdin): one docker exec per node and task.
+  python3, the one the plugin's shebang names (`/usr/bin/python3 - COMMAND SPEC_JSON`, source on
+  stdin): one docker exec per node and task.
 - in the node (as a script): the `_cmd_*` functions below do the work with `ip`/`iptables` argv
   lists and print one JSON object. Stdlib only at top level, Python 3.9 syntax.
 
@@ -52,14 +53,15 @@ def _source() -> bytes:
 
 
 def run_agent(node, command: str, spec: dict) -> dict:
-    """Run this file in the node with `python3 -`: its JSON answer, or NppctlError."""
+    """Run this file in the node with the plugin's python3 (its shebang's): JSON answer or NppctlError."""
+    from nppctl.artifacts import PYTHON
     from nppctl.errors import NppctlError
     from nppctl.nodes import node_run
 
-    res = node_run(node, ["python3", "-", command, json.dumps(spec)], stdin=_source())
+    res = node_run(node, [PYTHON, "-", command, json.dumps(spec)], stdin=_source())
     if res.code in (126, 127) and "python3" in (res.stdout + res.stderr):
         raise NppctlError(
-            f"node {node.name} has no python3: nppnet and nppctl's node agent need it; rerun "
+            f"node {node.name} has no python3 at {PYTHON}: nppnet and nppctl's node agent need it; rerun "
             f"`nppctl install --name {node.cluster} ... --ensure-python` to install it with the node's "
             "package manager (apt-get)"
         )
