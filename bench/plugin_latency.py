@@ -153,20 +153,38 @@ def build_nppnet(out: Path) -> Path:
     raise SystemExit("bench: build_plugins wrote no nppnet")
 
 
+def nppnet_conf(name: str, bridge: str, subnet: str, data_dir: Path, log_file: Path) -> dict:
+    """nppnet's network configuration for a bench network."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": name,
+        "type": "nppnet",
+        "subnet": subnet,
+        "bridge": bridge,
+        "ipMasq": False,
+        "dataDir": str(data_dir),
+        "logFile": str(log_file),
+    }
+
+
+def reference_conf(name: str, bridge: str, subnet: str, data_dir: Path) -> dict:
+    """The same network for the reference bridge + host-local (bridge holds the gateway, as nppnet's)."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": name,
+        "type": "bridge",
+        "bridge": bridge,
+        "isGateway": True,
+        "ipMasq": False,
+        "ipam": {"type": "host-local", "subnet": subnet, "dataDir": str(data_dir)},
+    }
+
+
 def make_plugins(nppnet: Path, work: Path) -> tuple[Plugin, Plugin]:
     ours = Plugin(
         label="nppnet",
         exe=nppnet,
-        conf={
-            "cniVersion": "1.0.0",
-            "name": "np2bench-n",
-            "type": "nppnet",
-            "subnet": "10.202.241.0/24",
-            "bridge": "np2bN",
-            "ipMasq": False,
-            "dataDir": str(work / "nppnet-data"),
-            "logFile": str(work / "nppnet.log"),
-        },
+        conf=nppnet_conf("np2bench-n", "np2bN", "10.202.241.0/24", work / "nppnet-data", work / "nppnet.log"),
         bridge="np2bN",
         subnet="10.202.241.0/24",
         data_dir=work / "nppnet-data",
@@ -175,15 +193,7 @@ def make_plugins(nppnet: Path, work: Path) -> tuple[Plugin, Plugin]:
     reference = Plugin(
         label="reference",
         exe=REFERENCE_DIR / "bridge",
-        conf={
-            "cniVersion": "1.0.0",
-            "name": "np2bench-r",
-            "type": "bridge",
-            "bridge": "np2bR",
-            "isGateway": True,
-            "ipMasq": False,
-            "ipam": {"type": "host-local", "subnet": "10.202.242.0/24", "dataDir": str(work / "ref-data")},
-        },
+        conf=reference_conf("np2bench-r", "np2bR", "10.202.242.0/24", work / "ref-data"),
         bridge="np2bR",
         subnet="10.202.242.0/24",
         data_dir=work / "ref-data",

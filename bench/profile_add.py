@@ -30,7 +30,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.plugin_latency import REFERENCE_DIR, RUNTIME_PATH, build_nppnet, drop_firewall_rules  # noqa: E402
+from bench.plugin_latency import (  # noqa: E402
+    REFERENCE_DIR,
+    RUNTIME_PATH,
+    build_nppnet,
+    drop_firewall_rules,
+    nppnet_conf,
+    reference_conf,
+)
 
 PREFIX = f"np2p-{os.getpid()}"
 PROFILE_DRIVER = """
@@ -88,25 +95,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
     netns = f"{PREFIX}-ns"
-    ours_conf = {
-        "cniVersion": "1.0.0",
-        "name": "np2prof",
-        "type": "nppnet",
-        "subnet": "10.202.238.0/24",
-        "bridge": "np2pN",
-        "ipMasq": False,
-        "dataDir": str(work / "data"),
-        "logFile": str(work / "log"),
-    }
-    ref_conf = {
-        "cniVersion": "1.0.0",
-        "name": "np2profr",
-        "type": "bridge",
-        "bridge": "np2pR",
-        "isGateway": True,
-        "ipMasq": False,
-        "ipam": {"type": "host-local", "subnet": "10.202.239.0/24", "dataDir": str(work / "ref")},
-    }
+    ours_conf = nppnet_conf("np2prof", "np2pN", "10.202.238.0/24", work / "data", work / "log")
+    ref_conf = reference_conf("np2profr", "np2pR", "10.202.239.0/24", work / "ref")
     try:
         exe = args.plugin.resolve() if args.plugin else build_nppnet(work / "bin")
         interpreter = open(exe).readline()[2:].split()

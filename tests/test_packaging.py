@@ -7,18 +7,27 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_ships_plugin_and_templates(tmp_path):
-    out = subprocess.run(
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel of this checkout, built once for the module."""
+    out = tmp_path_factory.mktemp("wheels")
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(tmp_path), str(REPO)],
+        + ["-w", str(out), str(REPO)],
         capture_output=True,
         text=True,
     )
-    assert out.returncode == 0, out.stderr
-    (wheel,) = tmp_path.glob("nppctl-*.whl")
+    assert built.returncode == 0, built.stderr
+    (path,) = out.glob("nppctl-*.whl")
+    return path
+
+
+def test_wheel_ships_plugin_and_templates(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "nppctl/plugin/__init__.py" in names
     assert "nppctl/cli.py" in names
@@ -30,19 +39,11 @@ def test_wheel_ships_plugin_and_templates(tmp_path):
         assert shipped == in_repo
 
 
-def test_installed_wheel_builds_the_plugin_and_renders_templates(tmp_path):
+def test_installed_wheel_builds_the_plugin_and_renders_templates(wheel, tmp_path):
     """From a wheel install (not the checkout): resources and the plugin build work outside the repo."""
-    wheels, venv, out = tmp_path / "wheels", tmp_path / "venv", tmp_path / "out"
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(wheels), str(REPO)],
-        capture_output=True,
-        text=True,
-    )
-    assert built.returncode == 0, built.stderr
+    venv, out = tmp_path / "venv", tmp_path / "out"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
     python = venv / "bin" / "python"
-    (wheel,) = wheels.glob("nppctl-*.whl")
     inst = subprocess.run(
         [python, "-m", "pip", "install", "-q", "--no-deps", str(wheel)], capture_output=True, text=True
     )
