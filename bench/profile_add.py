@@ -106,7 +106,7 @@ def main() -> int:
     CNI_PATH[0] = str(args.reference_dir)
     reference = args.reference_dir / "bridge"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
+    work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-", dir="/var/tmp"))  # a node's /tmp is noexec
     netns = f"{PREFIX}-ns"
     ours_conf = nppnet_conf("np2prof", "np2pN", "10.202.238.0/24", work / "data", work / "log")
     ref_conf = reference_conf("np2profr", "np2pR", "10.202.239.0/24", work / "ref")
