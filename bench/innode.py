@@ -25,8 +25,11 @@ def interpreter_of(plugin: Path) -> list[str]:
 
 
 def describe_python(plugin: Path) -> str:
-    """'/usr/bin/python3 3.13.5 (byte code: cache ...)' for the python a plugin's shebang names."""
+    """'/usr/bin/python3 3.13.5, byte code ...': the python a plugin's shebang names, and which
+    byte code a VERSION call runs on it (bench/record.py)."""
     import subprocess
+
+    from bench import record
 
     argv = interpreter_of(plugin)
     if not argv:
@@ -34,7 +37,15 @@ def describe_python(plugin: Path) -> str:
     out = subprocess.run(
         [argv[0], "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True
     )
-    return f"{argv[0]} {out.stdout.strip() or out.stderr.strip()[-80:]}"
+    version = out.stdout.strip() or out.stderr.strip()[-80:]
+    env = {"CNI_COMMAND": "VERSION", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    run = record.argv(str(plugin), argv[0])
+    done = subprocess.run(run, input="", env=env, capture_output=True, text=True)
+    try:
+        how = record.summary(record.parse(done.stderr))
+    except ValueError:
+        how = "byte code unknown (no loader record)"
+    return f"{argv[0]} {version}, {how}"
 
 
 def in_node_args(argv: list[str]) -> list[str]:

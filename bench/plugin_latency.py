@@ -6,8 +6,8 @@ configuration on stdin, PATH=/usr/sbin:/usr/bin:/sbin:/bin (and CNI_PATH=/usr/li
 reference bridge finds host-local). Rounds interleave the two (A B A B ..., the order flipped
 every round) so drift of the machine hits both alike.
 
-Part 1, latency: per round one ADD and one DEL of each plugin into a fresh network namespace;
-median and p95 of each, and the ratio nppnet / reference.
+Part 1, latency: per round one ADD and one DEL of each plugin into a fresh network namespace,
+then one VERSION; median and p95 of each, and the ratio nppnet / reference.
 Part 2, burst: N parallel ADDs, then N parallel DELs (N = 16 and 64) per plugin, repeated
 (order alternating); median wall time ratio, and the worst distinct-address count, errors and
 leftovers (reservations, host veths) over the repeats.
@@ -54,6 +54,7 @@ class Plugin:
     cni_path: str
     adds: list[float] = field(default_factory=list)
     dels: list[float] = field(default_factory=list)
+    versions: list[float] = field(default_factory=list)
 
     def env(self, command: str, container_id: str, netns: str) -> dict[str, str]:
         """The environment a runtime gives a plugin call."""
@@ -245,7 +246,7 @@ def one_call(plugin: Plugin, command: str, cid: str, netns: str, record: bool) -
     if done.returncode != 0:
         raise SystemExit(f"bench: {plugin.label} {command} failed: {error_of(done.stdout, done.stderr)}")
     if record:
-        (plugin.adds if command == "ADD" else plugin.dels).append(ms)
+        {"ADD": plugin.adds, "DEL": plugin.dels, "VERSION": plugin.versions}[command].append(ms)
 
 
 def latency_rounds(plugins: tuple[Plugin, Plugin], rounds: int, warmup: int = 3) -> None:
@@ -258,6 +259,8 @@ def latency_rounds(plugins: tuple[Plugin, Plugin], rounds: int, warmup: int = 3)
                 one_call(p, "ADD", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
             for p in order:
                 one_call(p, "DEL", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
+            for p in order:
+                one_call(p, "VERSION", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
         finally:
             netns_batch("del", list(names.values()))
 
@@ -317,14 +320,16 @@ def drop_firewall_rules(subnet: str, bridge: str) -> None:
 
 def report_latency(ours: Plugin, ref: Plugin) -> None:
     print(f"\nlatency: {len(ours.adds)} interleaved rounds, ms per call (exec to exit)")
-    print(f"{'':10}{'ADD median':>12}{'ADD p95':>10}{'DEL median':>12}{'DEL p95':>10}")
+    print(f"{'':10}{'ADD median':>12}{'ADD p95':>10}{'DEL median':>12}{'DEL p95':>10}{'VERSION median':>16}")
     for p in (ours, ref):
         print(
             f"{p.label:10}{median(p.adds):12.2f}{p95(p.adds):10.2f}{median(p.dels):12.2f}{p95(p.dels):10.2f}"
+            f"{median(p.versions):16.2f}"
         )
     print(
         f"{'ratio':10}{median(ours.adds) / median(ref.adds):11.2f}x{p95(ours.adds) / p95(ref.adds):9.2f}x"
         f"{median(ours.dels) / median(ref.dels):11.2f}x{p95(ours.dels) / p95(ref.dels):9.2f}x"
+        f"{median(ours.versions) / median(ref.versions):15.2f}x"
     )
 
 
