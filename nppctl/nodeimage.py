@@ -185,9 +185,13 @@ def _build(client, base: str, img, tag: str, say: Callable[[str], None]) -> None
     import docker
 
     try:  # no labels, no env of its own: `docker commit` would keep them in the image
-        box = client.containers.run(img.id, entrypoint=["sleep", "infinity"], command=[], detach=True, init=False)
+        box = client.containers.run(
+            img.id, entrypoint=["sleep", "infinity"], command=[], detach=True, init=False
+        )
     except docker.errors.APIError as err:
-        raise NppctlError(f"cannot start a container of {base} to add python3: {err.explanation or err}") from err
+        raise NppctlError(
+            f"cannot start a container of {base} to add python3: {err.explanation or err}"
+        ) from err
     try:
         _apt(box, ["apt-get", "--version"], say, base, missing=f"{base} has no apt-get")
         _apt(box, ["apt-get", "update"], say, base)
@@ -196,9 +200,8 @@ def _build(client, base: str, img, tag: str, say: Callable[[str], None]) -> None
         _apt(box, ["find", "/var/lib/apt/lists", "-mindepth", "1", "-delete"], say, base)
         code, out = box.exec_run(PROBE)
         if code != 0:
-            raise NppctlError(
-                f"python3 installed in {base} still cannot run the plugin: {out.decode(errors='replace').strip()[-200:]}"
-            )
+            why = out.decode(errors="replace").strip()[-200:]
+            raise NppctlError(f"python3 installed in {base} still cannot run the plugin: {why}")
         box.kill()
         say(f"committing {tag}")
         cfg = img.attrs.get("Config") or {}
@@ -250,9 +253,39 @@ def _apt(box, argv: list[str], say, base: str, missing: str | None = None) -> No
         raise NppctlError(f"{missing}: use a Debian-based node image, or one with python3 in it")
     if offline:
         raise NppctlError(
-            f"apt cannot reach its mirror while adding python3 to {base} ({offline[:160]}): apt runs inside a "
-            "node container and needs the internet there, or a proxy in HTTP_PROXY/HTTPS_PROXY (nppctl and "
-            "kind pass them into nodes); or pass --image with a node image that has python3"
+            f"apt cannot reach its mirror while adding python3 to {base} ({offline[:160]}): apt runs "
+            "inside a node container and needs the internet there, or a proxy in HTTP_PROXY/HTTPS_PROXY "
+            "(nppctl and kind pass them into nodes); or pass --image with a node image that has python3"
         )
     last = lines[-1] if lines else f"exit {code}"
     raise NppctlError(f"adding python3 to {base}: `{' '.join(argv)}` failed: {last[:200]}")
+
+
+def config_images(config) -> set[str]:
+    """Node images a kind config names per node (kind's --image would override them)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return set()
+    return {str(n["image"]) for n in data.get("nodes") or [] if isinstance(n, dict) and n.get("image")}
+
+
+def image_for_up(provider, image: str | None, say: Callable[[str], None], config=None) -> NodeImage | None:
+    """What `up` creates nodes from: ensure_python_image() of --image, else of the provider's default
+    (the docker provider's; kind's for the installed release). None leaves the image to kind and
+    python3 to apt in each node: a kind release not in KIND_DEFAULT_IMAGES, or a --config that names
+    node images itself."""
+    base = image
+    if base is None and provider.name == "docker":
+        from nppctl.providers.docker import DEFAULT_IMAGE
+
+        base = DEFAULT_IMAGE
+    if base is None:
+        if config is not None and config_images(config):
+            return None
+        base = default_image(provider.version())
+        if base is None:
+            return None
+    return ensure_python_image(base, say=say)
