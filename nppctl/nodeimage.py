@@ -38,11 +38,11 @@ DERIVED_REPO = "nppctl-node"
 LABEL_BASE = "io.nppctl.base-image"
 LABEL_BASE_ID = "io.nppctl.base-image-id"
 PYTHON = "/usr/bin/python3"  # the plugin's shebang's interpreter (nppctl.artifacts.PYTHON)
-# Every standard module the plugin and the node agent import (nppctl/plugin/, runtime.py), under the
-# flags the plugin runs with (no site, isolated): a python3 lacking one cannot run the plugin.
+# Every standard module the plugin and the node-side code import (nppctl/plugin/, the node agent),
+# under the flags the plugin runs with (no site, isolated): a python3 lacking one cannot run them.
 PLUGIN_MODULES = (
-    "binascii", "ctypes", "fcntl", "hashlib", "ipaddress", "json", "os", "re", "shlex", "shutil",
-    "signal", "socket", "struct", "subprocess", "sys", "time",
+    "binascii", "ctypes", "fcntl", "hashlib", "importlib", "ipaddress", "json", "os", "re", "select",
+    "shlex", "shutil", "signal", "socket", "struct", "subprocess", "sys", "time",
 )
 PROBE = [PYTHON, "-I", "-S", "-c", "import " + ", ".join(PLUGIN_MODULES)]
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
