@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from nppctl.checks import POD_PREFIX
+
 
 def nodes(docker, name: str) -> list:
     return docker.containers.list(filters={"label": f"io.x-k8s.kind.cluster={name}"})
@@ -16,14 +18,15 @@ def drop_ping(docker, name: str) -> None:
 
 
 def leftovers(docker, name: str) -> dict[str, list[str]]:
-    """Per node, what `nppctl check` must not leave: NPPCTL-* nat rules/chains, pod namespaces, servers."""
+    """Per node, what `nppctl check` must not leave: NPPCTL-* nat rules/chains, its pods' namespaces
+    (npp-check-*), the agent's TCP servers."""
     found = {}
     for node in nodes(docker, name):
         rules = node.exec_run(["iptables", "-t", "nat", "-S"]).output.decode()
         netns = node.exec_run(["ip", "netns", "list"]).output.decode()
         procs = node.exec_run(["ps", "-eo", "args"]).output.decode()
         left = [ln for ln in rules.splitlines() if "NPPCTL-" in ln]
-        left += [f"netns {ln.split()[0]}" for ln in netns.splitlines() if ln.strip()]
+        left += [f"netns {ln.split()[0]}" for ln in netns.splitlines() if ln.startswith(POD_PREFIX)]
         left += [ln for ln in procs.splitlines() if "tcp-serve" in ln]
         if left:
             found[node.name] = left
