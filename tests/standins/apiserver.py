@@ -56,7 +56,8 @@ CNI_CONF_DIR = "/etc/cni/net.d"
 KINDNET_CONFLIST = CNI_CONF_DIR + "/10-kindnet.conflist"
 KINDNET_IPAM_DIR = "/run/cni-ipam-state"  # kindnetd's host-local dataDir
 HOST_LOCAL = ("/opt/cni/bin/host-local", "/usr/lib/cni/host-local")
-STANDIN_TMP = "/tmp/kindnet-standin"  # the stand-in's scratch folder in a node (removed after use)
+STANDIN_TMP = "/var/lib/kindnet-standin"  # scratch folder in a node, removed after use (not /tmp:
+# put_archive cannot write under a tmpfs mount)
 KINDNET_PODS = ("coredns-0", "coredns-1", "local-path-provisioner-0")  # land on the first Ready node
 STARTED = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -287,7 +288,7 @@ def _put(container, files: dict[str, bytes]) -> None:
 
 def _host_local_add(container, netconf: dict, pod: str) -> None:
     """One pod sandbox's IPAM ADD through the real host-local plugin in the node, as containerd runs
-    kindnet's chain for it (the node's own plugin, else the host's copied into the node's /tmp)."""
+    kindnet's chain for it (the node's own plugin, else the host's copied into the node)."""
     rc, _ = container.exec_run(["test", "-x", HOST_LOCAL[0]])
     plugin = HOST_LOCAL[0]
     files = {f"{STANDIN_TMP}/netconf.json": json.dumps(netconf).encode()}
