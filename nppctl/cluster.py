@@ -179,6 +179,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
                     opts.name, spec.mounts, opts.workers, opts.pod_cidr, opts.keep_kindnet
                 )
             spec.config_file = state.write_file(state_dir(opts.name) / "kind-config.yaml", text)
+            result["kindnet"] = opts.keep_kindnet and not (user is not None and user.disable_default_cni)
         state.save()
         what = f"{spec.workers} worker(s)"
         if spec.mounts:
@@ -197,7 +198,14 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         from nppctl import kube
 
         result["subnets"] = kube.wait_registered(opts.name, opts.timeout)
-        return ", ".join(f"{n} {cidr}" for n, cidr in result["subnets"].items())
+        detail = ", ".join(f"{n} {cidr}" for n, cidr in result["subnets"].items())
+        if result.get("kindnet"):  # kept: let kindnet lay its conflist first, so install sees it
+            from nppctl import install
+
+            say("waiting for kindnet's conflist on every node")
+            install.wait_kindnet(opts.name, opts.timeout)
+            detail += "; kindnet kept and active"
+        return detail
 
     def label(say) -> str:
         from nppctl import kube
@@ -220,7 +228,8 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         )
         split = f"subnets split from {result['pod_cidr']}"
         source = "subnets from the API's spec.podCIDR" if subnets else split
-        return f"{len(done)} node(s), {source}"
+        warned = list(dict.fromkeys(w for r in done for w in r.warnings if "kindnet" in w))
+        return f"{len(done)} node(s), {source}" + "".join(f"; warning: {w}" for w in warned)
 
     def wait_ready(say) -> str:
         from nppctl import kube

@@ -189,6 +189,26 @@ def _ensure_python(node: Node) -> None:
             raise NppctlError(f"node {node.name}: `{' '.join(argv)}` failed: {last}")
 
 
+def wait_kindnet(cluster: str, timeout: float, interval: float = 0.5) -> list[str]:
+    """Poll until kindnet's conflist is on every node (kindnet kept: its DaemonSet writes it a while
+    after each node has its podCIDR), so that install sees it; returns the node names."""
+    import time
+
+    path = f"{runtime.CNI_CONF}/{KINDNET_CONFLIST}"
+    deadline = time.monotonic() + timeout
+    while True:
+        everyone = list_nodes(cluster)
+        lacking = [n.name for n in everyone if node_run(n, ["test", "-e", path]).code != 0]
+        if not lacking:
+            return [n.name for n in everyone]
+        if time.monotonic() > deadline:
+            raise NppctlError(
+                f"kindnet was kept but wrote no {path} on {', '.join(lacking)} in {timeout:.0f}s: "
+                f"see `kubectl -n kube-system logs ds/kindnet`, or recreate without --keep-kindnet"
+            )
+        time.sleep(interval)
+
+
 def _kindnet_check(
     cluster: str, pf: PluginFiles, probes: dict, targets: list[str], path: str, keep: bool
 ) -> str | None:

@@ -20,7 +20,8 @@ registration order (10.244.0.0/24, 10.244.1.0/24, ...), so kind-worker2 may well
 Each Node carries labels (kind's defaults plus what PATCH set; kept in a JSON file) and a Ready
 condition that is True exactly when the node holds a CNI config in /etc/cni/net.d, as a kubelet
 reports NetworkReady. With --kindnet (a config that keeps kind's default CNI), it also plays the
-kindnet DaemonSet: once a node has its podCIDR it writes /etc/cni/net.d/10-kindnet.conflist there
+kindnet DaemonSet: $NPPCTL_STANDIN_KINDNET_START seconds (default 1.0: its pod starting) after a
+node has its podCIDR it writes /etc/cni/net.d/10-kindnet.conflist there
 (ptp + host-local over the node's podCIDR, host-local state in /run/cni-ipam-state, as kindnetd
 writes it), and, once the first control plane has it, reserves the addresses CoreDNS (2 replicas)
 and local-path-provisioner get from that node's podCIDR by running the real host-local plugin in
@@ -56,6 +57,7 @@ CNI_CONF_DIR = "/etc/cni/net.d"
 KINDNET_CONFLIST = CNI_CONF_DIR + "/10-kindnet.conflist"
 KINDNET_IPAM_DIR = "/run/cni-ipam-state"  # kindnetd's host-local dataDir
 HOST_LOCAL = ("/opt/cni/bin/host-local", "/usr/lib/cni/host-local")
+KINDNET_START = float(os.environ.get("NPPCTL_STANDIN_KINDNET_START", "1.0"))  # seconds after podCIDR
 STANDIN_TMP = "/var/lib/kindnet-standin"  # scratch folder in a node, removed after use (not /tmp:
 # put_archive cannot write under a tmpfs mount)
 KINDNET_PODS = ("coredns-0", "coredns-1", "local-path-provisioner-0")  # land on the first Ready node
@@ -133,10 +135,14 @@ class Store:
             self.registered[container.name]["podCIDR"] = cidr
             self._save()
         if self.kindnet:
-            try:
-                self._kindnet(container, cidr)
-            except Exception as err:  # noqa: BLE001 - logged: the test sees the node stay NotReady
-                print(f"kindnet on {container.name} failed: {err!r}", flush=True)
+            threading.Thread(target=self._kindnet_later, args=(container, cidr), daemon=True).start()
+
+    def _kindnet_later(self, container, cidr: str) -> None:
+        time.sleep(KINDNET_START)  # the DaemonSet's pod starts a while after the node has its podCIDR
+        try:
+            self._kindnet(container, cidr)
+        except Exception as err:  # noqa: BLE001 - logged: the test sees the node stay NotReady
+            print(f"kindnet on {container.name} failed: {err!r}", flush=True)
 
     def _save(self) -> None:
         self.nodes_file.write_text(json.dumps(self.registered, indent=2))
