@@ -173,7 +173,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
             state.make_dir(folder)
         if provider.has_kubernetes:
             if user is not None:  # a copy: kindnet disabled (unless kept), hostPaths absolute
-                text = kindconfig.render_copy(user, opts.name, opts.keep_kindnet)
+                text = kindconfig.render_copy(user, opts.name, opts.keep_kindnet, opts.mounts)
             else:
                 text = render_kind_config(
                     opts.name, spec.mounts, opts.workers, opts.pod_cidr, opts.keep_kindnet
@@ -192,6 +192,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         if hasattr(provider, "progress"):
             provider.progress = say  # kind's own progress lines under the spinner
         provider.create(spec)
+        result["created"] = True
         return f"provider {provider.name}"
 
     def register(say) -> str:
@@ -199,7 +200,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
 
         result["subnets"] = kube.wait_registered(opts.name, opts.timeout)
         detail = ", ".join(f"{n} {cidr}" for n, cidr in result["subnets"].items())
-        if result.get("kindnet"):  # kept: let kindnet lay its conflist first, so install sees it
+        if result.get("kindnet") and result.get("created"):  # let kindnet lay its conflist first
             from nppctl import install
 
             say("waiting for kindnet's conflist on every node")

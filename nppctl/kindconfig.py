@@ -79,9 +79,10 @@ def read_kind_config(path: Path, cluster: str) -> tuple[int, dict[str, Path]]:
     return cfg.workers, cfg.mounts
 
 
-def render_copy(cfg: KindConfig, cluster: str, keep_kindnet: bool) -> str:
+def render_copy(cfg: KindConfig, cluster: str, keep_kindnet: bool, mounts: bool = True) -> str:
     """The config nppctl hands kind for `up --config`: the user's, named CLUSTER, hostPaths absolute,
-    and without kindnet unless KEEP_KINDNET (a config that disables it itself keeps that)."""
+    without kindnet unless KEEP_KINDNET (a config that disables it itself keeps that), and without
+    its /npp-temp mounts when not MOUNTS (--no-mounts)."""
     import copy
 
     import yaml
@@ -89,9 +90,17 @@ def render_copy(cfg: KindConfig, cluster: str, keep_kindnet: bool) -> str:
     data = copy.deepcopy(cfg.data)
     data["name"] = cluster
     for node in data["nodes"]:
+        kept = []
         for mount in node.get("extraMounts") or []:
+            if not mounts and str(mount.get("containerPath", "")).rstrip("/") == MOUNT_POINT:
+                continue
             if "hostPath" in mount:
                 mount["hostPath"] = str(Path(str(mount["hostPath"])).expanduser().resolve())
+            kept.append(mount)
+        if kept:
+            node["extraMounts"] = kept
+        else:
+            node.pop("extraMounts", None)
     if not keep_kindnet:
         networking = data.get("networking") or {}
         networking["disableDefaultCNI"] = True

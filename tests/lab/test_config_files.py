@@ -68,8 +68,9 @@ def test_user_config_copy_disables_kindnet_and_resolves_paths(tmp_path, monkeypa
         "extraMounts": [{"hostPath": str(tmp_path / "tmp" / "x #1"), "containerPath": "/npp-temp"}],
         "role": "control-plane",
     }
-    kept = yaml.safe_load(kindconfig.render_copy(user, "np8c", keep_kindnet=True))
+    kept = yaml.safe_load(kindconfig.render_copy(user, "np8c", keep_kindnet=True, mounts=False))
     assert kept["networking"] == {"podSubnet": "10.245.0.0/16"}
+    assert kept["nodes"] == [{"role": "control-plane"}, {"role": "worker"}]  # --no-mounts
     default = tmp_path / "d.yaml"
     default.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n")
     assert kindconfig.load(default, "np8c").pod_subnet == "10.244.0.0/16"  # kind's default
