@@ -196,19 +196,25 @@ def doctor_cmd() -> None:
         raise typer.Exit(1)
 
 
-def _cni(command: str, name: str, node: str, pod: str, ifname: str) -> None:
+def _cni(command: str, name: str, node: str, pod: str, ifname: str, **capability_args) -> None:
     from nppctl.runtime import cni_call
 
-    result = cni_call(name, node, pod, command, ifname=ifname)
+    result = cni_call(name, node, pod, command, ifname=ifname, **capability_args)
     if result:
         typer.echo(json.dumps(result, indent=2))
 
 
 @cni_app.command("add")
 def cni_add(name: str = NAME, node: str = NODE, pod: str = typer.Argument(..., help="Pod (netns) name."),
-            ifname: str = typer.Option("eth0", "--ifname")) -> None:
-    """Create netns POD in the node and run the node's first conflist with ADD; print the result."""
-    _cni("ADD", name, node, pod, ifname)
+            ifname: str = typer.Option("eth0", "--ifname"),
+            port: list[str] = typer.Option(None, "--port", help="HOST:CONTAINER[/PROTO], repeatable."),
+            rate: str | None = typer.Option(None, "--bandwidth", help="RATE[/BURST] bits/s both ways (10M)."),
+            ) -> None:
+    """Create netns POD in the node and run the node's first conflist with ADD; print the result.
+
+    --port and --bandwidth are the capability arguments kubelet passes (a pod's hostPort, its bandwidth
+    annotations): plugins declaring portMappings / bandwidth get them in runtimeConfig."""
+    _cni("ADD", name, node, pod, ifname, ports=port or None, rate=rate)
 
 
 @cni_app.command("del")
