@@ -16,8 +16,8 @@ CIP = services.KINDLESS_CLUSTER_IP
 
 
 @pytest.fixture(scope="module")
-def lab(request, docker_client, node_image):
-    make_cluster(request, docker_client, node_image, CLUSTER, workers=2)
+def lab(request, docker_client, python_node_image):
+    make_cluster(request, docker_client, python_node_image, CLUSTER, workers=2)
     install.install(CLUSTER, plugin="nppnet")
     ips = {}
     for node, pod in (("worker", "s1"), ("worker", "s2"), ("worker2", "s3")):
