@@ -1,9 +1,15 @@
 """iptables rules that let a bridge's pods talk on a Docker host, and masquerade their traffic.
 
 Docker sets the FORWARD policy to DROP with bridge netfilter on, which drops traffic between
-pods on any other bridge. nppnet keeps its own chains, each jumped from the top of its builtin:
-  filter NPPNET-FORWARD      -s SUBNET -j ACCEPT and -d SUBNET -j ACCEPT
+pods on any other bridge. nppnet keeps its own chains:
+  filter NPPNET-FORWARD      -d SUBNET -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+                             -s SUBNET -j ACCEPT
+                             -s CLUSTER_CIDR -d SUBNET -j ACCEPT   (other nodes' pods; when wider)
   nat    NPPNET-POSTROUTING  -s SUBNET ! -d CLUSTER_CIDR -j MASQUERADE   (ipMasq only)
+as narrow as the reference `firewall` plugin's (replies toward pods, what pods send), with the
+pod network's own traffic on top. NPPNET-FORWARD is jumped from the END of FORWARD, so whatever
+comes first (kube-proxy's INVALID drop, a policy engine, DOCKER-USER) sees pod traffic before
+nppnet accepts it; NPPNET-POSTROUTING from the top of POSTROUTING, as masquerading plugins do.
 Every rule carries the comment nppnet:BRIDGE; rules of that bridge which the config no longer
 asks for are deleted. One `iptables-save` and one `iptables-restore --noflush` do it all.
 
@@ -33,11 +39,13 @@ def wanted_rules(bridge, subnet, cluster_cidr, ip_masq):
     tag = f'-m comment --comment "{_tag(bridge)}"'
     rules = {
         "filter": [
+            f"-A {FILTER_CHAIN} -d {subnet} {tag} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
             f"-A {FILTER_CHAIN} -s {subnet} {tag} -j ACCEPT",
-            f"-A {FILTER_CHAIN} -d {subnet} {tag} -j ACCEPT",
         ],
         "nat": [],
     }
+    if cluster_cidr != subnet:
+        rules["filter"].append(f"-A {FILTER_CHAIN} -s {cluster_cidr} -d {subnet} {tag} -j ACCEPT")
     if ip_masq:
         rules["nat"].append(f"-A {NAT_CHAIN} -s {subnet} ! -d {cluster_cidr} {tag} -j MASQUERADE")
     return rules
@@ -80,8 +88,12 @@ def in_place(data_dir, bridge, rules):
 
 
 def _tool(name):
+    """iptables-save/-restore from PATH's absolute entries (an empty or relative entry would
+    resolve against the runtime's working directory), then the usual sbin directories."""
     for d in fs.getenv("PATH", "").split(":") + list(_SEARCH):
-        path = fs.join(d or ".", name)
+        if not d.startswith("/"):
+            continue
+        path = fs.join(d, name)
         if fs.access(path, fs.X_OK):
             return path
     raise FirewallError(f"{name} not found (install iptables)")
@@ -116,14 +128,17 @@ def restore_script(saved, bridge, rules):
     """The iptables-restore --noflush input that turns `saved` into `saved` + rules of bridge."""
     tag = f'--comment "{_tag(bridge)}" '
     script = []
-    for table, chain, builtin in (("filter", FILTER_CHAIN, "FORWARD"), ("nat", NAT_CHAIN, "POSTROUTING")):
+    for table, chain, builtin, jump in (
+        ("filter", FILTER_CHAIN, "FORWARD", "-A FORWARD"),
+        ("nat", NAT_CHAIN, "POSTROUTING", "-I POSTROUTING 1"),
+    ):
         chains, lines = saved.get(table, (set(), []))
         want = rules[table]
         changes = []
         if chain not in chains:
             changes.append(f":{chain} - [0:0]")  # declared only when missing: --noflush empties existing ones
         if f"-A {builtin} -j {chain}" not in lines:
-            changes.append(f"-I {builtin} 1 -j {chain}")
+            changes.append(f"{jump} -j {chain}")
         changes += [
             "-D" + line[2:]
             for line in lines
@@ -168,10 +183,22 @@ def remove(data_dir, bridge):
     """Delete this bridge's rules and marker (tests and uninstall); chains and jumps stay."""
     saved = _parse_save(_run([_tool("iptables-save")]))
     script = restore_script(saved, bridge, {"filter": [], "nat": []})
-    lines = [x for x in script.splitlines() if not x.startswith(("-I ", ":"))]
+    lines = [x for x in script.splitlines() if not x.startswith(("-I ", "-A ", ":"))]
     if any(x.startswith("-D") for x in lines):
         _run([_tool("iptables-restore"), "--noflush"], ("\n".join(lines) + "\n").encode())
     try:
         fs.unlink(_marker(data_dir, bridge))
     except OSError:
         pass
+
+
+def missing(rules):
+    """The wanted rules (and jumps to nppnet's chains) iptables does not hold now (CHECK)."""
+    saved = _parse_save(_run([_tool("iptables-save")]))
+    gone = []
+    for table, chain, builtin in (("filter", FILTER_CHAIN, "FORWARD"), ("nat", NAT_CHAIN, "POSTROUTING")):
+        lines = saved.get(table, (set(), []))[1]
+        if rules[table] and f"-A {builtin} -j {chain}" not in lines:
+            gone.append(f"-A {builtin} -j {chain}")
+        gone += [line for line in rules[table] if line not in lines]
+    return gone
