@@ -67,9 +67,9 @@ class Expected:
 
 
 def _list(prev, key):
-    value = prev.get(key)
-    if value is None:
+    if key not in prev:
         return []
+    value = prev[key]  # null included: a Go result never holds one (its lists are omitempty)
     if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
         raise invalid("prevResult", f"{key} must be a list of objects, not {value!r}")
     return value

@@ -88,19 +88,20 @@ def cmd_add(call, conf, version):
     undo = []
     try:
         with Netlink() as host, netns.socket_in(ns_fd, Netlink) as inner:
-            if inner.link(call.ifname) is not None:
-                raise CNIError(
-                    INTERNAL,
-                    f"{call.ifname} already exists in {call.netns}: ADD refuses an interface name "
-                    "that is taken (DEL the attachment first)",
-                )
-            ip, routes, dns = _get_address(call, conf, nc, undo)
-            result = _attach(host, inner, call, nc, ns_fd, ip, routes, undo)
-    except Exception as err:
-        raise _undone(err, undo) from None
-    except BaseException:
-        _undone(None, undo)
-        raise
+            try:  # undone inside: the undo steps use these sockets
+                if inner.link(call.ifname) is not None:
+                    raise CNIError(
+                        INTERNAL,
+                        f"{call.ifname} already exists in {call.netns}: ADD refuses an interface name "
+                        "that is taken (DEL the attachment first)",
+                    )
+                ip, routes, dns = _get_address(call, conf, nc, undo)
+                result = _attach(host, inner, call, nc, ns_fd, ip, routes, undo)
+            except Exception as err:
+                raise _undone(err, undo) from None
+            except BaseException:
+                _undone(None, undo)
+                raise
     finally:
         fs.close(ns_fd)
     _pin(nc, call)
@@ -117,8 +118,8 @@ def _prev_result(nc):
     if not isinstance(prev, dict):
         raise invalid("prevResult", "must be a result object")
     for key in ("interfaces", "ips", "routes"):
-        value = prev.get(key)
-        if value is not None and not (isinstance(value, list) and all(isinstance(x, dict) for x in value)):
+        value = prev.get(key, [])
+        if not (isinstance(value, list) and all(isinstance(x, dict) for x in value)):
             raise invalid("prevResult", f"{key} must be a list of objects")
     return prev
 
