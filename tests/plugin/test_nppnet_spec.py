@@ -49,6 +49,9 @@ def test_gc_of_one_network_leaves_the_pods_of_another_on_the_same_bridge(net, tm
         net.add(a, net.cid(1))
         rb = other.add(b, other.cid(2) + "b")
         assert len(_veths(net)) == 2
+        saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout
+        for subnet in (net.extra["subnet"], other.extra["subnet"]):  # each keeps the other's rules
+            assert f"-A NPPNET-FORWARD -s {subnet} " in saved, subnet
         reply = net.call("GC", conf=net.conf(**{VALID: []}))
         assert reply.rc == 0, str(reply)
         assert _veths(net) == [rb.obj["interfaces"][1]["name"]]  # B's pod is still on the bridge
