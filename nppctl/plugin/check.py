@@ -96,10 +96,10 @@ def check(call, conf, version):
     nc = NetConf(conf, version)
     want = Expected(nc.prev_result, call)
     veth = veth_name(call.container_id, call.ifname)
-    reserved = _reservation(call, conf, nc, want)
     try:
         with Netlink() as host:
             link = host.link(veth)
+            reserved = _reservation(call, conf, nc, want, strict=link is not None)
             if link is None and not reserved:
                 raise CNIError(
                     CONTAINER_UNKNOWN, f"no attachment {call.container_id}/{call.ifname} in network {nc.name}"
@@ -120,15 +120,16 @@ def check(call, conf, version):
     return None
 
 
-def _reservation(call, conf, nc, want):
-    """True when the attachment's address is reserved (and is one prevResult lists)."""
+def _reservation(call, conf, nc, want, strict):
+    """True when the attachment's address is reserved (and is one prevResult lists). Not strict
+    (the host veth is gone too): an IPAM plugin's failed CHECK means there is nothing left."""
     if nc.ipam is not None:
         from . import delegate, jsonio
 
         try:
             delegate.run(nc.ipam["type"], "CHECK", jsonio.dumps(conf).encode(), call.path)
-        except CNIError as err:
-            if err.code == CONTAINER_UNKNOWN:
+        except CNIError:
+            if not strict:
                 return False
             raise
         if want.addresses:

@@ -10,7 +10,8 @@ as narrow as the reference `firewall` plugin's (replies toward pods, what pods s
 pod network's own traffic on top. NPPNET-FORWARD is jumped from the END of FORWARD, so whatever
 comes first (kube-proxy's INVALID drop, a policy engine, DOCKER-USER) sees pod traffic before
 nppnet accepts it; NPPNET-POSTROUTING from the top of POSTROUTING, as masquerading plugins do.
-Every rule carries the comment nppnet:BRIDGE. One `iptables-save` and one `iptables-restore --noflush` do it all.
+Every rule carries the comment nppnet:BRIDGE. One `iptables-save` and one
+`iptables-restore --noflush` do it all.
 
 Spawning iptables costs milliseconds, so ADD calls ensure() only when the bridge was just
 created or the marker DATA_DIR/.firewall/<bridge>.<subnet>.stamp (boot ID + the rules) does not match:

@@ -234,6 +234,8 @@ def test_ipam_host_local_hands_out_the_addresses_and_del_releases_them(net, refe
         assert reply.rc == 0, str(reply)
     assert [p.name for p in held.iterdir() if p.name.startswith("10.")] == []
     assert _veths(net) == []
+    gone = net.call("CHECK", a, net.cid(1), conf=net.conf(prevResult=ra.obj), **env)
+    assert gone.rc == 1 and gone.obj["code"] == 3, str(gone)  # host-local has no address, no veth
     missing = net.call("ADD", net.netns(), net.cid(3), CNI_PATH="/nonexistent")
     assert missing.rc == 1 and "host-local" in missing.obj["msg"], str(missing)
 
@@ -363,3 +365,19 @@ def test_a_failed_undo_is_added_to_the_error_never_instead_of_it():
     assert "undoing (deleting veth0) failed too" in err.details and done == [1]  # every step ran
     wrapped = _undone(KeyError("x"), [("deleting veth0", broken)])
     assert wrapped.code == 100 and "KeyError" in wrapped.msg and "deleting veth0" in wrapped.details
+
+
+def test_iptables_is_never_found_through_an_empty_or_relative_path_entry(tmp_path, monkeypatch):
+    from nppctl.plugin import firewall
+
+    planted = tmp_path / "iptables-save"
+    planted.write_text("#!/bin/sh\n")
+    planted.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    for path in ("", ":", ".", f"relative:{tmp_path.name}:"):
+        monkeypatch.setenv("PATH", path)
+        try:
+            found = firewall._tool("iptables-save")
+        except firewall.FirewallError:
+            found = None
+        assert found is None or (found.startswith("/") and found != str(planted)), (path, found)
