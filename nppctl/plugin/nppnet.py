@@ -184,8 +184,10 @@ def _delegated_address(call, conf, nc, undo):
 
     kind = nc.ipam["type"]
     raw = jsonio.dumps(conf).encode()
-    answer = delegate.run(kind, "ADD", raw, call.path)
+    delegate.find(kind, call.path)  # a plugin that is not there: error 7, nothing to undo
+    # the spec: a delegated plugin that fails ADD is called again with DEL (undo runs it then too)
     undo.append((f"IPAM plugin {kind} DEL", lambda: delegate.run(kind, "DEL", raw, call.path)))
+    answer = delegate.run(kind, "ADD", raw, call.path)
     ip, subnet, gateway, routes = _ipam_answer(kind, answer)
     nc.use_address(subnet, gateway)
     dns = answer.get("dns") if isinstance(answer.get("dns"), dict) else None
