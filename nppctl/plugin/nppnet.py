@@ -8,7 +8,7 @@ Each command imports what it needs when it runs (a VERSION loads none of it, a D
 or namespace code): every module a call imports is start-up time it pays.
 """
 
-from . import fs, protocol
+from . import fs, jsonio, protocol
 from .errors import INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE, CNIError
 
 # DATA_DIR/.pins/<network>/<containerID> (holds the ifname): this plugin made /var/run/netns/<containerID>
@@ -171,7 +171,7 @@ def _get_address(call, conf, nc, undo):
         ip = IPv4(int(store.reserve(call.container_id, call.ifname)))
     if fresh:
         undo.append(("releasing " + str(ip), lambda: _release(nc, call.container_id, call.ifname)))
-    return ip, [(0, 0, nc.gateway)], None
+    return ip, [(IPv4(0), 0, nc.gateway)], None
 
 
 def _release(nc, container_id, ifname):
@@ -180,7 +180,8 @@ def _release(nc, container_id, ifname):
 
 
 def _delegated_address(call, conf, nc, undo):
-    from . import delegate, jsonio
+    from . import delegate
+    from .addr import IPv4
 
     kind = nc.ipam["type"]
     raw = jsonio.dumps(conf).encode()
@@ -191,7 +192,7 @@ def _delegated_address(call, conf, nc, undo):
     ip, subnet, gateway, routes = _ipam_answer(kind, answer)
     nc.use_address(subnet, gateway)
     dns = answer.get("dns") if isinstance(answer.get("dns"), dict) else None
-    return ip, routes or [(0, 0, gateway)], dns
+    return ip, routes or [(IPv4(0), 0, gateway)], dns
 
 
 def _ipam_answer(kind, answer):
@@ -200,7 +201,7 @@ def _ipam_answer(kind, answer):
     from .addr import IPv4, parse_cidr, parse_ip
 
     def bad(why):
-        return CNIError(INTERNAL, f"IPAM plugin {kind} answered {why}: {jsonio_text(answer)[:300]}")
+        return CNIError(INTERNAL, f"IPAM plugin {kind} answered {why}: {_json_text(answer)[:300]}")
 
     entries = answer.get("ips") if isinstance(answer, dict) else None
     found = None
@@ -231,9 +232,7 @@ def _ipam_answer(kind, answer):
     return ip, subnet, gateway, routes
 
 
-def jsonio_text(value):
-    from . import jsonio
-
+def _json_text(value):
     try:
         return jsonio.dumps(value)
     except (TypeError, ValueError):
@@ -285,16 +284,10 @@ def _attach(host, inner, call, nc, ns_fd, ip, routes, undo):
         {"name": call.ifname, "mac": mac_text(peer.mac), "mtu": mtu, "sandbox": call.netns},
     ]
     ips = [{"address": f"{ip}/{nc.subnet.prefixlen}", "gateway": str(nc.gateway), "interface": 2}]
-    listed = [{"dst": f"{_ip(dst)}/{dst_len}", "gw": str(gw)} for dst, dst_len, gw in routes]
+    listed = [{"dst": f"{dst}/{dst_len}", "gw": str(gw)} for dst, dst_len, gw in routes]
     from .protocol import shape_result
 
     return shape_result(nc.version, interfaces, ips, listed)
-
-
-def _ip(value):
-    from .addr import IPv4
-
-    return IPv4(value)
 
 
 def _add_route(inner, call, dst, dst_len, gw, oif):
@@ -307,7 +300,7 @@ def _add_route(inner, call, dst, dst_len, gw, oif):
         if err.errno == 17:
             raise CNIError(
                 INTERNAL,
-                f"a route to {_ip(dst)}/{dst_len} exists already in {call.netns}: nppnet cannot install "
+                f"a route to {dst}/{dst_len} exists already in {call.netns}: nppnet cannot install "
                 f"its own via {gw} (remove it, or chain nppnet before what made it)",
             ) from None
         raise
@@ -394,7 +387,7 @@ def cmd_del(call, conf, version):
 
     _attempt(problems, "deleting the host veth", veth)
     if nc.ipam is not None:
-        from . import delegate, jsonio
+        from . import delegate
 
         raw = jsonio.dumps(conf).encode()
         _attempt(problems, "IPAM DEL", lambda: delegate.run(nc.ipam["type"], "DEL", raw, call.path))
@@ -447,7 +440,7 @@ def cmd_status(call, conf, version):
 
     nc = NetConf(conf, version)
     if nc.ipam is not None:
-        from . import delegate, jsonio
+        from . import delegate
 
         kind = nc.ipam["type"]
         if delegate.supports(kind, "1.1.0", call.path):
@@ -499,7 +492,7 @@ def cmd_gc(call, conf, version):
 
         _attempt(problems, "reading the reservations", store)
     else:
-        from . import delegate, jsonio
+        from . import delegate
 
         kind = nc.ipam["type"]
 
