@@ -2,9 +2,9 @@
 
 prevResult is required (as the reference bridge requires it) and must be a result: a malformed
 one is error 7. Compared: the container interface (name, sandbox, MAC, up, paired with the host
-veth on the bridge), the host veth's and the bridge's MACs when listed, every address listed for
-the container interface, every route listed, the reservation (own store, or the ipam plugin's
-CHECK) and the firewall rules. Error 3 only when nothing of the attachment exists.
+veth on the bridge), the host veth's MAC when listed (not the bridge's: see _compare), every
+address listed for the container interface, every route listed, the reservation (own store, or
+the ipam plugin's CHECK) and the firewall rules. Error 3 only when nothing of the attachment exists.
 """
 
 from . import fs
@@ -160,10 +160,11 @@ def _compare(host, inner, call, nc, want, veth, link):
     bridge = host.link(nc.bridge)
     if bridge is None or link is None or link.master != bridge.index:
         raise CNIError(INTERNAL, f"host veth {veth} is missing or not on bridge {nc.bridge}")
-    for name, found in ((nc.bridge, bridge), (veth, link)):
-        listed = want.host_macs.get(name)
-        if listed and listed != mac_text(found.mac):
-            raise CNIError(INTERNAL, f"{name} has MAC {mac_text(found.mac)}, prevResult lists {listed}")
+    # the host veth's MAC, not the bridge's: a bridge made without a fixed address (by whoever made
+    # it before nppnet) takes its lowest port's MAC, so it changes as pods come and go
+    listed = want.host_macs.get(veth)
+    if listed and listed != mac_text(link.mac):
+        raise CNIError(INTERNAL, f"{veth} has MAC {mac_text(link.mac)}, prevResult lists {listed}")
     peer = inner.link(call.ifname)
     if peer is None or not peer.up:
         raise CNIError(INTERNAL, f"{call.ifname} is missing or down in {call.netns}")
