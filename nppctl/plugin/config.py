@@ -1,8 +1,10 @@
 """The nppnet entry of a network configuration (a .conf, or one plugin of a conflist as the
 runtime sends it: name and cniVersion merged in, prevResult when chained).
 
-Keys: subnet (required; or the course's subnet_network "10.244" + subnet_node "1"), gateway
-(default: first host), bridge (cni0), mtu, ipMasq (false), clusterCIDR, dataDir, logFile.
+Keys: subnet (required without ipam; or the course's subnet_network "10.244" + subnet_node "1"),
+gateway (default: first host), bridge (cni0), mtu, ipMasq (false), clusterCIDR, hairpinMode (true),
+dataDir, logFile, ipam (an IPAM plugin to delegate to, as the reference bridge does: it then hands
+out the addresses, and subnet and gateway come from its result).
 Unknown keys are ignored; a value that cannot be used is error 7 naming its key.
 """
 
@@ -29,21 +31,50 @@ class NetConf:
         "data_dir",
         "log_file",
         "prev_result",
+        "hairpin",
+        "ipam",
     )
 
     def __init__(self, conf, version):
         self.version = version
         self.name = _name(conf)
-        self.subnet = _subnet(conf)
-        self.gateway = _gateway(conf, self.subnet)
+        self.ipam = _ipam(conf)
+        if self.ipam is None:
+            self.subnet = _subnet(conf)
+            self.gateway = _gateway(conf, self.subnet)
+        else:  # known once the IPAM plugin answers (use_ipam_result)
+            self.subnet = self.gateway = None
         self.bridge = _bridge(conf)
         self.mtu = _mtu(conf)
         self.ip_masq = _bool(conf, "ipMasq", False)
-        self.cluster_cidr = _cidr(conf, "clusterCIDR") or self.subnet
+        self.hairpin = _bool(conf, "hairpinMode", True)
+        self.cluster_cidr = _cidr(conf, "clusterCIDR")
+        if self.cluster_cidr is None:
+            self.cluster_cidr = self.subnet
         self.data_dir = _path(conf, "dataDir", DEFAULT_DATA_DIR)
         self.log_file = log_file_of(conf)
         _path(conf, "logFile", self.log_file)
-        self.prev_result = conf.get("prevResult") if isinstance(conf.get("prevResult"), dict) else None
+        self.prev_result = conf.get("prevResult")
+
+    def use_address(self, subnet, gateway):
+        """Delegated IPAM: the subnet and gateway of the address its plugin handed out."""
+        self.subnet = subnet
+        self.gateway = gateway
+        if self.cluster_cidr is None:
+            self.cluster_cidr = subnet
+
+
+def _ipam(conf):
+    """The ipam section (a dict with a plugin "type"), or None when there is none."""
+    value = conf.get("ipam")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _invalid("ipam", f'{value!r} must be an object with a "type" (an IPAM plugin, say host-local)')
+    kind = value.get("type")
+    if not isinstance(kind, str) or not valid_id(kind):
+        raise _invalid("ipam", f'type {kind!r} must name an IPAM plugin in CNI_PATH, like "host-local"')
+    return value
 
 
 def _name(conf):
@@ -141,8 +172,11 @@ def _path(conf, key, default):
 
 
 def valid_attachments(conf):
-    """GC: the {containerID, ifname} pairs the runtime still uses, as a set of tuples."""
-    value = conf.get(VALID_ATTACHMENTS, [])
+    """GC: the {containerID, ifname} pairs the runtime still uses, as a set of tuples. null (what
+    libcni sends when no attachment is left: a nil Go slice) and a missing key mean none."""
+    value = conf.get(VALID_ATTACHMENTS)
+    if value is None:
+        return set()
     if not isinstance(value, list):
         raise _invalid(VALID_ATTACHMENTS, "must be a list of {containerID, ifname}")
     pairs = set()

@@ -27,13 +27,15 @@ RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
-IFLA_LINKINFO, IFLA_NET_NS_FD = 18, 28
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD = 18, 20, 28
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
+IFLA_BRPORT_MODE = 4  # the bridge port's hairpin mode (u8)
+IFALIASZ = 256
 VETH_INFO_PEER = 1
 IFF_UP = 0x1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
-RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST = 254, 3, 0, 1
+RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RTN_UNICAST = 254, 3, 0, 253, 1
 AF_INET = 2
 
 _HDR = "=IHHII"
@@ -80,7 +82,7 @@ def _text(payload):
 class Link:
     """One interface as RTM_GETLINK reports it."""
 
-    __slots__ = ("index", "name", "flags", "mtu", "master", "mac", "kind", "peer_index")
+    __slots__ = ("index", "name", "flags", "mtu", "master", "mac", "kind", "peer_index", "alias")
 
     def __init__(self, body):
         _, _, self.index, self.flags, _ = unpack_from(_IFINFO, body, 0)
@@ -90,6 +92,7 @@ class Link:
         self.master = unpack_from("=I", attrs[IFLA_MASTER])[0] if IFLA_MASTER in attrs else 0
         self.peer_index = unpack_from("=I", attrs[IFLA_LINK])[0] if IFLA_LINK in attrs else 0
         self.mac = attrs.get(IFLA_ADDRESS, b"")
+        self.alias = _text(attrs.get(IFLA_IFALIAS, b""))
         info = _attrs(attrs.get(IFLA_LINKINFO, b""))
         self.kind = _text(info.get(IFLA_INFO_KIND, b""))
 
@@ -260,6 +263,16 @@ class Netlink:
             NLM_F_CREATE | NLM_F_EXCL,
         )
 
+    def set_bridge_port(self, name, alias, hairpin):
+        """Label link `name` (its ifalias) and set its bridge port's hairpin mode, in one request
+        (what `ip link set NAME alias A type bridge_slave hairpin on` sends)."""
+        port = _attr(IFLA_BRPORT_MODE, pack("=B", 1 if hairpin else 0))
+        info = _attr(IFLA_INFO_SLAVE_KIND, b"bridge") + _attr(IFLA_INFO_SLAVE_DATA, port)
+        attrs = _attr(IFLA_IFNAME, _name(name)) + _attr(IFLA_LINKINFO, info)
+        if alias:
+            attrs += _attr(IFLA_IFALIAS, alias.encode())
+        self.request(RTM_NEWLINK, pack(_IFINFO, 0, 0, 0, 0, 0) + attrs, f"set bridge port {name}")
+
     def set_up(self, index):
         self.request(RTM_SETLINK, pack(_IFINFO, 0, 0, index, IFF_UP, IFF_UP), f"set link {index} up")
 
@@ -303,14 +316,17 @@ class Netlink:
         found = [Addr(b) for b in self.query(RTM_GETADDR, body, "list addresses", dump=True)]
         return [a for a in found if a.ip is not None and (index is None or a.index == index)]
 
-    def add_default_route(self, gateway, oif):
-        body = pack(_RTMSG, AF_INET, 0, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
-        body += _attr(RTA_GATEWAY, gateway.to_bytes(4, "big")) + _attr(RTA_OIF, _u32(oif))
-        try:
-            self.request(RTM_NEWROUTE, body, "add default route", NLM_F_CREATE | NLM_F_EXCL)
-        except NetlinkError as err:
-            if err.errno != 17:
-                raise
+    def add_route(self, dst, dst_len, gateway, oif):
+        """Add dst/dst_len via gateway (None: on-link) out of oif; NetlinkError (errno 17) when a
+        route to that destination exists already: it is not this call's to report as its own."""
+        scope = RT_SCOPE_UNIVERSE if gateway is not None else RT_SCOPE_LINK
+        body = pack(_RTMSG, AF_INET, dst_len, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, RTN_UNICAST, 0)
+        if dst_len:
+            body += _attr(RTA_DST, dst.to_bytes(4, "big"))
+        if gateway is not None:
+            body += _attr(RTA_GATEWAY, gateway.to_bytes(4, "big"))
+        body += _attr(RTA_OIF, _u32(oif))
+        self.request(RTM_NEWROUTE, body, "add route", NLM_F_CREATE | NLM_F_EXCL)
 
     def routes(self):
         body = pack(_RTMSG, AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)

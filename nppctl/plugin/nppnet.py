@@ -8,8 +8,8 @@ Each command imports what it needs when it runs (a VERSION loads none of it, a D
 or namespace code): every module a call imports is start-up time it pays.
 """
 
-from . import fs, protocol
-from .errors import CONTAINER_UNKNOWN, INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE, CNIError
+from . import fs, jsonio, protocol
+from .errors import INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE, CNIError
 
 # DATA_DIR/.pins/<network>/<containerID> (holds the ifname): this plugin made /var/run/netns/<containerID>
 PIN_DIR = ".pins"
@@ -75,69 +75,208 @@ def ensure_bridge(host, nc):
 
 
 def cmd_add(call, conf, version):
+    """Check the name is free in the sandbox, get an address (own store or the ipam plugin), then
+    attach. A failure undoes what this call made, in reverse; an undo that fails too is added to
+    the error's details, never reported instead of it."""
     from . import netns
-    from .addr import IPv4
     from .config import NetConf
+    from .netlink import Netlink
 
     nc = NetConf(conf, version)
+    prev = _prev_result(nc)
     ns_fd = netns.open_netns(call.netns)
+    undo = []
     try:
-        with _store(nc) as store:
-            fresh = store.find(call.container_id, call.ifname) is None
-            ip = store.reserve(call.container_id, call.ifname)
-        try:
-            return _attach(call, nc, ns_fd, IPv4(int(ip)))
-        except BaseException:
-            if fresh:
-                with _store(nc) as store:
-                    store.release(call.container_id, call.ifname)
-            raise
+        with Netlink() as host, netns.socket_in(ns_fd, Netlink) as inner:
+            try:  # undone inside: the undo steps use these sockets
+                if inner.link(call.ifname) is not None:
+                    raise CNIError(
+                        INTERNAL,
+                        f"{call.ifname} already exists in {call.netns}: ADD refuses an interface name "
+                        "that is taken (DEL the attachment first)",
+                    )
+                ip, routes, dns = _get_address(call, conf, nc, undo)
+                result = _attach(host, inner, call, nc, ns_fd, ip, routes, undo)
+            except Exception as err:
+                raise _undone(err, undo) from None
+            except BaseException:
+                _undone(None, undo)
+                raise
     finally:
         fs.close(ns_fd)
+    _pin(nc, call)
+    return _with_prev(prev, result, dns)
 
 
-def _attach(call, nc, ns_fd, ip):
-    from . import netns
+def _prev_result(nc):
+    """ADD: a prevResult to pass through (None when first in the chain); 7 when it is no result."""
+    from .protocol import invalid
+
+    prev = nc.prev_result
+    if prev is None:
+        return None
+    if not isinstance(prev, dict):
+        raise invalid("prevResult", "must be a result object")
+    for key in ("interfaces", "ips", "routes"):
+        value = prev.get(key, [])
+        if not (isinstance(value, list) and all(isinstance(x, dict) for x in value)):
+            raise invalid("prevResult", f"{key} must be a list of objects")
+    return prev
+
+
+def _with_prev(prev, result, dns):
+    """Our result appended to what earlier plugins of the chain reported (their entries first, our
+    ips' interface indexes shifted past theirs)."""
+    if dns:
+        result["dns"] = dns
+    if prev is None:
+        return result
+    interfaces = list(prev.get("interfaces") or ())
+    shift = len(interfaces)
+    ips = list(prev.get("ips") or ())
+    ips += [dict(ip, interface=ip["interface"] + shift) for ip in result["ips"]]
+    merged = dict(prev, cniVersion=result["cniVersion"])
+    merged["interfaces"] = interfaces + result["interfaces"]
+    merged["ips"] = ips
+    merged["routes"] = list(prev.get("routes") or ()) + result["routes"]
+    merged["dns"] = prev.get("dns") or result.get("dns") or {}
+    return merged
+
+
+def _undone(err, undo):
+    """Run the undo steps (last first); the error to raise, carrying the failed undos."""
+    notes = []
+    for what, step in reversed(undo):
+        try:
+            step()
+        except Exception as failed:  # noqa: BLE001 - reported with the cause, never instead of it
+            notes.append(f"undoing ({what}) failed too: {failed}")
+    if err is None:
+        return None
+    if not isinstance(err, CNIError):
+        err = CNIError(INTERNAL, f"{type(err).__name__}: {err}")
+    if notes:
+        err.details = "; ".join([err.details] + notes if err.details else notes)
+    return err
+
+
+def _get_address(call, conf, nc, undo):
+    """(ip, routes, dns): from the own store, or from the ipam plugin (SPEC section 4)."""
+    from .addr import IPv4
+
+    if nc.ipam is not None:
+        return _delegated_address(call, conf, nc, undo)
+    with _store(nc) as store:
+        fresh = store.find(call.container_id, call.ifname) is None
+        ip = IPv4(int(store.reserve(call.container_id, call.ifname)))
+    if fresh:
+        undo.append(("releasing " + str(ip), lambda: _release(nc, call.container_id, call.ifname)))
+    return ip, [(IPv4(0), 0, nc.gateway)], None
+
+
+def _release(nc, container_id, ifname):
+    with _store(nc) as store:
+        store.release(container_id, ifname)
+
+
+def _delegated_address(call, conf, nc, undo):
+    from . import delegate
+    from .addr import IPv4
+
+    kind = nc.ipam["type"]
+    raw = jsonio.dumps(conf).encode()
+    delegate.find(kind, call.path)  # a plugin that is not there: error 7, nothing to undo
+    # the spec: a delegated plugin that fails ADD is called again with DEL (undo runs it then too)
+    undo.append((f"IPAM plugin {kind} DEL", lambda: delegate.run(kind, "DEL", raw, call.path)))
+    answer = delegate.run(kind, "ADD", raw, call.path)
+    ip, subnet, gateway, routes = _ipam_answer(kind, answer)
+    nc.use_address(subnet, gateway)
+    dns = answer.get("dns") if isinstance(answer.get("dns"), dict) else None
+    return ip, routes or [(IPv4(0), 0, gateway)], dns
+
+
+def _ipam_answer(kind, answer):
+    """(ip, subnet, gateway, [(dst, dst_len, gw)]) from an IPAM result: its first IPv4 address;
+    gateway as it says, else the subnet's first host; routes without gw go via the gateway."""
+    from .addr import IPv4, parse_cidr, parse_ip
+
+    def bad(why):
+        return CNIError(INTERNAL, f"IPAM plugin {kind} answered {why}: {_json_text(answer)[:300]}")
+
+    entries = answer.get("ips") if isinstance(answer, dict) else None
+    found = None
+    for entry in entries if isinstance(entries, list) else ():
+        address = entry.get("address") if isinstance(entry, dict) else None
+        if isinstance(address, str) and ":" not in address:
+            found = entry
+            break
+    if found is None:
+        raise bad("no IPv4 address")
+    try:
+        subnet = parse_cidr(found["address"])
+        ip = parse_ip(found["address"].split("/")[0])
+        gateway = parse_ip(found["gateway"]) if found.get("gateway") else IPv4(subnet.network_address + 1)
+        routes = []
+        for route in answer.get("routes") or ():
+            dst = route.get("dst") if isinstance(route, dict) else None
+            if isinstance(dst, str) and ":" in dst:
+                continue  # IPv6: nppnet is IPv4 only
+            net = parse_cidr(dst)
+            routes.append(
+                (net.network_address, net.prefixlen, parse_ip(route["gw"]) if route.get("gw") else gateway)
+            )
+    except (ValueError, TypeError, AttributeError):
+        raise bad("an address, gateway or route that is not IPv4") from None
+    if ip == gateway or subnet.prefixlen > 30:
+        raise bad(f"{found['address']} with gateway {gateway}: no room for both on one bridge")
+    return ip, subnet, gateway, routes
+
+
+def _json_text(value):
+    try:
+        return jsonio.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _alias(nc, call):
+    """The host veth's ifalias: which network and attachment it serves (GC reads it back)."""
+    text = f"nppnet:{nc.name}:{call.container_id}:{call.ifname}"
+    return text if len(text.encode("utf-8", "surrogateescape")) < 256 else ""
+
+
+def owner_of(alias):
+    """(network, containerID, ifname) from a host veth's ifalias, or None for other links."""
+    parts = alias.split(":", 3)
+    return tuple(parts[1:]) if len(parts) == 4 and parts[0] == "nppnet" else None
+
+
+def _attach(host, inner, call, nc, ns_fd, ip, routes, undo):
     from .addr import mac_text
     from .names import veth_name
-    from .netlink import Netlink, NetlinkError
-    from .protocol import shape_result
+    from .netlink import NetlinkError
 
     veth = veth_name(call.container_id, call.ifname)
-    with Netlink() as host:
-        try:
-            bridge = ensure_bridge(host, nc)
-        except NetlinkError as err:
-            raise _fail(f"bridge {nc.bridge}", err) from None
-        with netns.socket_in(ns_fd, Netlink) as inner:
-            existing = host.link(veth)
-            peer = inner.link(call.ifname) if existing is not None else None
-            if existing is not None and (
-                peer is None or existing.peer_index != peer.index or existing.master != bridge.index
-            ):
-                host.delete_link(veth)  # half-made by a killed call, or not this pod's: start over
-                existing = None
-            created = existing is None
-            host_mac = existing.mac if existing is not None else _host_mac()
-            try:
-                if created:
-                    _create_veth(host, nc, bridge, veth, host_mac, call.ifname, ip, ns_fd)
-                    peer = inner.link(call.ifname)
-                    if peer is None:
-                        raise CNIError(INTERNAL, f"{call.ifname} did not appear in {call.netns}")
-                if not peer.up:
-                    inner.set_up(peer.index)
-                inner.add_addr(peer.index, ip, nc.subnet.prefixlen, nc.subnet.broadcast_address)
-                inner.add_default_route(nc.gateway, peer.index)
-            except NetlinkError as err:
-                if created:
-                    host.delete_link(veth)
-                raise _fail(f"configuring {call.ifname} in {call.netns}", err) from None
-            except BaseException:
-                if created:
-                    host.delete_link(veth)
-                raise
-    _pin(nc, call)
+    try:
+        bridge = ensure_bridge(host, nc)
+    except NetlinkError as err:
+        raise _fail(f"bridge {nc.bridge}", err) from None
+    try:
+        if host.link(veth) is not None:
+            host.delete_link(veth)  # left by a killed call (its peer is not CNI_IFNAME): start over
+        host_mac = _host_mac()
+        _create_veth(host, nc, bridge, veth, host_mac, call.ifname, ip, ns_fd)
+        undo.append((f"deleting {veth}", lambda: host.delete_link(veth)))
+        host.set_bridge_port(veth, _alias(nc, call), nc.hairpin)
+        peer = inner.link(call.ifname)
+        if peer is None:
+            raise CNIError(INTERNAL, f"{call.ifname} did not appear in {call.netns}")
+        inner.set_up(peer.index)
+        inner.add_addr(peer.index, ip, nc.subnet.prefixlen, nc.subnet.broadcast_address)
+        for dst, dst_len, gw in routes:
+            _add_route(inner, call, dst, dst_len, gw, peer.index)
+    except NetlinkError as err:
+        raise _fail(f"configuring {call.ifname} in {call.netns}", err) from None
     mtu = peer.mtu
     interfaces = [
         {"name": nc.bridge, "mac": mac_text(bridge.mac), "mtu": bridge.mtu},
@@ -145,8 +284,26 @@ def _attach(call, nc, ns_fd, ip):
         {"name": call.ifname, "mac": mac_text(peer.mac), "mtu": mtu, "sandbox": call.netns},
     ]
     ips = [{"address": f"{ip}/{nc.subnet.prefixlen}", "gateway": str(nc.gateway), "interface": 2}]
-    routes = [{"dst": "0.0.0.0/0", "gw": str(nc.gateway)}]
-    return shape_result(nc.version, interfaces, ips, routes)
+    listed = [{"dst": f"{dst}/{dst_len}", "gw": str(gw)} for dst, dst_len, gw in routes]
+    from .protocol import shape_result
+
+    return shape_result(nc.version, interfaces, ips, listed)
+
+
+def _add_route(inner, call, dst, dst_len, gw, oif):
+    """A route ADD reports must be one it installed: one that exists already is an error."""
+    from .netlink import NetlinkError
+
+    try:
+        inner.add_route(dst, dst_len, gw, oif)
+    except NetlinkError as err:
+        if err.errno == 17:
+            raise CNIError(
+                INTERNAL,
+                f"a route to {dst}/{dst_len} exists already in {call.netns}: nppnet cannot install "
+                f"its own via {gw} (remove it, or chain nppnet before what made it)",
+            ) from None
+        raise
 
 
 def _create_veth(host, nc, bridge, veth, host_mac, ifname, ip, ns_fd):
@@ -215,86 +372,64 @@ def _unpin(nc, container_id, ifname=None):
 
 
 def cmd_del(call, conf, version):
+    """Host veth (its peer goes with it), reservation (own store or the ipam plugin's DEL), pin.
+    Each step runs even when an earlier one failed; the failures are reported together."""
     from .config import NetConf
     from .names import veth_name
-    from .netlink import Netlink, NetlinkError
+    from .netlink import Netlink
 
     nc = NetConf(conf, version)
-    try:
+    problems = []
+
+    def veth():
         with Netlink() as host:
             host.delete_link(veth_name(call.container_id, call.ifname))
-    except NetlinkError as err:
-        raise _fail("deleting the host veth", err) from None
-    with _store(nc) as store:
-        store.release(call.container_id, call.ifname)
+
+    _attempt(problems, "deleting the host veth", veth)
+    if nc.ipam is not None:
+        from . import delegate
+
+        raw = jsonio.dumps(conf).encode()
+        _attempt(problems, "IPAM DEL", lambda: delegate.run(nc.ipam["type"], "DEL", raw, call.path))
+    else:
+        _attempt(problems, "releasing the address", lambda: _release(nc, call.container_id, call.ifname))
     _unpin(nc, call.container_id, call.ifname)
+    _report(problems, "DEL")
     return None
+
+
+def _attempt(problems, what, step):
+    try:
+        step()
+    except CNIError as err:
+        problems.append((what, err))
+    except OSError as err:  # NetlinkError included
+        problems.append((what, _fail(what, err)))
+
+
+def _report(problems, command):
+    """Nothing when every step worked; the one error, or all of them in one (code 100 unless
+    they share one code)."""
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise problems[0][1]
+    codes = {err.code for _, err in problems}
+    code = codes.pop() if len(codes) == 1 else INTERNAL
+    raise CNIError(
+        code,
+        f"{command} did what it could; failed: " + "; ".join(f"{what}: {err.msg}" for what, err in problems),
+        "; ".join(err.details for _, err in problems if err.details),
+    )
 
 
 # -- CHECK --------------------------------------------------------------------------------------
 
 
 def cmd_check(call, conf, version):
-    from . import netns
-    from .addr import IPv4
-    from .config import NetConf
-    from .names import veth_name
-    from .netlink import Netlink, NetlinkError
+    from .check import check
 
-    nc = NetConf(conf, version)
-    with _store(nc) as store:
-        ip = store.find(call.container_id, call.ifname)
-    if ip is None:
-        raise CNIError(CONTAINER_UNKNOWN, f"no address reserved for {call.container_id}/{call.ifname}")
-    ip = IPv4(int(ip))
-    address = f"{ip}/{nc.subnet.prefixlen}"
-    _check_prev_result(nc, call, address)
-    veth = veth_name(call.container_id, call.ifname)
-    ns_fd = netns.open_netns(call.netns)
-    try:
-        with Netlink() as host, netns.socket_in(ns_fd, Netlink) as inner:
-            bridge = host.link(nc.bridge)
-            link = host.link(veth)
-            if bridge is None or link is None or link.master != bridge.index:
-                raise CNIError(INTERNAL, f"host veth {veth} is missing or not on bridge {nc.bridge}")
-            peer = inner.link(call.ifname)
-            if peer is None or not peer.up:
-                raise CNIError(INTERNAL, f"{call.ifname} is missing or down in {call.netns}")
-            have = {(a.ip, a.prefixlen) for a in inner.addrs(peer.index)}
-            if (ip, nc.subnet.prefixlen) not in have:
-                raise CNIError(
-                    INTERNAL,
-                    "{} in {} lacks its address {} (has {})".format(
-                        call.ifname,
-                        call.netns,
-                        address,
-                        ", ".join(f"{IPv4(a)}/{n}" for a, n in have) or "none",
-                    ),
-                )
-            if not any(
-                r.dst_len == 0 and r.gateway == nc.gateway and r.oif == peer.index for r in inner.routes()
-            ):
-                raise CNIError(
-                    INTERNAL, f"no default route via {nc.gateway} on {call.ifname} in {call.netns}"
-                )
-    except NetlinkError as err:
-        raise _fail("CHECK", err) from None
-    finally:
-        fs.close(ns_fd)
-    return None
-
-
-def _check_prev_result(nc, call, address):
-    if not nc.prev_result:
-        return
-    listed = [ip.get("address") for ip in nc.prev_result.get("ips", []) if isinstance(ip, dict)]
-    if address not in listed:
-        raise CNIError(
-            INTERNAL,
-            "prevResult lists {} for {}/{} but the reservation is {}".format(
-                ", ".join(map(str, listed)) or "no address", call.container_id, call.ifname, address
-            ),
-        )
+    return check(call, conf, version)
 
 
 # -- STATUS and GC ------------------------------------------------------------------------------
@@ -304,6 +439,13 @@ def cmd_status(call, conf, version):
     from .config import NetConf
 
     nc = NetConf(conf, version)
+    if nc.ipam is not None:
+        from . import delegate
+
+        kind = nc.ipam["type"]
+        if delegate.supports(kind, "1.1.0", call.path):
+            delegate.run(kind, "STATUS", jsonio.dumps(conf).encode(), call.path)
+        return None
     try:
         with _store(nc) as store:
             if not store.writable():
@@ -324,30 +466,57 @@ def cmd_status(call, conf, version):
 
 
 def cmd_gc(call, conf, version):
+    """Remove every attachment of THIS network the runtime no longer lists: reservations (own
+    store, or the ipam plugin's GC when it has one), host veths whose ifalias names this network,
+    pins. Goes on after a failure and reports what it could not remove."""
     from .config import NetConf, valid_attachments
     from .names import is_veth_name, veth_name
-    from .netlink import Netlink, NetlinkError
+    from .netlink import Netlink
 
     nc = NetConf(conf, version)
     keep = valid_attachments(conf)
+    problems = []
     released = set()
-    with _store(nc) as store:
-        for _, cid, ifname in store.reservations():
-            if (cid, ifname) not in keep:
-                store.release(cid, ifname)
-                released.add((cid, ifname))
-    keep_veths = {veth_name(c, i) for c, i in keep}
+    if nc.ipam is None:
+
+        def store():
+            with _store(nc) as s:
+                for _, cid, ifname in s.reservations():
+                    if (cid, ifname) in keep:
+                        continue
+                    try:
+                        s.release(cid, ifname)
+                        released.add((cid, ifname))
+                    except CNIError as err:
+                        problems.append((f"releasing {cid}/{ifname}", err))
+
+        _attempt(problems, "reading the reservations", store)
+    else:
+        from . import delegate
+
+        kind = nc.ipam["type"]
+
+        def ipam_gc():
+            if delegate.supports(kind, "1.1.0", call.path):
+                delegate.run(kind, "GC", jsonio.dumps(conf).encode(), call.path)
+
+        _attempt(problems, f"IPAM plugin {kind} GC", ipam_gc)
     gone_veths = {veth_name(c, i) for c, i in released}
-    try:
+
+    def links():
         with Netlink() as host:
-            bridge = host.link(nc.bridge)
             for link in host.links():
-                ours = link.name in gone_veths or (bridge is not None and link.master == bridge.index)
-                if ours and is_veth_name(link.name) and link.name not in keep_veths:
-                    host.delete_link(link.name)
-    except NetlinkError as err:
-        raise _fail("GC", err) from None
+                owner = owner_of(link.alias)
+                if owner is not None:
+                    stale = owner[0] == nc.name and owner[1:] not in keep
+                else:  # made before veths carried an ifalias: only what this GC released
+                    stale = link.name in gone_veths and is_veth_name(link.name)
+                if stale:
+                    _attempt(problems, f"deleting {link.name}", lambda name=link.name: host.delete_link(name))
+
+    _attempt(problems, "listing links", links)
     _gc_pins(nc, {c for c, _ in keep})
+    _report(problems, "GC")
     return None
 
 

@@ -66,6 +66,7 @@ class Net:
     version: str = "1.0.0"
     extra: dict = field(default_factory=dict)
     namespaces: list = field(default_factory=list)
+    host_links: list = field(default_factory=list)
 
     @property
     def bridge(self) -> str:
@@ -105,6 +106,25 @@ class Net:
         self.namespaces.append(name)
         return name
 
+    def outside(self, prefix: str, route_to: str | None = None) -> str:
+        """A namespace outside the cluster behind a veth from the host: PREFIX.1/30 on the host end,
+        PREFIX.2/30 inside, a route to route_to (via the host) when given. Removed in cleanup."""
+        ns = self.netns()
+        host_end, out_end = f"np1o{self.n}h", f"np1o{self.n}o"
+        self.host_links.append(host_end)
+        argvs = [
+            ["ip", "link", "add", host_end, "type", "veth", "peer", "name", out_end, "netns", ns],
+            ["ip", "addr", "add", f"{prefix}.1/30", "dev", host_end],
+            ["ip", "link", "set", host_end, "up"],
+            ["ip", "-n", ns, "addr", "add", f"{prefix}.2/30", "dev", out_end],
+            ["ip", "-n", ns, "link", "set", out_end, "up"],
+        ]
+        if route_to:
+            argvs.append(["ip", "-n", ns, "route", "add", route_to, "via", f"{prefix}.1"])
+        for argv in argvs:
+            subprocess.run(argv, check=True)
+        return ns
+
     def cid(self, i: int) -> str:
         return f"np1c{PID}x{self.n}x{i}"
 
@@ -133,6 +153,8 @@ class Net:
         return _run("ip", "netns", "exec", ns, *argv)
 
     def cleanup(self) -> None:
+        for link in self.host_links:
+            _run("ip", "link", "del", link)
         for ns in self.namespaces:
             _run("ip", "netns", "del", ns)
         for line in _run("ip", "-o", "link", "show", "master", self.bridge).stdout.splitlines():

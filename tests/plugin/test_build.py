@@ -173,7 +173,10 @@ def test_each_executable_carries_only_the_modules_it_can_import(plugins):
     skel, nppnet = _carried(plugins / "nppnet-skel"), _carried(plugins / "nppnet")
     common = {f"nppctl.plugin.{m}" for m in ("protocol", "jsonio", "log", "errors", "fs", "names")}
     assert skel == {"nppctl", "nppctl.plugin", "nppctl.plugin.skel"} | common
-    only_nppnet = {f"nppctl.plugin.{m}" for m in ("netlink", "ipam", "firewall", "netns", "config", "addr")}
+    only_nppnet = {
+        f"nppctl.plugin.{m}"
+        for m in ("netlink", "ipam", "firewall", "netns", "config", "addr", "check", "delegate")
+    }
     assert nppnet == {"nppctl", "nppctl.plugin", "nppctl.plugin.nppnet"} | common | only_nppnet
     # and the payload is what the list says: one base64 line per module after the loader's
     lines = (plugins / "nppnet-skel").read_bytes().split(b"\n")

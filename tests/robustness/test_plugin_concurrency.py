@@ -39,21 +39,26 @@ def test_mixed_storm_keeps_reservations_equal_to_live_attachments(make_net):
     ids = [net.cid(f"storm{i}") for i in range(24)]
     live: dict[str, str] = {}
     for wave in range(4):
-        calls, after = [], dict(live)
+        calls, after, repeats = [], dict(live), set()
         for i in rng.sample(range(24), 16):  # each container at most once per wave
             if ids[i] in live and rng.random() < 0.6:
                 calls.append(("DEL", ids[i], spaces[i]))
                 after.pop(ids[i])
-            else:  # a first ADD, or a repeated one (idempotent)
+            else:  # a first ADD, or a repeated one (an error: its interface exists)
+                if ids[i] in live:
+                    repeats.add(ids[i])
                 calls.append(("ADD", ids[i], spaces[i]))
                 after[ids[i]] = spaces[i]
         replies = net.parallel(calls)
-        assert [(c, str(r)) for c, r in zip(calls, replies, strict=True) if r.rc != 0] == [], f"wave {wave}"
+        failed = {c[1]: r for c, r in zip(calls, replies, strict=True) if r.rc != 0}
+        assert set(failed) == repeats, f"wave {wave}: {[(c, str(r)) for c, r in failed.items()]}"
+        assert all(b"eth0 already exists" in r.stdout for r in failed.values())
         live = after
         assert_reservations_match_attachments(net, live)
-    # a repeated ADD kept its address
+    # a repeated ADD is refused and leaves the attachment's address as it was
     for cid, ns in live.items():
+        before = netns_address(ns)
         again = net.run("ADD", cid, ns)
-        assert again.rc == 0 and again.address == netns_address(ns), str(again)
+        assert again.rc == 1 and netns_address(ns) == before, str(again)
     net.parallel([("DEL", cid, ns) for cid, ns in live.items()])
     assert_reservations_match_attachments(net, {})

@@ -196,8 +196,13 @@ def test_hostile_environment_gives_clean_errors_and_writes_nothing_outside(
                 "FILE": str(canary / "a-file"),
                 "DIR": str(canary / "a-dir"),
             }.get(netns, netns)
+            sent = conf
+            if command == "CHECK":  # what ADD would have answered (CHECK requires it)
+                eth = {"name": ifname, "mac": "0a:58:0a:ca:1f:02", "sandbox": path}
+                ips = [{"address": "10.202.31.2/24", "gateway": "10.202.31.1", "interface": 0}]
+                sent = dict(conf, prevResult={"cniVersion": "1.0.0", "interfaces": [eth], "ips": ips})
             done = run_plugin(
-                nppnet_exe, call_env(command, cid, path, ifname), json.dumps(conf).encode(), canary
+                nppnet_exe, call_env(command, cid, path, ifname), json.dumps(sent).encode(), canary
             )
             assert done.returncode == 1, f"{what}: {done}"
             obj = json.loads(done.stdout)
