@@ -7,11 +7,19 @@ VETH_PREFIX = "veth"
 VETH_LEN = 15  # "veth" + 11 hex digits: longer than the reference plugin's random veth names
 
 
+def _byte_length(text):
+    """Bytes of text as the environment carried it; None for a lone surrogate no byte gives."""
+    try:
+        return len(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return None
+
+
 def valid_ifname(name):
     """A Linux interface name: 1-15 bytes, no '/', ':' or whitespace, not '.' or '..'."""
     return (
         isinstance(name, str)
-        and 0 < len(name.encode("utf-8", "surrogateescape")) <= 15
+        and 0 < (_byte_length(name) or 0) <= 15
         and name not in (".", "..")
         and not any(c in "/:" or c.isspace() or ord(c) < 32 for c in name)
     )
