@@ -42,19 +42,24 @@ class Action:
 
 
 def run_actions(actions: list[Action], console) -> None:
-    """Run each action under a spinner, then leave one line: ✓ title (detail), or ✗ title and stop."""
+    """Run each action under a spinner, then leave one line: ✓ title (detail), or ✗ title and stop.
+    Titles and details are plain text (a path or a message with brackets is not markup)."""
+    from rich.markup import escape
+
     for action in actions:
         started = time.monotonic()
         try:
             with console.status(f" {action.title} ...", spinner="dots") as spinner:
                 detail = action.run(lambda text, t=action.title: spinner.update(f" {t}: {text}"))
         except BaseException:
-            console.print(f" [red]✗[/] {action.title}", highlight=False)
+            console.print(f" [red]✗[/] {escape(action.title)}", highlight=False)
             raise
         took = time.monotonic() - started
         extra = f" — {detail}" if detail else ""
         console.print(
-            f" [green]✓[/] {action.title}{extra} [dim]({took:.1f}s)[/]", highlight=False, soft_wrap=True
+            f" [green]✓[/] {escape(action.title + extra)} [dim]({took:.1f}s)[/]",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -415,6 +420,11 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
             ensure_python=opts.ensure_python,
             on_step=say,
         )
+        failed = [r for r in done if r.outcome == "failed"]
+        if failed:
+            reasons = "; ".join(f"{r.node}: {r.error}" for r in failed)
+            raise NppctlError(f"install failed on {len(failed)} of {len(done)} node(s), the others are done: "
+                              f"{reasons}")
         source = "subnets from the API's spec.podCIDR" if subnets else f"subnets split from {opts.pod_cidr}"
         return f"{len(done)} node(s), {source}"
 

@@ -163,9 +163,9 @@ def get_node(cluster: str, name: str) -> Node:
     return _pick(list_nodes(cluster), cluster, name)
 
 
-def find_nodes(cluster: str, names: list[str] | None) -> list[Node]:
+def find_nodes(cluster: str, names: list[str] | None, *, stopped: bool = False) -> list[Node]:
     """All nodes (names None) or the named ones, in node order; NppctlError for an unknown name."""
-    nodes = list_nodes(cluster)
+    nodes = list_nodes(cluster, stopped=stopped)
     if names is None:
         return nodes
     wanted = {_pick(nodes, cluster, n).name for n in names}
