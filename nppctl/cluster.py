@@ -160,7 +160,7 @@ class LabState:
                 reason = "a symlink (nppctl makes none)"
             elif not (path.resolve().is_relative_to(lab) or path.resolve().is_relative_to(own)):
                 reason = f"outside the lab folder {lab} and the state folder {own}"
-            elif path.resolve() in (lab, own.parent):
+            elif path.resolve() == lab:
                 reason = "the lab folder itself"
             elif path.exists() and not path.is_dir() and not (path.parent == own and path.name in OWN_FILES):
                 reason = f"a file nppctl does not write (it writes only {', '.join(OWN_FILES)} in {own})"
@@ -172,25 +172,24 @@ class LabState:
 
     def purge(self) -> tuple[int, list[str]]:
         """Remove what was recorded, newest first (check_purge first: all or nothing). Folders holding
-        files nppctl did not make are kept."""
+        files nppctl did not make are kept. Returns (paths removed, folders kept)."""
         self.check_purge()
-        kept = self._remove(Path(raw) for raw in reversed(self.created))
-        return len(self.created) - len(kept), kept
+        return self._remove(Path(raw) for raw in reversed(self.created))
 
     @staticmethod
-    def _remove(paths) -> list[str]:
-        kept = []
+    def _remove(paths) -> tuple[int, list[str]]:
+        removed, kept = 0, []
         for path in paths:
-            raw = str(path)
-            path = Path(raw)
             if path.is_file() and not path.is_symlink():
                 path.unlink()
+                removed += 1
             elif path.is_dir() and not path.is_symlink():
                 try:
                     path.rmdir()
+                    removed += 1
                 except OSError:
-                    kept.append(raw)
-        return kept
+                    kept.append(str(path))
+        return removed, kept
 
     def _record(self, path: Path) -> None:
         if str(path) not in self.created:
