@@ -40,6 +40,8 @@ def main() -> None:
     """Console-script entry: run the app; a failure is one line, or a traceback with --debug."""
     try:
         rc = app(standalone_mode=False)
+        if rc == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into this exit code
+            _interrupted(KeyboardInterrupt(), INTERRUPTED)
         if isinstance(rc, int):
             sys.exit(rc)
     except Interrupted as err:

@@ -219,11 +219,12 @@ def node_run(
             out, err = _exec_with_stdin(api, exec_id, stdin)
         code = _exit_code(api, exec_id)
     except Exception as error:  # docker.errors.APIError, NotFound
+        _forget(exec_id)
         if isinstance(error, NppctlError):
             raise
         raise NppctlError(f"cannot run {argv[0]} in node {node.name}: {_api_message(error)}") from error
-    finally:
-        _forget(exec_id)
+    # Ctrl-C (KeyboardInterrupt) skips this: the exec stays listed for stop_node_work to kill
+    _forget(exec_id)
     out_s = (out or b"").decode(errors="replace")
     err_s = (err or b"").decode(errors="replace")
     # A missing executable: the engine reports it on stdout with 126/127.
@@ -254,9 +255,9 @@ def node_stream(node: Node, argv: list[str]):
         exec_id = _exec_create(api, node, argv, False, None)
         yield from api.exec_start(exec_id, stream=True)
     except Exception as error:
-        raise NppctlError(f"cannot run {argv[0]} in node {node.name}: {_api_message(error)}") from error
-    finally:
         _forget(exec_id)
+        raise NppctlError(f"cannot run {argv[0]} in node {node.name}: {_api_message(error)}") from error
+    _forget(exec_id)
 
 
 def stop_node_work(nodes: list[Node] | None = None, timeout: float = 5.0) -> None:
