@@ -19,7 +19,7 @@ from nppctl.nodes import find_nodes, get_node, node_run
 from tests.conftest import require
 from tests.nodes.conftest import make_cluster
 from tests.nodes.np3 import REPO, nppctl
-from tests.nodes.test_nodes_ensure_python import PYTHON_PACKAGES
+from tests.nodes.test_nodes_ensure_python import make_bare_node
 
 STOPPED = "np6s"
 BROKEN = "np6i"
@@ -135,11 +135,7 @@ def test_logs_follow_leaves_no_tail_in_the_nodes(stopped_worker):
 @pytest.fixture(scope="module")
 def bare_node(request, docker_client, node_image):
     """A one-node lab whose python3 is purged, and whose apt mirror answers."""
-    make_cluster(request, docker_client, node_image, APT, workers=0)
-    node = get_node(APT, "control-plane")
-    purge = node_run(node, ["apt-get", "purge", "-y", "-qq", *PYTHON_PACKAGES],
-                     env={"DEBIAN_FRONTEND": "noninteractive"})
-    assert purge.code == 0, purge.stderr
+    node = make_bare_node(request, docker_client, node_image, APT)
     reachable = node_run(node, ["apt-get", "update", "-qq"])
     require(reachable.code == 0, f"the node's apt mirror ({reachable.stderr.strip()[-200:]})")
     return node

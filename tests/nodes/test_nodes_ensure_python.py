@@ -14,18 +14,22 @@ PYTHON_PACKAGES = ["python3", "python3-minimal", "python3.11", "python3.11-minim
                    "libpython3.11-minimal", "libpython3-stdlib"]
 
 
-@pytest.fixture(scope="module")
-def bare_node(request, docker_client, node_image):
+def make_bare_node(request, docker_client, node_image, cluster: str):
     """A one-node cluster whose node had python3 purged with apt-get."""
     from tests.nodes.conftest import make_cluster
 
-    make_cluster(request, docker_client, node_image, CLUSTER, workers=0)
-    node = get_node(CLUSTER, "control-plane")
+    make_cluster(request, docker_client, node_image, cluster, workers=0)
+    node = get_node(cluster, "control-plane")
     purge = node_run(node, ["apt-get", "purge", "-y", "-qq", *PYTHON_PACKAGES],
                      env={"DEBIAN_FRONTEND": "noninteractive"})
     assert purge.code == 0, purge.stderr
     assert node_run(node, ["python3", "--version"]).code != 0
     return node
+
+
+@pytest.fixture(scope="module")
+def bare_node(request, docker_client, node_image):
+    return make_bare_node(request, docker_client, node_image, CLUSTER)
 
 
 def test_install_without_python_says_how_to_get_it(bare_node):
