@@ -129,11 +129,12 @@ def install_cmd(
             console.print(f"[dim]{escape(r.node)}: {escape(change)}[/]")
         for w in r.warnings:
             console.print(f"[yellow]warning:[/] {escape(r.node)}: {escape(w)}")
-    failed = [r.node for r in results if r.outcome == "failed"]
+    failed = [r for r in results if r.outcome == "failed"]
+    if len(failed) == 1 and len(results) == 1:
+        raise NppctlError(failed[0].error or "install failed")
     if failed:
-        console.print(f"[red]install failed on {len(failed)} of {len(results)} node(s)[/]: "
-                      f"{escape(', '.join(failed))} (reasons above: fix, then rerun)")
-        raise typer.Exit(1)
+        raise NppctlError(f"install failed on {len(failed)} of {len(results)} node(s), the others are done: "
+                          + "; ".join(r.error or r.node for r in failed))
 
 
 def _mark(ok: bool | None) -> str:
