@@ -12,7 +12,7 @@ import sys
 import typer
 
 from nppctl import cli_lab, cli_nodes, cli_plugin
-from nppctl.errors import NppctlError
+from nppctl.errors import Interrupted, NppctlError, explain, one_line
 
 app = typer.Typer(
     name="nppctl",
@@ -21,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 _state = {"debug": False}
+INTERRUPTED = "interrupted: node-side work stopped; nppctl's commands are idempotent: rerun to finish"
 
 
 @app.callback()
@@ -39,12 +40,16 @@ def main() -> None:
     """Console-script entry: run the app; a failure is one line, or a traceback with --debug."""
     try:
         rc = app(standalone_mode=False)
+        if rc == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into this exit code
+            _interrupted(KeyboardInterrupt(), INTERRUPTED)
         if isinstance(rc, int):
             sys.exit(rc)
+    except Interrupted as err:
+        _interrupted(err, str(err))
     except NppctlError as err:
         _fail(err, str(err))
     except (typer.Abort, KeyboardInterrupt) as err:
-        _fail(err, "aborted")
+        _interrupted(err, INTERRUPTED)
     except typer.Exit as err:
         sys.exit(err.exit_code)
     except Exception as err:  # usage errors (click's, vendored by typer) and anything unforeseen
@@ -52,15 +57,37 @@ def main() -> None:
         if callable(show) and isinstance(code, int):
             show()
             sys.exit(code)
-        _fail(err, f"unexpected error: {type(err).__name__}: {err} (run with --debug for the traceback)")
+        known = explain(err)
+        if known is not None:
+            _fail(err, known)
+        _fail(err, f"unexpected error: {type(err).__name__}: {one_line(err)} (--debug shows the traceback)")
 
 
-def _fail(err: BaseException, line: str) -> None:
+def _interrupted(err: BaseException, line: str) -> None:
+    """Ctrl-C: end what still runs in the nodes, say what is left, exit 130 without waiting for threads."""
+    import os
+
+    nodes = sys.modules.get("nppctl.nodes")
+    if nodes is not None:
+        nodes.stop_node_work()
+    try:
+        _fail(err, line, code=130)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)  # worker threads may still wait on an engine socket: do not join them
+
+
+def _fail(err: BaseException, line: str, code: int = 1) -> None:
     if _state["debug"] or "--debug" in sys.argv[1:]:
         import traceback
 
         traceback.print_exception(type(err), err, err.__traceback__)
     from rich.console import Console
+    from rich.text import Text
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {line}", soft_wrap=True)
-    sys.exit(1)
+    # the message is plain text: brackets in it (Docker's "[a-zA-Z0-9]") are not rich markup
+    Console(stderr=True, highlight=False).print(
+        Text("error: ", style="bold red") + Text(one_line(line)), soft_wrap=True
+    )
+    sys.exit(code)

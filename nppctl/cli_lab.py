@@ -86,9 +86,9 @@ def up(
 
 def _print_status(name: str) -> None:
     """End with the table `nppctl status` prints (it asks the API for Ready itself)."""
-    from nppctl.cli_nodes import status_cmd
+    from nppctl.cli_nodes import status_report
 
-    status_cmd(name=name, as_json=False)
+    status_report(name, as_json=False)
 
 
 def down(

@@ -55,12 +55,18 @@ class Steps:
         return False
 
 
-def _api(cluster: str, what: str):
-    """pod CIDRs / Ready from the kube layer when the cluster's API answers, else None."""
+def _kindless(cluster: str) -> bool:
+    """Whether the cluster's nodes are the docker provider's (no Kubernetes API to ask)."""
     from nppctl.nodes import list_nodes
     from nppctl.providers.docker import LABEL_PROVIDER, DockerProvider
 
-    if all(n.container.labels.get(LABEL_PROVIDER) == DockerProvider.name for n in list_nodes(cluster)):
+    nodes = list_nodes(cluster, stopped=True)
+    return all(n.container.labels.get(LABEL_PROVIDER) == DockerProvider.name for n in nodes)
+
+
+def _api(cluster: str, what: str):
+    """pod CIDRs / Ready from the kube layer when the cluster's API answers, else None."""
+    if _kindless(cluster):
         return None  # the kindless provider's nodes: no API to ask (saves loading the client)
     try:
         from nppctl import kube
@@ -96,29 +102,43 @@ def install_cmd(
 
     if bool(worker) == all_nodes:
         raise NppctlError("name the nodes to install on: --worker NODE (repeatable) or --all")
+    from rich.markup import escape
+
     console = _console()
+    node_subnets = None
     with Steps(console) as steps:
-        steps.step(f"Asking cluster {name}'s API for pod CIDRs")
-        node_subnets = _api(name, "pod_cidrs")
+        if not _kindless(name):  # a kindless lab has no API: no step pretends to ask it
+            steps.step(f"Asking cluster {name}'s API for pod CIDRs")
+            node_subnets = _api(name, "pod_cidrs")
         results = install(
             name, nodes=worker or None, plugin=plugin, subnet=subnet, pod_cidr=pod_cidr,
             node_subnets=node_subnets, ensure_python=ensure_python, keep_kindnet=keep_kindnet,
-            on_step=steps.step,
+            on_step=lambda t: steps.step(escape(t)),
         )
     from rich.table import Table
 
     table = Table(title=f"nppctl install ({name})")
-    for col in ("node", "role", "address", "pod subnet", "from", "plugin", "changes"):
+    for col in ("node", "role", "address", "pod subnet", "from", "plugin", "outcome"):
         table.add_column(col, overflow="fold")
     for r in results:
-        changes = f"{len(r.changes)} changed" if r.changes else "[dim]unchanged[/]"
-        table.add_row(r.node, r.role, r.address, r.subnet, r.source, r.plugin, changes)
+        outcome = {
+            "done": f"[green]done[/] ({len(r.changes)} changed)",
+            "unchanged": "[dim]unchanged[/]",
+            "failed": f"[red]failed[/]: {escape(r.error or '')}",
+        }[r.outcome]
+        table.add_row(r.node, r.role, r.address or "-", r.subnet, r.source, r.plugin, outcome)
     console.print(table)
     for r in results:
         for change in r.changes:
-            console.print(f"[dim]{r.node}: {change}[/]")
+            console.print(f"[dim]{escape(r.node)}: {escape(change)}[/]")
         for w in r.warnings:
-            console.print(f"[yellow]warning:[/] {r.node}: {w}")
+            console.print(f"[yellow]warning:[/] {escape(r.node)}: {escape(w)}")
+    failed = [r for r in results if r.outcome == "failed"]
+    if len(failed) == 1 and len(results) == 1:
+        raise NppctlError(failed[0].error or "install failed")
+    if failed:
+        raise NppctlError(f"install failed on {len(failed)} of {len(results)} node(s), the others are done: "
+                          + "; ".join(r.error or r.node for r in failed))
 
 
 def _mark(ok: bool | None) -> str:
@@ -129,30 +149,41 @@ def status_cmd(
     name: str = NAME,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Per node: role, address, pod subnet, plugin and conflist, python3, cni0, routes, Ready."""
+    """Per node: role, address, pod subnet, plugin and conflist, python3, cni0, routes, Ready.
+    Exits 1 when a node is not healthy (a stopped node is a row saying so)."""
+    if not status_report(name, as_json):
+        raise typer.Exit(1)
+
+
+def status_report(name: str, as_json: bool = False) -> bool:
+    """Print the status table (or JSON); True when every node is healthy."""
+    from rich.markup import escape
+
     from nppctl.status import status
 
     result = status(name, ready=_api(name, "ready"))
     if as_json:
         typer.echo(json.dumps([s.to_dict() for s in result], indent=2))
-        return
+        return all(s.ok for s in result)
     from rich.table import Table
 
     table = Table(title=f"nppctl status ({name})")
-    for col in ("node", "role", "address", "pod subnet", "plugin", "conflist", "python3", "cni0", "routes",
-                "Ready"):
+    for col in ("node", "role", "state", "address", "pod subnet", "plugin", "conflist", "python3", "cni0",
+                "routes", "Ready"):
         table.add_column(col, overflow="fold")
     for s in result:
         routes = _mark(s.routes_ok) + ("" if s.routes_ok else " missing " + ", ".join(s.routes_missing))
         cni0 = _mark(s.bridge_up and s.gateway_ok) + (f" {s.gateway}" if s.gateway else "")
-        plugin = (_mark(s.plugin_present) + " " + s.plugin) if s.plugin else _mark(False)
-        table.add_row(s.node, s.role, s.address, s.subnet or "-", plugin, s.conflist or "-",
-                      s.python3 or "[red]✗[/]", cni0, routes, _mark(s.ready))
+        plugin = (_mark(s.plugin_present) + " " + escape(s.plugin)) if s.plugin else _mark(False)
+        state = s.state if s.state == "running" else f"[red]{escape(s.state)}[/]"
+        table.add_row(s.node, s.role, state, s.address or "-", s.subnet or "-", plugin,
+                      escape(s.conflist or "-"), s.python3 or "[red]✗[/]", cni0, routes, _mark(s.ready))
     console = _console()
     console.print(table)
     for s in result:
         if s.problem:
-            console.print(f"[red]{s.node}:[/] {s.problem}")
+            console.print(f"[red]{s.node}:[/] {escape(s.problem)}")
+    return all(s.ok for s in result)
 
 
 def logs_cmd(
@@ -173,13 +204,21 @@ def logs_cmd(
     console = _console()
     lines = logs.follow(name, node=node, tail=tail if tail is not None else 10) if follow else logs.read(
         name, node=node, tail=tail, kubelet=kubelet)
+    unreadable = False
     try:
         for line in lines:
+            unreadable = unreadable or line.problem
             style = "dim italic" if line.note else ("bold red" if line.error else "")
+            style = "red" if line.problem else style
             text = f"[{style}]{escape(line.text)}[/]" if style else escape(line.text)
             console.print(f"[cyan]{line.node}[/] | {text}", soft_wrap=True)
     except KeyboardInterrupt:
         pass
+    finally:
+        if follow:
+            lines.close()  # ends the tail processes in the nodes
+    if unreadable:
+        raise typer.Exit(1)
 
 
 def doctor_cmd() -> None:

@@ -3,6 +3,13 @@
 What nppctl creates on the host (rendered kind config, mount folders, its state record) is written down
 in a state folder, ./.nppctl/<cluster>/ (or $NPPCTL_STATE_DIR/<cluster>/), so `down --purge` removes exactly
 that and nothing else.
+
+Fail-safe: `up` checks what it needs (valid name, Docker engine, kind on PATH, a readable config, the
+plugin) before it writes anything; a failure or Ctrl-C afterwards removes what that run created when no
+cluster was made, else names what is left and the command that removes it. `down --purge` removes only
+what the state file lists inside the lab folder (the working folder or the state folder), and only the
+kinds of path nppctl creates (folders, removed only when empty; its own two files in the state folder);
+anything else makes it refuse before deleting anything.
 """
 
 from __future__ import annotations
@@ -11,15 +18,17 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from nppctl import kindconfig
-from nppctl.errors import NppctlError
+from nppctl.errors import Interrupted, NppctlError, check_name, explain, one_line
 from nppctl.kindconfig import MOUNT_POINT, read_kind_config, render_kind_config  # noqa: F401 - their home
 from nppctl.providers.base import ClusterSpec, kind_node_names
 
 STATE_FILE = "state.json"
+KIND_CONFIG_FILE = "kind-config.yaml"
+OWN_FILES = (STATE_FILE, KIND_CONFIG_FILE)  # the only files nppctl writes (in the state folder)
 
 
 # ---------------------------------------------------------------- actions
@@ -34,19 +43,24 @@ class Action:
 
 
 def run_actions(actions: list[Action], console) -> None:
-    """Run each action under a spinner, then leave one line: ✓ title (detail), or ✗ title and stop."""
+    """Run each action under a spinner, then leave one line: ✓ title (detail), or ✗ title and stop.
+    Titles and details are plain text (a path or a message with brackets is not markup)."""
+    from rich.markup import escape
+
     for action in actions:
         started = time.monotonic()
         try:
             with console.status(f" {action.title} ...", spinner="dots") as spinner:
                 detail = action.run(lambda text, t=action.title: spinner.update(f" {t}: {text}"))
         except BaseException:
-            console.print(f" [red]✗[/] {action.title}", highlight=False)
+            console.print(f" [red]✗[/] {escape(action.title)}", highlight=False)
             raise
         took = time.monotonic() - started
         extra = f" — {detail}" if detail else ""
         console.print(
-            f" [green]✓[/] {action.title}{extra} [dim]({took:.1f}s)[/]", highlight=False, soft_wrap=True
+            f" [green]✓[/] {escape(action.title + extra)} [dim]({took:.1f}s)[/]",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -55,7 +69,7 @@ def run_actions(actions: list[Action], console) -> None:
 
 def state_dir(name: str) -> Path:
     base = Path(os.environ.get("NPPCTL_STATE_DIR") or Path.cwd() / ".nppctl")
-    return base.resolve() / name
+    return base.resolve() / check_name(name)
 
 
 @dataclass
@@ -65,14 +79,35 @@ class LabState:
     name: str
     provider: str
     created: list[str] = field(default_factory=list)
+    made_now: list[str] = field(default_factory=list, repr=False)  # created by this run (not saved)
 
     @classmethod
     def load(cls, name: str) -> LabState | None:
         path = state_dir(name) / STATE_FILE
         if not path.is_file():
             return None
-        data = json.loads(path.read_text())
-        return cls(name=data["name"], provider=data["provider"], created=list(data.get("created", [])))
+        from nppctl.providers import PROVIDER_NAMES
+
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise NppctlError(
+                f"state file {path} is unreadable ({one_line(err)}): fix or remove it "
+                f"(nppctl's record of what `up --name {name}` created)"
+            ) from None
+        created = data.get("created", []) if isinstance(data, dict) else None
+        if (
+            not isinstance(data, dict)
+            or data.get("name") != name
+            or data.get("provider") not in PROVIDER_NAMES
+            or not isinstance(created, list)
+            or not all(isinstance(c, str) for c in created)
+        ):
+            raise NppctlError(
+                f"state file {path} is corrupt (needs name {name!r}, provider kind|docker and a list "
+                "of created paths): fix or remove it"
+            )
+        return cls(name=name, provider=data["provider"], created=list(created))
 
     def make_dir(self, path: Path) -> Path:
         """mkdir -p PATH, recording each folder this call made."""
@@ -93,28 +128,74 @@ class LabState:
     def save(self) -> None:
         path = state_dir(self.name) / STATE_FILE
         self.make_dir(path.parent)
-        self._record(path)  # recorded before writing, so the record lists itself
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        if not path.exists():
+            self._record(path)  # recorded before writing, so the record lists itself
+        data = {"name": self.name, "provider": self.provider, "created": self.created}
+        path.write_text(json.dumps(data, indent=2) + "\n")
+
+    def undo(self) -> list[str]:
+        """Remove what this run created (newest first; folders only when empty); returns what stays.
+
+        The state file goes too when this run made it, else it is rewritten without this run's paths."""
+        made = [Path(raw) for raw in self.made_now]
+        self.created = [c for c in self.created if c not in self.made_now]
+        self.made_now = []
+        state_file = state_dir(self.name) / STATE_FILE
+        if state_file.exists() and state_file not in made:
+            self.save()
+        return self._remove(reversed(made))[1]
+
+    def check_purge(self) -> None:
+        """Refuse (NppctlError, one line) unless every recorded path is one nppctl may remove: an
+        absolute, normalised path inside the lab folder (the working folder or the state folder), not a
+        symlink, and a file only when it is one of nppctl's own files in the state folder."""
+        own = state_dir(self.name)
+        lab = Path.cwd().resolve()
+        where = own / STATE_FILE
+        for raw in self.created:
+            path = Path(raw)
+            reason = None
+            if not path.is_absolute() or os.path.normpath(raw) != raw:
+                reason = "not an absolute, normalised path"
+            elif path.is_symlink():
+                reason = "a symlink (nppctl makes none)"
+            elif not (path.resolve().is_relative_to(lab) or path.resolve().is_relative_to(own)):
+                reason = f"outside the lab folder {lab} and the state folder {own}"
+            elif path.resolve() == lab:
+                reason = "the lab folder itself"
+            elif path.exists() and not path.is_dir() and not (path.parent == own and path.name in OWN_FILES):
+                reason = f"a file nppctl does not write (it writes only {', '.join(OWN_FILES)} in {own})"
+            if reason:
+                raise NppctlError(
+                    f"refusing to purge: {where} lists {raw!r}, {reason}; nothing was deleted "
+                    "(fix or remove that state file)"
+                )
 
     def purge(self) -> tuple[int, list[str]]:
-        """Remove what was recorded, newest first. Folders holding files nppctl did not make are kept."""
+        """Remove what was recorded, newest first (check_purge first: all or nothing). Folders holding
+        files nppctl did not make are kept. Returns (paths removed, folders kept)."""
+        self.check_purge()
+        return self._remove(Path(raw) for raw in reversed(self.created))
+
+    @staticmethod
+    def _remove(paths) -> tuple[int, list[str]]:
         removed, kept = 0, []
-        for raw in reversed(self.created):
-            path = Path(raw)
-            if path.is_file() or path.is_symlink():
+        for path in paths:
+            if path.is_file() and not path.is_symlink():
                 path.unlink()
                 removed += 1
-            elif path.is_dir():
+            elif path.is_dir() and not path.is_symlink():
                 try:
                     path.rmdir()
                     removed += 1
                 except OSError:
-                    kept.append(raw)
+                    kept.append(str(path))
         return removed, kept
 
     def _record(self, path: Path) -> None:
         if str(path) not in self.created:
             self.created.append(str(path))
+            self.made_now.append(str(path))
 
 
 # ---------------------------------------------------------------- cluster shape
@@ -146,11 +227,89 @@ class UpOptions:
     ensure_python: bool = True  # a node image without python3 gets it (nppctl.nodeimage, else apt per node)
 
 
+def preflight(opts: UpOptions, provider) -> None:
+    """What `up` needs, checked before it writes anything: the name (kind's rule), the Docker engine,
+    kind on PATH (kind provider), a readable config, the plugin, the pod CIDR."""
+    import shutil
+
+    from nppctl import install, subnets
+    from nppctl.nodes import docker_client
+
+    check_name(opts.name)
+    subnets.parse_cidr(opts.pod_cidr, "--pod-cidr")
+    install.resolve_plugin(opts.plugin)
+    if opts.config is not None:
+        read_kind_config(opts.config, opts.name)
+    if provider.has_kubernetes and shutil.which("kind") is None:
+        from nppctl.providers.kind import INSTALL_HINT
+
+        raise NppctlError(f"kind not found on PATH: {INSTALL_HINT}")
+    docker_client()
+
+
+def half_made(provider, name: str) -> str | None:
+    """Why an existing cluster NAME is not whole (a node stopped, no control plane, no kubeconfig after
+    an interrupted or failed `kind create`), or None."""
+    from nppctl.nodes import list_nodes
+
+    try:
+        nodes = list_nodes(name, stopped=True)
+    except NppctlError as err:
+        return one_line(err)
+    stopped = [f"{n.name} is {n.state}" for n in nodes if not n.running]
+    if stopped:
+        return ", ".join(stopped)
+    if not any(n.role == "control-plane" for n in nodes):
+        return "no control-plane node"
+    if provider.has_kubernetes:
+        try:
+            if not (provider.kubeconfig(name) or "").strip():
+                return "kind gives no kubeconfig for it"
+        except NppctlError:
+            return "kind gives no kubeconfig for it"
+    return None
+
+
+def _after_failure(
+    err: BaseException, opts: UpOptions, provider, state: LabState, existed: bool
+) -> Exception:
+    """The error `up` ends with: what went wrong, what this run left, and the command that removes it.
+    Without a cluster to show for it, the files this run created are removed first."""
+    interrupted = not isinstance(err, Exception)
+    if interrupted:
+        from nppctl.nodes import stop_node_work
+
+        stop_node_work()
+    if interrupted:
+        what = "interrupted"
+    elif isinstance(err, NppctlError):
+        what = str(err)
+    else:
+        what = explain(err) or f"{type(err).__name__}: {one_line(err)}"
+    try:
+        now = provider.exists(opts.name)
+    except Exception:  # noqa: BLE001 - cannot tell: assume the cluster is there, keep the files
+        now = True
+    purge = f"`nppctl down --purge --name {opts.name}`"
+    if not now:
+        kept = state.undo()
+        left = "nothing left behind" if not kept else f"kept (hold other files): {', '.join(kept)}"
+    elif existed:
+        left = f"cluster {opts.name!r} kept: finish with `nppctl up --name {opts.name}`, remove with {purge}"
+    else:
+        left = f"cluster {opts.name!r} is half made: {purge} removes it and the files this run created"
+    if now and "nppctl down" in what:
+        left = ""  # the message already says how to remove it
+    line = f"{what}; {left}" if left else what
+    return Interrupted(line) if interrupted else NppctlError(line)
+
+
 def up(opts: UpOptions, console) -> dict[str, bool] | None:
     """Create (or keep) the cluster, label, install, wait for Ready. Returns Ready per node (kind)."""
     from nppctl.providers import get_provider
 
     provider = get_provider(opts.provider)
+    preflight(opts, provider)
     state = LabState.load(opts.name) or LabState(name=opts.name, provider=opts.provider)
     if state.provider != opts.provider and provider.exists(opts.name):
         raise NppctlError(
@@ -178,7 +337,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
                 text = render_kind_config(
                     opts.name, spec.mounts, opts.workers, opts.pod_cidr, opts.keep_kindnet
                 )
-            spec.config_file = state.write_file(state_dir(opts.name) / "kind-config.yaml", text)
+            spec.config_file = state.write_file(state_dir(opts.name) / KIND_CONFIG_FILE, text)
             result["kindnet"] = opts.keep_kindnet and not (user is not None and user.disable_default_cni)
         state.save()
         what = f"{spec.workers} worker(s)"
@@ -199,6 +358,12 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
 
     def create(say) -> str:
         if provider.exists(opts.name):
+            problem = half_made(provider, opts.name)
+            if problem:
+                raise NppctlError(
+                    f"cluster {opts.name!r} exists but is half made ({problem}): remove it with "
+                    f"`nppctl down --purge --name {opts.name}`, then run `nppctl up` again"
+                )
             return "exists, kept"
         if hasattr(provider, "progress"):
             provider.progress = say  # kind's own progress lines under the spinner
@@ -238,6 +403,11 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
             keep_kindnet=opts.keep_kindnet,
             on_step=say,
         )
+        failed = [r for r in done if r.outcome == "failed"]
+        if failed:
+            reasons = "; ".join(f"{r.node}: {r.error}" for r in failed)
+            raise NppctlError(f"install failed on {len(failed)} of {len(done)} node(s), the others are done: "
+                              f"{reasons}")
         split = f"subnets split from {result['pod_cidr']}"
         source = "subnets from the API's spec.podCIDR" if subnets else split
         warned = list(dict.fromkeys(w for r in done for w in r.warnings if "kindnet" in w))
@@ -262,7 +432,13 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         actions.append(
             Action(f"Waiting for every node to be Ready (timeout {opts.timeout:.0f}s)", wait_ready)
         )
-    run_actions(actions, console)
+    existed = provider.exists(opts.name)
+    try:
+        run_actions(actions, console)
+    except BaseException as err:
+        if isinstance(err, SystemExit):
+            raise
+        raise _after_failure(err, opts, provider, state, existed) from err
     return result["ready"]
 
 
@@ -310,6 +486,11 @@ def detect_provider(name: str) -> str | None:
 def down(name: str, purge: bool, console) -> None:
     from nppctl.providers import get_provider
 
+    check_name(name)
+    if purge:
+        recorded = LabState.load(name)  # a corrupt or hostile record refuses before anything is deleted
+        if recorded is not None:
+            recorded.check_purge()
     provider_name = detect_provider(name)
     actions = []
     if provider_name is None:

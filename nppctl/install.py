@@ -8,6 +8,8 @@ Nodes in parallel; a second run changes nothing (InstallResult.changes is empty)
 
 Interface: install(cluster, *, nodes, plugin, subnet, pod_cidr, node_subnets, ensure_python, on_step)
 -> list[InstallResult] (target nodes, node order).
+A node that fails (stopped, no python3, a command failing in it) is a result with its error
+(InstallResult.outcome "failed"); every other node is still installed.
 Addition: resolve_plugin(plugin) -> PluginFiles.
 """
 
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from nppctl import agent, subnets
 from nppctl.errors import NppctlError
-from nppctl.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, put_files
+from nppctl.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, not_running, put_files
 from nppctl.nodeside.base import CNI_BIN, CNI_CONF
 
 BRIDGE = "cni0"
@@ -39,6 +41,8 @@ OUR_CONFLISTS = ("09-nppnet.conflist", "09-nppnet-skel.conflist")
 # local-path-provisioner) addresses from the node's podCIDR, the /24 our plugin allocates from too
 KINDNET_CONFLIST = "10-kindnet.conflist"
 TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# A conflist file name read back from a node's own record: checked before it is removed there as root.
+CONFLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.(conflist|conf|json)$")
 
 
 @dataclass
@@ -67,10 +71,16 @@ class InstallResult:
     conflist: str
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    error: str | None = None  # why this node failed (the others are installed anyway)
 
     @property
     def changed(self) -> bool:
         return bool(self.changes)
+
+    @property
+    def outcome(self) -> str:
+        """done (something changed), unchanged, or failed."""
+        return "failed" if self.error else ("done" if self.changes else "unchanged")
 
 
 def resolve_plugin(plugin: str) -> PluginFiles:
@@ -181,6 +191,7 @@ def _ensure_python(node: Node) -> None:
     if node_run(node, ["apt-get", "--version"]).code != 0:
         raise NppctlError(f"node {node.name} has no apt-get: install python3 in its image yourself")
     for argv in (
+        ["dpkg", "--configure", "-a"],  # finishes what an interrupted run (Ctrl-C) left half done
         ["apt-get", "update", "-qq"],
         ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "python3"],
     ):
@@ -215,7 +226,10 @@ def _kindnet_check(
 ) -> str | None:
     """Refuse a real plugin on nodes where kindnet is active (its conflist is there), unless kindnet is
     kept on purpose; then the warning each node's result carries. The skeleton allocates nothing."""
-    active = [n for n in targets if probes.get(n) and (probes[n]["files"].get(path) or {}).get("sha256")]
+    active = [
+        n for n in targets
+        if isinstance(probes.get(n), dict) and (probes[n]["files"].get(path) or {}).get("sha256")
+    ]
     if not active or pf.type == "nppnet-skel":
         return None
     reason = (
@@ -247,8 +261,8 @@ def install(
     """Install `plugin` on `nodes` (None: all) of `cluster`; see the module docstring."""
     step = on_step or (lambda _msg: None)
     step(f"Finding the nodes of cluster {cluster}")
-    everyone = list_nodes(cluster)
-    targets = find_nodes(cluster, nodes) if nodes else everyone
+    everyone = list_nodes(cluster, stopped=True)
+    targets = find_nodes(cluster, nodes, stopped=True) if nodes else everyone
     target_names = [n.name for n in targets]
     subnets.parse_cidr(pod_cidr, "--pod-cidr")
     pf = resolve_plugin(plugin)
@@ -262,9 +276,18 @@ def install(
     executable = building.submit(lambda: pf.executable)  # built while the nodes are probed
     building.shutdown(wait=False)
 
-    def probe(node: Node) -> dict | None:
+    def probe(node: Node) -> dict | NppctlError | None:
         if node.name in target_names:
-            return _probe(node, [exe_path, conf_path, kindnet_path, *chained.values()], ensure_python, step)
+            if not node.running:
+                return not_running(node)
+            try:
+                paths = [exe_path, conf_path, kindnet_path, *chained.values()]
+                return _probe(node, paths, ensure_python, step)
+            except NppctlError as err:
+                return err  # this node fails; the others go on
+        if not node.running:
+            step(f"Skipping routes on {node.name}: it is {node.state}")
+            return None
         try:  # nodes not installed now only get routes: skip those the agent cannot run on
             return agent.run_agent(node, "probe", {"files": []})
         except NppctlError as err:
@@ -274,7 +297,8 @@ def install(
     probes = dict(zip([n.name for n in everyone], for_each_node(everyone, probe), strict=True))
     executable.result()  # a build failure raises here
     kindnet_warning = _kindnet_check(cluster, pf, probes, target_names, kindnet_path, keep_kindnet)
-    installed = {name: (p.get("state") or {}).get("subnet") for name, p in probes.items() if p}
+    recorded = {name: _recorded(p, "subnet") for name, p in probes.items() if isinstance(p, dict)}
+    installed = {name: _subnet_or_none(value) for name, value in recorded.items()}
     plan = subnets.assign(
         [n.name for n in everyone],
         targets=target_names,
@@ -285,11 +309,28 @@ def install(
     )
     step(f"Installing {pf.type} on {len(targets)} node(s): files, {BRIDGE}, routes, masquerade")
 
+    def failed(node: Node, err: NppctlError) -> InstallResult:
+        mine = plan[node.name]
+        return InstallResult(node.name, node.role, node.address, mine.subnet, mine.source, pf.type, conf_path,
+                             error=str(err))
+
     def apply(node: Node) -> InstallResult | None:
+        if isinstance(probes[node.name], NppctlError):
+            return failed(node, probes[node.name])
         if probes[node.name] is None:
             return None
-        routes = [{"dst": plan[o.name].subnet, "via": o.address} for o in everyone if o.name != node.name]
-        prune = {"within": pod_cidr, "via": [o.address for o in everyone]}
+        try:
+            return _apply(node)
+        except NppctlError as err:
+            if node.name in target_names:
+                return failed(node, err)
+            step(f"Skipping routes on {node.name}: {err}")
+            return None
+
+    def _apply(node: Node) -> InstallResult | None:
+        others = [o for o in everyone if o.name != node.name and o.address]
+        routes = [{"dst": plan[o.name].subnet, "via": o.address} for o in others]
+        prune = {"within": pod_cidr, "via": [o.address for o in everyone if o.address]}
         if node.name not in target_names:
             for change in agent.run_agent(node, "setup", {"routes": routes, "prune": prune})["changes"]:
                 step(f"Rerouted {node.name} (not reinstalled): {change}")
@@ -299,7 +340,10 @@ def install(
         stale, warnings = _files_to_write(wanted, chained, probes[node.name]["files"])
         if stale:
             put_files(node, stale)
-        previous = (probes[node.name].get("state") or {}).get("conflist")
+        previous = _recorded(probes[node.name], "conflist")
+        if previous is not None and not CONFLIST_NAME.match(str(previous)):
+            warnings.append(f"ignored the conflist name {previous!r} in the node's record (not a file name)")
+            previous = None
         remove = {f"{CNI_CONF}/{c}" for c in (*OUR_CONFLISTS, previous) if c} - {conf_path}
         answer = agent.run_agent(
             node,
@@ -328,3 +372,19 @@ def install(
         )
 
     return [r for r in for_each_node(everyone, apply) if r is not None]
+
+
+def _subnet_or_none(value) -> str | None:
+    """A subnet read back from a node's record, when it is one (else the node is given a new one)."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_network(str(value))) if value else None
+    except ValueError:
+        return None
+
+
+def _recorded(probe: dict, key: str):
+    """A value of the install record the node keeps (its own state: read back, so checked by the caller)."""
+    state = probe.get("state")
+    return state.get(key) if isinstance(state, dict) else None

@@ -49,7 +49,14 @@ def kubeconfig_dict(cluster: str) -> dict:
     for raw in filter(None, env.split(os.pathsep)):
         path = Path(raw).expanduser()
         if path.is_file():
-            data = yaml.safe_load(path.read_text()) or {}
+            try:
+                data = yaml.safe_load(path.read_text()) or {}
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+                raise NppctlError(
+                    f"KUBECONFIG file {path} is unreadable ({type(err).__name__}): fix it or unset KUBECONFIG"
+                ) from err
+            if not isinstance(data, dict):
+                raise NppctlError(f"KUBECONFIG file {path} is not a kubeconfig: fix it or unset KUBECONFIG")
             contexts = {c.get("name") for c in data.get("contexts") or []}
             if f"kind-{cluster}" in contexts:
                 data["current-context"] = f"kind-{cluster}"
@@ -66,7 +73,14 @@ def core(cluster: str):
         from kubernetes import client, config
 
         configuration = client.Configuration()
-        config.load_kube_config_from_dict(kubeconfig_dict(cluster), client_configuration=configuration)
+        try:
+            config.load_kube_config_from_dict(kubeconfig_dict(cluster), client_configuration=configuration)
+        except (config.ConfigException, TypeError, ValueError, KeyError, AttributeError) as err:
+            message = " ".join(str(err).split()) or type(err).__name__
+            raise NppctlError(
+                f"the kubeconfig of cluster {cluster!r} is unusable ({message}): recreate the cluster "
+                f"(`nppctl down --name {cluster}`, `nppctl up --name {cluster}`) or fix KUBECONFIG"
+            ) from err
         configuration.retries = 1
         _clients[cluster] = client.CoreV1Api(client.ApiClient(configuration))
     return _clients[cluster]

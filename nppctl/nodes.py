@@ -17,25 +17,43 @@ Additions:
   for_each_node(nodes, fn) -> list                  fn(node) on every node in threads, in node order
   find_nodes(cluster, names | None) -> list[Node]   all nodes, or the named ones (full or short names)
   Node.short                                        "worker2" for kind-worker2
+  list_nodes(cluster, stopped=True)                 stopped nodes too (Node.state "exited", no address)
+  node_stream(node, argv) -> chunks                 a long-running command's output as it comes
+  stop_node_work(nodes=None)                        kill what this process started in the nodes (Ctrl-C)
+Every exec carries NPPCTL_RUN=<this process's tag> in its environment, so its whole process tree
+(apt-get's children included) can be found and killed in the node: Docker does not end an exec
+when its client goes away.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import secrets
 import socket
 import tarfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from nppctl.errors import NppctlError
+from nppctl.errors import NppctlError, check_name
 from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, natural_key
 
 ROLE_ORDER = {"control-plane": 0, "worker": 1}
 _client = None
+RUN_TAG = f"{os.getpid()}-{secrets.token_hex(6)}"  # marks every process this nppctl run starts in a node
+_running: dict[str, Node] = {}  # exec id -> node, for the execs still running
+_running_lock = threading.Lock()
+# Kills, in the node, every process whose environment holds NPPCTL_RUN=$1 (two passes: children
+# forked while the first pass ran). Fixed text; the tag is an argument, never pasted in.
+_KILL_TAGGED = (
+    'for pass in 1 2; do for f in /proc/[0-9]*/environ; do '
+    'if tr "\\0" "\\n" < "$f" 2>/dev/null | grep -qxF "NPPCTL_RUN=$1"; then '
+    'p=${f#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; fi; done; done; exit 0'
+)
 
 
 @dataclass
@@ -43,8 +61,13 @@ class Node:
     name: str
     role: str  # "control-plane" | "worker"
     cluster: str
-    address: str  # IPv4 on the Docker network "kind"
+    address: str  # IPv4 on the Docker network "kind" ("" when the node is not running)
     container: Any  # docker.models.containers.Container
+    state: str = "running"  # the container's state: running, exited, paused, restarting, created, ...
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
 
     @property
     def short(self) -> str:
@@ -90,8 +113,11 @@ def _address(container) -> str:
     return net.get("IPAddress") or ""
 
 
-def list_nodes(cluster: str) -> list[Node]:
-    """The cluster's running node containers: control plane first, then workers by name."""
+def list_nodes(cluster: str, *, stopped: bool = False) -> list[Node]:
+    """The cluster's node containers: control plane first, then workers by name.
+
+    A node that is not running is an error, unless STOPPED: then it is listed with its state."""
+    check_name(cluster)
     client = docker_client()
     containers = client.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={cluster}"})
     if not containers:
@@ -105,7 +131,10 @@ def list_nodes(cluster: str) -> list[Node]:
         if role not in ROLE_ORDER:
             continue  # e.g. kind's external-load-balancer
         if c.status != "running":
-            raise NppctlError(f"node {c.name} is {c.status}: start it with `docker start {c.name}`")
+            if not stopped:
+                raise NppctlError(f"node {c.name} is {c.status}: start it with `docker start {c.name}`")
+            nodes.append(Node(c.name, role, cluster, address="", container=c, state=c.status))
+            continue
         address = _address(c)
         if not address:
             raise NppctlError(
@@ -114,6 +143,11 @@ def list_nodes(cluster: str) -> list[Node]:
             )
         nodes.append(Node(name=c.name, role=role, cluster=cluster, address=address, container=c))
     return sorted(nodes, key=_node_order)
+
+
+def not_running(node: Node) -> NppctlError:
+    """The one-line error for a node that is stopped (or paused, restarting, ...)."""
+    return NppctlError(f"node {node.name} is {node.state}: start it with `docker start {node.name}`")
 
 
 def _pick(nodes: list[Node], cluster: str, name: str) -> Node:
@@ -129,21 +163,42 @@ def get_node(cluster: str, name: str) -> Node:
     return _pick(list_nodes(cluster), cluster, name)
 
 
-def find_nodes(cluster: str, names: list[str] | None) -> list[Node]:
+def find_nodes(cluster: str, names: list[str] | None, *, stopped: bool = False) -> list[Node]:
     """All nodes (names None) or the named ones, in node order; NppctlError for an unknown name."""
-    nodes = list_nodes(cluster)
+    nodes = list_nodes(cluster, stopped=stopped)
     if names is None:
         return nodes
     wanted = {_pick(nodes, cluster, n).name for n in names}
     return [n for n in nodes if n.name in wanted]
 
 
-def for_each_node(nodes: list[Node], fn: Callable[[Node], Any]) -> list:
-    """fn(node) for every node in parallel threads; results in node order; the first error raises."""
-    if len(nodes) <= 1:
+def for_each_node(nodes: list[Node], fn: Callable[[Node], Any], *, keep_errors: bool = False) -> list:
+    """fn(node) for every node in parallel threads; results in node order.
+
+    The first NppctlError raises (after the other nodes finish), or with KEEP_ERRORS takes that node's
+    place in the results. Ctrl-C returns at once: the nodes' work is killed, no thread is waited for."""
+    if len(nodes) <= 1 and not keep_errors:
         return [fn(n) for n in nodes]
-    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
-        return list(pool.map(fn, nodes))
+    pool = ThreadPoolExecutor(max_workers=max(1, min(8, len(nodes))))
+    wait = True
+    try:
+        futures = [pool.submit(fn, n) for n in nodes]
+        results = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except NppctlError as err:
+                if not keep_errors:
+                    raise
+                results.append(err)
+        return results
+    except BaseException as err:
+        if not isinstance(err, Exception):  # KeyboardInterrupt, SystemExit
+            wait = False
+            stop_node_work()
+        raise
+    finally:
+        pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def _api():
@@ -155,23 +210,80 @@ def node_run(
 ) -> ExecResult:
     """Run argv in the node (no shell); stdout and stderr apart."""
     api = _api()
+    exec_id = None
     try:
-        exec_id = api.exec_create(
-            node.container.id, list(argv), stdin=stdin is not None, environment=env or None
-        )["Id"]
+        exec_id = _exec_create(api, node, argv, stdin is not None, env)
         if stdin is None:
             out, err = api.exec_start(exec_id, demux=True)
         else:
             out, err = _exec_with_stdin(api, exec_id, stdin)
         code = _exit_code(api, exec_id)
     except Exception as error:  # docker.errors.APIError, NotFound
+        _forget(exec_id)
         if isinstance(error, NppctlError):
             raise
         raise NppctlError(f"cannot run {argv[0]} in node {node.name}: {_api_message(error)}") from error
+    # Ctrl-C (KeyboardInterrupt) skips this: the exec stays listed for stop_node_work to kill
+    _forget(exec_id)
     out_s = (out or b"").decode(errors="replace")
     err_s = (err or b"").decode(errors="replace")
     # A missing executable: the engine reports it on stdout with 126/127.
     return ExecResult(code, out_s, err_s)
+
+
+def _exec_create(api, node: Node, argv: list[str], stdin: bool, env: dict | None) -> str:
+    """An exec in the node, tagged with this run's NPPCTL_RUN and remembered until it ends."""
+    environment = {**(env or {}), "NPPCTL_RUN": RUN_TAG}
+    exec_id = api.exec_create(node.container.id, list(argv), stdin=stdin, environment=environment)["Id"]
+    with _running_lock:
+        _running[exec_id] = node
+    return exec_id
+
+
+def _forget(exec_id: str | None) -> None:
+    with _running_lock:
+        _running.pop(exec_id, None)
+
+
+def node_stream(node: Node, argv: list[str]):
+    """Run argv in the node and yield its output (stdout and stderr) as it comes, until it ends.
+
+    Closing the generator early leaves the command running in the node: stop_node_work([node]) ends it."""
+    api = _api()
+    exec_id = None
+    try:
+        exec_id = _exec_create(api, node, argv, False, None)
+        yield from api.exec_start(exec_id, stream=True)
+    except Exception as error:
+        _forget(exec_id)
+        raise NppctlError(f"cannot run {argv[0]} in node {node.name}: {_api_message(error)}") from error
+    _forget(exec_id)
+
+
+def stop_node_work(nodes: list[Node] | None = None, timeout: float = 5.0) -> None:
+    """Kill every process this nppctl run started in NODES (None: the nodes with an exec still running).
+
+    Best effort, each node in its own thread, at most TIMEOUT seconds in all: for Ctrl-C and ends."""
+    if nodes is None:
+        with _running_lock:
+            nodes = list({n.container.id: n for n in _running.values()}.values())
+    if not nodes or _client is None:
+        return
+
+    def kill(node: Node) -> None:
+        try:
+            api = _client.api
+            killer = api.exec_create(node.container.id, ["sh", "-c", _KILL_TAGGED, "sh", RUN_TAG])["Id"]
+            api.exec_start(killer)
+        except Exception:  # noqa: BLE001 - a node that is gone has nothing left to kill
+            pass
+
+    threads = [threading.Thread(target=kill, args=(n,), daemon=True) for n in nodes]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
 
 
 def _exit_code(api, exec_id: str) -> int:

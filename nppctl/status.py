@@ -4,8 +4,11 @@ Per node: role, address, pod subnet (from the first conflist), plugin and confli
 python3, cni0 up with the subnet's gateway, a route to every other node's pod subnet via that
 node's address (missing ones listed), and Ready when the caller passes it (kube layer).
 
+A node that is not running (stopped, paused, ...) is a row too: its container state and the problem;
+the other nodes still report their data.
+
 Interface: status(cluster, *, ready: dict[str, bool] | None = None) -> list[NodeStatus]
-Addition: NodeStatus.to_dict(), NodeStatus.ok
+Addition: NodeStatus.to_dict(), NodeStatus.ok, NodeStatus.state (the container's state)
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from nppctl import agent
 from nppctl.errors import NppctlError
-from nppctl.nodes import Node, for_each_node, list_nodes
+from nppctl.nodes import Node, for_each_node, list_nodes, not_running
 
 
 @dataclass
@@ -23,6 +26,7 @@ class NodeStatus:
     node: str
     role: str
     address: str
+    state: str = "running"  # the node container's state: running, exited, paused, ...
     subnet: str | None = None
     plugin: str | None = None  # types of the first conflist's plugins, comma-separated
     plugin_present: bool = False  # every listed plugin is executable in /opt/cni/bin
@@ -42,7 +46,8 @@ class NodeStatus:
     @property
     def ok(self) -> bool:
         return bool(
-            self.subnet and self.plugin_present and self.python3 and self.bridge_up and self.gateway_ok
+            self.state == "running" and not self.problem
+            and self.subnet and self.plugin_present and self.python3 and self.bridge_up and self.gateway_ok
             and self.routes_ok and self.ready is not False
         )
 
@@ -54,6 +59,8 @@ class NodeStatus:
 
 
 def _facts(node: Node) -> dict | NppctlError:
+    if not node.running:
+        return not_running(node)
     try:
         return agent.run_agent(node, "status", {"bridge": "cni0"})
     except NppctlError as err:
@@ -70,11 +77,11 @@ def _gateway(subnet: str) -> str | None:
 
 def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeStatus]:
     """The lab's state on every node of `cluster`, in node order."""
-    nodes = list_nodes(cluster)
-    facts = for_each_node(nodes, _facts)
+    nodes = list_nodes(cluster, stopped=True)
+    facts = for_each_node(nodes, _facts, keep_errors=True)
     out = []
     for node, f in zip(nodes, facts, strict=True):
-        st = NodeStatus(node=node.name, role=node.role, address=node.address)
+        st = NodeStatus(node=node.name, role=node.role, address=node.address, state=node.state)
         if ready is not None:
             st.ready = ready.get(node.name, ready.get(node.short))
         if isinstance(f, NppctlError):
@@ -97,6 +104,6 @@ def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeSt
         have = {(r["dst"], r["via"]) for r in f["routes"]}
         for other in nodes:
             sub = by_name[other.name].subnet
-            if other.name != node.name and sub and (sub, other.address) not in have:
+            if other.name != node.name and sub and other.address and (sub, other.address) not in have:
                 by_name[node.name].routes_missing.append(f"{sub} via {other.address}")
     return out

@@ -13,15 +13,19 @@ from tests.nodes.np3 import nppctl
 CLUSTER = "np3e"
 
 
-@pytest.fixture(scope="module")
-def bare_node(request, docker_client, node_image):
+def make_bare_node(request, docker_client, node_image, cluster: str):
     """A one-node cluster made straight from the trixie node image: no python3, as in kindest/node."""
     from tests.nodes.conftest import make_cluster
 
-    make_cluster(request, docker_client, node_image, CLUSTER, workers=0)
-    node = get_node(CLUSTER, "control-plane")
+    make_cluster(request, docker_client, node_image, cluster, workers=0)
+    node = get_node(cluster, "control-plane")
     assert node_run(node, ["/usr/bin/python3", "--version"]).code != 0
     return node
+
+
+@pytest.fixture(scope="module")
+def bare_node(request, docker_client, node_image):
+    return make_bare_node(request, docker_client, node_image, CLUSTER)
 
 
 def test_install_without_python_says_how_to_get_it(bare_node):

@@ -1,0 +1,140 @@
+"""nppctl fails safe on the host side: checks before it writes, undoes or names what a failure left,
+plain one-line errors, a half-made cluster detected, and a purge that deletes only what nppctl made.
+
+Real Docker engine and the stand-in kind; every cluster here is named np6*.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+
+def files_under(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def one_line_error(done) -> str:
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr, done.stderr
+    return lines[0]
+
+
+def test_up_without_kind_writes_nothing(lab):
+    lab.env["PATH"] = os.pathsep.join(p for p in lab.env["PATH"].split(os.pathsep) if "standins" not in p)
+    done = lab.run("up", "--name", "np6a", ok=False)
+    assert "kind not found on PATH" in one_line_error(done)
+    assert files_under(lab.cwd) == []
+
+
+@pytest.mark.parametrize("provider", ["kind", "docker"])
+def test_up_without_docker_writes_nothing(lab, provider):
+    lab.env["DOCKER_HOST"] = f"unix://{lab.cwd.parent}/np6-nothing-listens.sock"
+    done = lab.run("up", "--name", "np6d", "--provider", provider, ok=False)
+    assert "Docker engine not reachable" in one_line_error(done)
+    assert files_under(lab.cwd) == []
+
+
+@pytest.mark.parametrize("name", ["bad name", "Np6", "np6_x", "..", "np6/../../x"])
+def test_a_name_kind_refuses_is_refused_everywhere_before_any_write(lab, name):
+    for args in (
+        ["up", "--name", name, "--provider", "docker", "--image", lab.image],
+        ["down", "--purge", "--name", name],
+        ["status", "--name", name],
+        ["install", "--name", name, "--all"],
+        ["logs", "--name", name],
+        ["label", "--name", name],
+        ["check", "--name", name],
+    ):
+        done = lab.run(*args, ok=False)
+        assert "is not valid: kind accepts lower-case letters, digits" in one_line_error(done), args
+    assert files_under(lab.cwd) == []
+
+
+def test_dockers_bracketed_message_reaches_the_user_intact_and_the_run_removes_its_files(lab):
+    # kind's rule allows a leading '.', Docker's container names do not: Docker refuses the node
+    lab.clusters.append(".np6b")
+    done = lab.run("up", "--name", ".np6b", "--provider", "docker", "--image", lab.image, ok=False)
+    line = one_line_error(done)
+    assert "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" in line, line
+    assert "nothing left behind" in line
+    assert files_under(lab.cwd) == []
+
+
+def test_a_cluster_half_made_by_kind_is_detected_and_down_purge_is_the_way_out(lab):
+    lab.clusters.append("np6h")
+    assert lab.kind("create", "cluster", "--name", "np6h").returncode == 0
+    # as when `kind create` is interrupted before the control plane is up: nodes, no kubeconfig
+    (lab.cwd.parent / "standin-kind" / "np6h" / "kubeconfig").unlink()
+    done = lab.run("up", "--name", "np6h", ok=False)
+    line = one_line_error(done)
+    assert "exists but is half made (kind gives no kubeconfig for it)" in line, line
+    assert "nppctl down --purge --name np6h" in line and "exists, kept" not in done.stdout
+    lab.run("down", "--purge", "--name", "np6h")
+    assert lab.containers("np6h") == [] and files_under(lab.cwd) == []
+
+
+def test_a_stopped_node_makes_up_say_half_made(lab):
+    lab.clusters.append("np6t")
+    assert lab.kind("create", "cluster", "--name", "np6t").returncode == 0
+    lab.docker.containers.get("np6t-control-plane").stop(timeout=0)
+    line = one_line_error(lab.run("up", "--name", "np6t", "--workers", "0", ok=False))
+    assert "half made (np6t-control-plane is exited)" in line, line
+
+
+def plant_state(lab, name: str, created: list[str]) -> None:
+    folder = lab.cwd / ".nppctl" / name
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(json.dumps({"name": name, "provider": "docker", "created": created}))
+
+
+@pytest.mark.parametrize("entry", ["/etc/passwd", "../x", "OUTSIDE", "NOTES", "LINK", "/"])
+def test_down_purge_refuses_a_state_file_naming_what_nppctl_did_not_make(lab, entry):
+    outside = lab.cwd.parent / "np6-outside"
+    outside.mkdir()
+    notes = lab.cwd / "notes.txt"
+    notes.write_text("mine")
+    link = lab.cwd / "link"
+    link.symlink_to(outside)
+    (lab.cwd.parent / "x").mkdir()
+    entry = {"OUTSIDE": str(outside), "NOTES": str(notes), "LINK": str(link)}.get(entry, entry)
+    own = lab.cwd / ".nppctl"
+    plant_state(lab, "np6p", [str(own), entry, str(own / "np6p" / "state.json")])
+    before = files_under(lab.cwd.parent)
+    passwd = open("/etc/passwd", "rb").read()
+    done = lab.run("down", "--purge", "--name", "np6p", ok=False)
+    line = one_line_error(done)
+    assert "refusing to purge" in line and repr(entry) in line and "nothing was deleted" in line, line
+    assert files_under(lab.cwd.parent) == before
+    assert open("/etc/passwd", "rb").read() == passwd
+
+
+@pytest.mark.parametrize(
+    "text", ["{not json", "[]", '{"name": "other", "provider": "docker", "created": []}',
+             '{"name": "np6c", "provider": "docker", "created": "/etc"}']
+)
+def test_a_corrupt_state_file_is_one_line_naming_it(lab, text):
+    folder = lab.cwd / ".nppctl" / "np6c"
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(text)
+    for args in (["down", "--purge", "--name", "np6c"], ["up", "--name", "np6c", "--provider", "docker"]):
+        line = one_line_error(lab.run(*args, ok=False))
+        assert str(folder / "state.json") in line and ("corrupt" in line or "unreadable" in line), line
+    assert (folder / "state.json").read_text() == text
+
+
+@pytest.mark.parametrize(
+    "kubeconfig, says",
+    [("{{{ not yaml", "is unreadable"), ("apiVersion: v1\nkind: Config\ncontexts: []\n", "is unusable")],
+)
+def test_a_bad_kubeconfig_is_one_line_with_a_remedy(lab, kubeconfig, says):
+    path = lab.cwd / "kubeconfig"
+    path.write_text(kubeconfig)
+    lab.env["KUBECONFIG"] = str(path)
+    line = one_line_error(lab.run("label", "--name", "np6k", ok=False))
+    assert says in line and "unexpected error" not in line, line
+    assert "--debug" not in line or "traceback" in line.lower()
+    debug = lab.run("--debug", "label", "--name", "np6k", ok=False)
+    assert "Traceback" in debug.stderr
