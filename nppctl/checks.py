@@ -26,8 +26,8 @@ PING_WAIT_S = 2
 RTT = re.compile(r"time[=<]\s*([\d.]+)\s*ms")
 SERVICE_SETTLE_S = 15  # kube-proxy programs a new Service's rules in seconds: kind clients retry so long
 SERVICE_CATEGORIES = ("service same node", "service across nodes", "service hairpin")
-CATEGORIES = ("pod-pod same node", "pod-pod across nodes", "pod-node", "node-pod", "pod-outside",
-              *SERVICE_CATEGORIES)
+CATEGORIES = ("node running", "pod-pod same node", "pod-pod across nodes", "pod-node", "node-pod",
+              "pod-outside", *SERVICE_CATEGORIES)
 
 Pinger = Callable[[list[str]], list[dict]]  # addresses -> [{"address", "ok", "rtt_ms", "detail"}]
 Fetcher = Callable[[str, int], dict]  # (address, port) -> {"ok", "ms", "reply", "detail"}
@@ -163,10 +163,10 @@ def run_matrix(pods: list[Endpoint], nodes: list[Endpoint], outside: Endpoint | 
 def kind_gateway() -> str | None:
     """The IPv4 gateway of the Docker network "kind": an address outside the cluster."""
     from nppctl.nodes import docker_client
-    from nppctl.providers.base import KIND_NETWORK
+    from nppctl.providers.base import network_name
 
     try:
-        net = docker_client().networks.get(KIND_NETWORK)
+        net = docker_client().networks.get(network_name())
     except Exception:  # noqa: BLE001 - no network: no outside probe
         return None
     for cfg in net.attrs.get("IPAM", {}).get("Config") or []:
@@ -305,9 +305,14 @@ def check(cluster: str, *, kubernetes: bool, image: str = "busybox", timeout: fl
     from nppctl import services
     from nppctl.nodes import list_nodes
 
-    node_list = list_nodes(cluster)
+    every = list_nodes(cluster, stopped=True)
+    node_list = [n for n in every if n.running]
+    down = [  # a row that says so; the running nodes are checked
+        Probe(n.name, n.name, "", "node running", detail=f"{n.state}: start it with `docker start {n.name}`")
+        for n in every if not n.running
+    ]
     if not node_list:
-        raise NppctlError(f"cluster {cluster!r} not found: create it with `nppctl up --name {cluster}`")
+        raise NppctlError(f"no node of cluster {cluster!r} is running: start them with `docker start`")
     made: list = []
     gateway = kind_gateway()
     outside = Endpoint("outside", "outside", "", gateway) if gateway else None
@@ -330,7 +335,7 @@ def check(cluster: str, *, kubernetes: bool, image: str = "busybox", timeout: fl
                  f"{server.address}:{service.target_port}): {service.how}"]
         if kindless is not None and kindless.server_error():
             notes.append(f"the Service's server in {server.name} failed: {kindless.server_error()}")
-        return Report(probes, service.to_dict(), notes)
+        return Report(down + probes, service.to_dict(), notes)
     finally:
         try:
             if kindless is not None:

@@ -349,7 +349,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         from nppctl.nodeimage import image_for_up
 
         if provider.exists(opts.name):
-            return "cluster exists, kept"
+            return "cluster exists: its nodes keep their image"
         chosen = image_for_up(provider, opts.image, say, opts.config)
         if chosen is None:
             return "left to kind; python3 from apt in each node if it lacks one"

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nppctl.errors import NppctlError, check_name
-from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, natural_key
+from nppctl.providers.base import LABEL_CLUSTER, LABEL_ROLE, natural_key, network_name
 
 ROLE_ORDER = {"control-plane": 0, "worker": 1}
 _client = None
@@ -109,7 +109,7 @@ def _node_order(node: Node) -> tuple:
 
 def _address(container) -> str:
     nets = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
-    net = nets.get(KIND_NETWORK) or {}
+    net = nets.get(network_name()) or {}
     return net.get("IPAddress") or ""
 
 
@@ -138,7 +138,7 @@ def list_nodes(cluster: str, *, stopped: bool = False) -> list[Node]:
         address = _address(c)
         if not address:
             raise NppctlError(
-                f"node {c.name} has no IPv4 address on the Docker network '{KIND_NETWORK}': "
+                f"node {c.name} has no IPv4 address on the Docker network '{network_name()}': "
                 f"recreate the cluster (`nppctl down --name {cluster}` then `nppctl up`)"
             )
         nodes.append(Node(name=c.name, role=role, cluster=cluster, address=address, container=c))

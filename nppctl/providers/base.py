@@ -18,8 +18,16 @@ from pathlib import Path
 from typing import Protocol
 
 KIND_NETWORK = "kind"
+NETWORK_ENV = "KIND_EXPERIMENTAL_DOCKER_NETWORK"
 LABEL_CLUSTER = "io.x-k8s.kind.cluster"
 LABEL_ROLE = "io.x-k8s.kind.role"
+
+
+def network_name() -> str:
+    """The Docker network the nodes are on: $KIND_EXPERIMENTAL_DOCKER_NETWORK, else "kind" (as kind)."""
+    import os
+
+    return os.environ.get(NETWORK_ENV) or KIND_NETWORK
 
 
 def kind_node_names(cluster: str, roles: list[str]) -> list[str]:

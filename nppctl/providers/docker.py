@@ -20,27 +20,27 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import struct
 
 from nppctl.errors import NppctlError
 from nppctl.nodeimage import KIND_DEFAULT_IMAGES, LATEST_KIND, base_image
-from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, ClusterSpec, kind_node_names
+from nppctl.providers.base import (
+    KIND_NETWORK,
+    LABEL_CLUSTER,
+    LABEL_ROLE,
+    ClusterSpec,
+    kind_node_names,
+    network_name,
+)
 
 DEFAULT_IMAGE = KIND_DEFAULT_IMAGES[LATEST_KIND]  # the current kind release's node image
 LABEL_PROVIDER = "io.nppctl.provider"
-NETWORK_ENV = "KIND_EXPERIMENTAL_DOCKER_NETWORK"
 MTU_OPTION = "com.docker.network.driver.mtu"
 MOUNT_POINT = "/npp-temp"
 CAPS = ["NET_ADMIN", "SYS_ADMIN", "NET_RAW"]
 SECURITY_OPT = ["apparmor=unconfined", "seccomp=unconfined"]  # as kind runs its nodes
 # Pods route through the node: forwarding on in the node's namespace (/proc/sys is read-only there).
 SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0"}
-
-
-def network_name() -> str:
-    """The Docker network nodes join: $KIND_EXPERIMENTAL_DOCKER_NETWORK, else "kind" (as kind)."""
-    return os.environ.get(NETWORK_ENV) or KIND_NETWORK
 
 
 def ula_subnet(name: str, attempt: int = 0) -> str:

@@ -87,6 +87,17 @@ def test_logs_read_the_running_nodes_and_say_which_is_stopped(stopped_worker):
     assert f"{STOPPED}-worker |" in done.stdout and f"{STOPPED}-control-plane |" in done.stdout
 
 
+def test_check_probes_the_running_nodes_and_gives_the_stopped_one_a_row(stopped_worker):
+    done = nppctl("check", "--name", STOPPED, "--json", timeout=180)
+    assert done.returncode == 1, done.stderr
+    probes = json.loads(done.stdout)["probes"]
+    (row,) = [p for p in probes if p["category"] == "node running"]
+    assert row["src"] == f"{STOPPED}-worker2" and not row["ok"] and row["detail"].startswith("exited")
+    others = [p for p in probes if p["category"] != "node running"]
+    assert others and all(p["ok"] for p in others), [p for p in others if not p["ok"]]
+    assert not any("worker2" in p["src"] + p["dst"] for p in others)
+
+
 def test_install_on_a_kindless_lab_with_a_stopped_node_reports_every_node(stopped_worker):
     done = nppctl("install", "--name", STOPPED, "--all")
     assert done.returncode == 1, done.stderr
