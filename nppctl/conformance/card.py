@@ -967,7 +967,9 @@ def enter_sandbox(spec):
     dirs = [spec["plugin_dir"]] + [d for d in spec["cni_path"] if d != spec["plugin_dir"]]
     fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
     for d in SANDBOX_DIRS:
-        if os.path.isdir(d) and not os.path.islink(d):
+        while not os.path.isdir(d):  # no /var/lib/cni on this host: an empty /var/lib, not a new dir
+            d = os.path.dirname(d)
+        if not os.path.islink(d):
             _run(["mount", "-t", "tmpfs", "-o", "mode=0755", "nppctl-conformance", d], check=True)
     _run(["mount", "-t", "sysfs", "sysfs", "/sys"])
     bound = []
