@@ -24,9 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nppctl import runtime, subnets
+from nppctl import agent, subnets
 from nppctl.errors import NppctlError
 from nppctl.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, put_files
+from nppctl.nodeside.base import CNI_BIN, CNI_CONF
 
 BRIDGE = "cni0"
 # Where the host may hold the plugins a conflist chains after ours (e.g. portmap): copied into a
@@ -161,15 +162,15 @@ def _files_to_write(
 
 
 def _probe(node: Node, paths: list[str], ensure_python: bool, step) -> dict:
-    spec = {"dirs": [runtime.CNI_BIN, runtime.CNI_CONF], "files": paths}
+    spec = {"dirs": [CNI_BIN, CNI_CONF], "files": paths}
     try:
-        return runtime.run_agent(node, "probe", spec)
+        return agent.run_agent(node, "probe", spec)
     except NppctlError as err:
         if not ensure_python or "python3" not in str(err):
             raise
     step(f"Installing python3 in {node.name} with apt-get")
     _ensure_python(node)
-    return runtime.run_agent(node, "probe", spec)
+    return agent.run_agent(node, "probe", spec)
 
 
 def _ensure_python(node: Node) -> None:
@@ -205,9 +206,9 @@ def install(
     target_names = [n.name for n in targets]
     subnets.parse_cidr(pod_cidr, "--pod-cidr")
     pf = resolve_plugin(plugin)
-    exe_path = f"{runtime.CNI_BIN}/{pf.type}"
-    conf_path = f"{runtime.CNI_CONF}/{pf.conflist_name}"
-    chained = {t: f"{runtime.CNI_BIN}/{t}" for t in _chained(pf, pod_cidr) if TYPE_NAME.match(t)}
+    exe_path = f"{CNI_BIN}/{pf.type}"
+    conf_path = f"{CNI_CONF}/{pf.conflist_name}"
+    chained = {t: f"{CNI_BIN}/{t}" for t in _chained(pf, pod_cidr) if TYPE_NAME.match(t)}
 
     step(f"Checking python3 on {len(everyone)} node(s)")
     building = ThreadPoolExecutor(max_workers=1)
@@ -218,7 +219,7 @@ def install(
         if node.name in target_names:
             return _probe(node, [exe_path, conf_path, *chained.values()], ensure_python, step)
         try:  # nodes not installed now only get routes: skip those the agent cannot run on
-            return runtime.run_agent(node, "probe", {"files": []})
+            return agent.run_agent(node, "probe", {"files": []})
         except NppctlError as err:
             step(f"Skipping routes on {node.name}: {err}")
             return None
@@ -242,7 +243,7 @@ def install(
         routes = [{"dst": plan[o.name].subnet, "via": o.address} for o in everyone if o.name != node.name]
         prune = {"within": pod_cidr, "via": [o.address for o in everyone]}
         if node.name not in target_names:
-            for change in runtime.run_agent(node, "setup", {"routes": routes, "prune": prune})["changes"]:
+            for change in agent.run_agent(node, "setup", {"routes": routes, "prune": prune})["changes"]:
                 step(f"Rerouted {node.name} (not reinstalled): {change}")
             return None
         mine = plan[node.name]
@@ -251,8 +252,8 @@ def install(
         if stale:
             put_files(node, stale)
         previous = (probes[node.name].get("state") or {}).get("conflist")
-        remove = {f"{runtime.CNI_CONF}/{c}" for c in (*OUR_CONFLISTS, previous) if c} - {conf_path}
-        answer = runtime.run_agent(
+        remove = {f"{CNI_CONF}/{c}" for c in (*OUR_CONFLISTS, previous) if c} - {conf_path}
+        answer = agent.run_agent(
             node,
             "setup",
             {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import asdict, dataclass, field
 
-from nppctl import runtime
+from nppctl import agent
 from nppctl.errors import NppctlError
 from nppctl.nodes import Node, for_each_node, list_nodes
 
@@ -55,7 +55,7 @@ class NodeStatus:
 
 def _facts(node: Node) -> dict | NppctlError:
     try:
-        return runtime.run_agent(node, "status", {"bridge": "cni0"})
+        return agent.run_agent(node, "status", {"bridge": "cni0"})
     except NppctlError as err:
         return err
 

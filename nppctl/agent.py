@@ -1,0 +1,85 @@
+"""The node agent, host side: run nppctl/nodeside/ in a node with the node's own python3.
+
+Every call ships the node-side modules' sources inside a short loader on stdin
+(`/usr/bin/python3 - COMMAND SPEC_JSON`, the interpreter the plugin's shebang names), one docker
+exec per node and task, and reads back the one JSON object the agent prints. Nothing is left in
+the node but what the command itself changes.
+
+Interface: run_agent(node, command, spec) -> dict (the answer; NppctlError on failure)
+           ping(node, targets, *, pod=None, timeout=2.0) -> list[dict]   ICMP echo from node or pod
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+NODESIDE = Path(__file__).resolve().parent / "nodeside"
+
+# The loader: nodeside's modules are importable as package `nodeside` from SOURCES (no files written).
+_LOADER = '''
+import importlib.abc, importlib.util, sys
+class _Sources(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name == "nodeside" or (name.startswith("nodeside.") and name[9:] in SOURCES):
+            return importlib.util.spec_from_loader(name, self, is_package=name == "nodeside")
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        key = module.__name__[9:] or "__init__"
+        exec(compile(SOURCES[key], "<nodeside/%s.py>" % key, "exec"), module.__dict__)
+sys.meta_path.insert(0, _Sources())
+from nodeside import main
+sys.exit(main.run(sys.argv))
+'''
+
+
+@functools.cache
+def script() -> bytes:
+    """The program a node's python3 reads from stdin: every nodeside module's source, then the loader."""
+    sources = {p.stem: p.read_text() for p in sorted(NODESIDE.glob("*.py"))}
+    return (f"SOURCES = {sources!r}\n" + _LOADER).encode()
+
+
+def run_agent(node, command: str, spec: dict) -> dict:
+    """Run agent COMMAND with SPEC in NODE: its JSON answer, or NppctlError with the reason and the fix."""
+    from nppctl.artifacts import PYTHON
+    from nppctl.errors import NppctlError
+    from nppctl.nodes import node_run
+
+    res = node_run(node, [PYTHON, "-", command, json.dumps(spec)], stdin=script())
+    if res.code in (126, 127) and "python3" in (res.stdout + res.stderr):
+        raise NppctlError(
+            f"node {node.name} has no python3 at {PYTHON}: nppnet and nppctl's node agent need it; rerun "
+            f"`nppctl install --name {node.cluster} ... --ensure-python` to install it with the node's "
+            "package manager (apt-get)"
+        )
+    if "No module named" in res.stderr:
+        missing = res.stderr.strip().splitlines()[-1]
+        raise NppctlError(
+            f"node {node.name}'s python3 cannot import the standard library ({missing}); rerun "
+            f"`nppctl install --name {node.cluster} ... --ensure-python` to install the full python3 "
+            "with apt-get"
+        )
+    try:
+        answer = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else None
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        detail = (res.stderr.strip() or res.stdout.strip() or "no output").splitlines()[-1]
+        raise NppctlError(
+            f"node {node.name}: nppctl's node agent failed ({command}, exit {res.code}): {detail}"
+        )
+    if "error" in answer:
+        raise NppctlError(f"node {node.name}: {answer['error']}")
+    return answer
+
+
+def ping(node, targets: list[str], *, pod: str | None = None, timeout: float = 2.0) -> list[dict]:
+    """ICMP echo to each target from NODE, or from its pod POD's namespace (a `cni add` pod):
+    [{"address", "ok", "rtt_ms", "detail"}] in target order."""
+    spec = {"targets": list(targets), "timeout": timeout}
+    if pod is not None:
+        spec["pod"] = pod
+    return run_agent(node, "ping", spec)["replies"]

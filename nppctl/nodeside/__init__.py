@@ -1,0 +1,11 @@
+"""What nppctl runs inside a node, with the node's own /usr/bin/python3 (stdlib only, Python 3.9 syntax).
+
+nppctl/agent.py ships these modules to a node on every call (no files are left behind) and reads the one
+JSON object `main.py` prints. One module per job:
+  base.py     paths, the agent's error, running `ip`/`iptables` argv lists, JSON files
+  facts.py    probe (python3, file hashes, installed state) and status (facts for `nppctl status`)
+  nodenet.py  the node's own part of the pod network: cni0, routes to other nodes, masquerade, forwarding
+  runtime.py  the container runtime's part: runs the first conflist's chain for ADD/DEL/CHECK
+  icmp.py     ICMP echo from Python (kind nodes have no `ping`), in the node or in a pod's namespace
+  main.py     command dispatch: probe, setup, status, cni, ping
+"""

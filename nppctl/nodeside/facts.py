@@ -1,0 +1,67 @@
+"""What a node holds of the lab: `probe` (before install writes) and `status` (for `nppctl status`)."""
+
+import os
+import sys
+
+from .base import CNI_BIN, CNI_CONF, STATE, AgentError, conf_files, ip_json, load_conflist, read_json, sha256
+
+
+def probe(spec):
+    """python3's version, sha256 and mode of the asked files, the installed state; makes spec["dirs"]."""
+    for d in spec.get("dirs", []):
+        os.makedirs(d, exist_ok=True)
+    files = {}
+    for path in spec.get("files", []):
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            mode = None
+        files[path] = {"sha256": sha256(path), "mode": mode}
+    return {"python": sys.version.split()[0], "files": files, "state": read_json(STATE)}
+
+
+def _range_subnet(ipam):
+    for rs in ipam.get("ranges") or []:
+        for r in rs:
+            if r.get("subnet"):
+                return r["subnet"]
+    return None
+
+
+def status(spec):
+    files = conf_files()
+    first = files[0] if files else None
+    conf, types, subnet = None, [], None
+    if first:
+        try:
+            conf = load_conflist(first)
+        except AgentError:
+            conf = None
+    if conf:
+        for p in conf["plugins"]:
+            present = os.access(os.path.join(CNI_BIN, str(p.get("type"))), os.X_OK)
+            types.append({"type": p.get("type"), "present": present})
+            ipam = p.get("ipam") or {}
+            subnet = subnet or p.get("subnet") or ipam.get("subnet") or _range_subnet(ipam)
+    name = spec.get("bridge", "cni0")
+    bridge = {"exists": False}
+    links = ip_json("link", "show", "dev", name)
+    if links:
+        addrs = (ip_json("-4", "addr", "show", "dev", name) or [{}])[0].get("addr_info", [])
+        bridge = {
+            "exists": True,
+            "up": "UP" in links[0].get("flags", []),
+            "addresses": ["{}/{}".format(a["local"], a["prefixlen"]) for a in addrs],
+        }
+    routes = [{"dst": r.get("dst"), "via": r.get("gateway")} for r in ip_json("-4", "route", "show")]
+    return {
+        "python": sys.version.split()[0],
+        "conf_dir": CNI_CONF,
+        "conf_files": files,
+        "conflist": first,
+        "plugins": types,
+        "subnet": subnet,
+        "bridge": bridge,
+        "routes": routes,
+        "state": read_json(STATE),
+    }
