@@ -56,7 +56,7 @@ def conf(
 
 @plugin_app.command("test")
 def test(
-    plugin: str = typer.Argument(..., help="nppnet, skel, or the path of a plugin executable (any language)."),
+    plugin: str = typer.Argument(..., help="nppnet, skel, or the path of a plugin executable."),
     conf: Path | None = typer.Option(
         None, "--conf", help="The .conf or .conflist to test with (a conflist runs as a chain)."
     ),
@@ -64,7 +64,7 @@ def test(
         None, "--bridge", help="NAME=GATEWAY/PREFIX: make this bridge first, e.g. cni0=10.244.1.1/24."
     ),
     parallel: int = typer.Option(16, "--parallel", help="How many ADDs parallel-add runs at once."),
-    timeout: float = typer.Option(10.0, "--timeout", help="Seconds a plugin call may take before it is killed."),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds before a plugin call is killed."),
     node: str | None = typer.Option(None, "--node", help="Run inside this lab node, not in a sandbox here."),
     name: str = typer.Option("kind", "--name", help="The lab the --node belongs to."),
     verbose: bool = typer.Option(

@@ -4,7 +4,7 @@ It runs where the "node" is: in the throwaway sandbox on the host (launch.py sta
 `unshare --mount --net --fork`, and it makes its private mounts itself) or inside a lab node. So it
 is one file, standard library only, Python 3.9 syntax, run as `python3 - SPEC_JSON` with this
 source on stdin; it prints the card as one JSON line. What it needs besides: iproute2's `ip` (and
-`mount` in the sandbox). Pings go through icmp.py's source, passed in SPEC, run with `ip netns exec`.
+`mount` in the sandbox). Pings use nppctl/nodeside/icmp.py, its source passed in SPEC.
 
 SPEC: plugin (its CNI type), plugin_dir, cni_path (dirs), conf (a conflist or a single conf; or
 conf_dir: the first file there), bridge ({"name", "address"} made first), parallel, timeout (per
@@ -34,6 +34,7 @@ HOST_LOCAL_DIR = "/var/lib/cni/networks"
 NPPNET_DIR = "/var/lib/cni/nppnet"
 BAD_VERSION = "99.0.0"
 UNKNOWN_COMMAND = "NPPCTL-UNKNOWN"
+KEEP = 8  # stderr texts and log lines kept for a failing check: the last ones
 
 # id, SPEC.md section, the requirement in a sentence of our own
 CHECKS = [
@@ -96,7 +97,8 @@ def vtuple(version):
 def _run(argv, check=False, timeout=30, data=None):
     p = subprocess.run(argv, input=data, capture_output=True, timeout=timeout)
     if check and p.returncode != 0:
-        raise RuntimeError("`{}` failed: {}".format(" ".join(argv), p.stderr.decode(errors="replace").strip()))
+        err = p.stderr.decode(errors="replace").strip()
+        raise RuntimeError("`{}` failed: {}".format(" ".join(argv), err))
     return p
 
 
@@ -377,6 +379,7 @@ class Engine:
         self.a = None
         self._lock = threading.Lock()
         self._calls = []
+        self._icmp = None
         self.logs = sorted({p["logFile"] for p in self.rt.plugins if isinstance(p.get("logFile"), str)})
 
     # bookkeeping -----------------------------------------------------------------------------
@@ -489,17 +492,17 @@ class Engine:
             "seconds": round(time.monotonic() - started, 3),
         }
         if result == "fail":
-            row["stderr"] = [
-                f"{c.ptype} {c.command}: {_tail(c.err, 2000)}" for c in self._calls if c.err.strip()
-            ]
-            row["log"] = []
+            errs = [f"{c.ptype} {c.command}: {_tail(c.err, 2000)}" for c in self._calls if c.err.strip()]
+            row["stderr"] = errs[-KEEP:]
+            lines = []
             for path, offset in offsets.items():
                 try:
                     with open(path, "rb") as f:
                         f.seek(offset)
-                        row["log"] += f.read(20000).decode(errors="replace").splitlines()
+                        lines += f.read(200000).decode(errors="replace").splitlines()
                 except OSError:
                     pass
+            row["log"] = lines[-KEEP:]
         return row
 
     def cleanup(self):
@@ -519,7 +522,8 @@ class Engine:
             info = c.obj
             versions = info.get("supportedVersions") if info else None
             if c.rc != 0 or c.timed_out or not isinstance(versions, list):
-                bad.append(c.describe() if (c.rc or c.timed_out) else f"{ptype} VERSION printed {c.out[:200]!r}")
+                shown = f"{ptype} VERSION printed {c.out[:200]!r}"
+                bad.append(c.describe() if (c.rc or c.timed_out) else shown)
             elif self.rt.version not in versions:
                 bad.append(f"{ptype} supports {', '.join(map(str, versions))}, not {self.rt.version}")
             else:
@@ -594,16 +598,21 @@ class Engine:
             self.rt.delete(b)
             self.forget(b)
 
-    def ping(self, pod, dst):
-        source = self.spec.get("icmp")
-        if not source:
-            return False, "no ICMP source given to the engine"
-        p = _run(["ip", "netns", "exec", pod.name, sys.executable, "-c", source, dst, "3", "1"], timeout=15)
-        try:
-            answer = json.loads(p.stdout.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return False, _tail(p.stderr.decode(errors="replace") or "no answer", 200)
-        return bool(answer.get("ok")), answer.get("rtt_ms") if answer.get("ok") else answer.get("error")
+    def ping(self, pod, dst, tries=3):
+        """ICMP echo from the pod's namespace (nodeside/icmp.py's ping, its source in SPEC)."""
+        if self._icmp is None:
+            source = self.spec.get("icmp")
+            if not source:
+                return False, "no ICMP source given to the engine"
+            self._icmp = {"__name__": "icmp"}
+            exec(compile(source, "icmp.py", "exec"), self._icmp)
+        detail = "no reply"
+        for _ in range(tries):
+            reply = self._icmp["ping"]([dst], netns=pod.netns, timeout=1.0)[0]
+            if reply["ok"]:
+                return True, round(reply["rtt_ms"], 3)
+            detail = reply["detail"]
+        return False, f"{detail} ({tries} tries)"
 
     def _need_check_version(self):
         if vtuple(self.rt.version) < (0, 4, 0):
@@ -840,9 +849,8 @@ def result_problems(result, version, pod):
         for key, kind in (("mac", str), ("sandbox", str), ("mtu", int)):
             if key in iface and not isinstance(iface[key], kind):
                 problems.append(f"interfaces[{i}].{key} is not a {kind.__name__}")
-    if not any(
-        isinstance(i, dict) and i.get("name") == pod.ifname and i.get("sandbox") == pod.netns for i in interfaces
-    ):
+    named = [i for i in interfaces if isinstance(i, dict) and i.get("name") == pod.ifname]
+    if not any(i.get("sandbox") == pod.netns for i in named):
         problems.append(f"no interface {pod.ifname} with sandbox {pod.netns}")
     ips = result.get("ips", [])
     if not isinstance(ips, list):

@@ -71,7 +71,7 @@ def read_conf(path: Path) -> dict:
 
 
 def _icmp_source() -> str:
-    return (HERE / "icmp.py").read_text()
+    return (HERE.parent / "nodeside" / "icmp.py").read_text()
 
 
 def _spec(plugin: str, plugin_dir: str, conf: dict | None, bridge, parallel: int, timeout: float) -> dict:
