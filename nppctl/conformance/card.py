@@ -996,11 +996,14 @@ def enter_sandbox(spec):
 
 
 def make_bridge(bridge):
+    """The bridge with that address, up; True when this call created it (removed at the end)."""
     name, address = bridge["name"], bridge["address"]
-    if not _ip_json("link", "show", "dev", name):
+    created = not _ip_json("link", "show", "dev", name)
+    if created:
         _run(["ip", "link", "add", name, "type", "bridge"], check=True)
     _run(["ip", "addr", "replace", address, "dev", name], check=True)
     _run(["ip", "link", "set", name, "up"], check=True)
+    return created
 
 
 def main(argv):
@@ -1008,9 +1011,12 @@ def main(argv):
     try:
         if spec.get("sandbox"):
             spec = enter_sandbox(spec)
-        if spec.get("bridge"):
-            make_bridge(spec["bridge"])
-        card = Engine(spec).run()
+        made = spec.get("bridge") and make_bridge(spec["bridge"])
+        try:
+            card = Engine(spec).run()
+        finally:
+            if made:  # in a node: the bridge goes with the card's pods
+                _run(["ip", "link", "del", spec["bridge"]["name"]])
     except Exception as err:  # noqa: BLE001 - one JSON line, whatever happened
         sys.stdout.write(json.dumps({"error": f"{type(err).__name__}: {err}"}) + "\n")
         return 1

@@ -189,6 +189,7 @@ def _in_node(plugin, conf, bridge, parallel, timeout, cluster, node_name) -> dic
     finally:
         if scratch:
             node_exec(target, ["rm", "-rf", scratch], check=False)
+            node_exec(target, ["rmdir", NODE_SCRATCH], check=False)  # when no other card uses it
     if res.code in (126, 127) and "python3" in (res.stdout + res.stderr):
         raise NppctlError(
             f"node {target.name} has no python3 at {PYTHON}, which the card runs on: rerun "
