@@ -739,24 +739,24 @@ class Engine:
             return "fail", "on malformed JSON: " + "; ".join(problems)
         return "pass", "code {}: {}".format(c.obj.get("code"), c.obj.get("msg"))
 
+    def _expect_code(self, c, code, what):
+        """pass when the call failed with an error object of that code."""
+        problems = _error_problems(c)
+        if not problems and c.obj.get("code") != code:
+            got = c.obj.get("code")
+            problems.append("error code {} (msg {!r}), not {}".format(got, c.obj.get("msg"), code))
+        if problems:
+            return "fail", f"{what}: " + "; ".join(problems)
+        return "pass", "code {}: {}".format(code, c.obj.get("msg"))
+
     def check_unknown_command(self):
         c = self._probe("u", UNKNOWN_COMMAND, conf=self.rt.own_conf())
-        problems = _error_problems(c)
-        if not problems and c.obj.get("code") != 4:
-            problems.append("error code {} (msg {!r}), not 4".format(c.obj.get("code"), c.obj.get("msg")))
-        if problems:
-            return "fail", f"CNI_COMMAND={UNKNOWN_COMMAND}: " + "; ".join(problems)
-        return "pass", "code 4: {}".format(c.obj.get("msg"))
+        return self._expect_code(c, 4, f"CNI_COMMAND={UNKNOWN_COMMAND}")
 
     def check_bad_version(self):
         conf = dict(self.rt.own_conf(), cniVersion=BAD_VERSION)
         c = self._probe("v", "ADD", conf=conf)
-        problems = _error_problems(c)
-        if not problems and c.obj.get("code") != 1:
-            problems.append("error code {} (msg {!r}), not 1".format(c.obj.get("code"), c.obj.get("msg")))
-        if problems:
-            return "fail", f"ADD with cniVersion {BAD_VERSION}: " + "; ".join(problems)
-        return "pass", "code 1: {}".format(c.obj.get("msg"))
+        return self._expect_code(c, 1, f"ADD with cniVersion {BAD_VERSION}")
 
     def check_gc(self):
         if vtuple(self.rt.version) < (1, 1, 0):
@@ -833,15 +833,20 @@ def _error_problems(c):
     return problems
 
 
+def _listed(result, key, problems):
+    value = result.get(key, [])
+    if isinstance(value, list):
+        return value
+    problems.append(f"{key} is not a list")
+    return []
+
+
 def result_problems(result, version, pod):
     """Where the ADD result breaks the result type of its cniVersion."""
     problems = []
     if str(result.get("cniVersion")) != version:
         problems.append(f"cniVersion {result.get('cniVersion')!r}, the config's is {version}")
-    interfaces = result.get("interfaces", [])
-    if not isinstance(interfaces, list):
-        problems.append("interfaces is not a list")
-        interfaces = []
+    interfaces = _listed(result, "interfaces", problems)
     for i, iface in enumerate(interfaces):
         if not isinstance(iface, dict) or not isinstance(iface.get("name"), str) or not iface.get("name"):
             problems.append(f"interfaces[{i}] has no name")
@@ -852,10 +857,7 @@ def result_problems(result, version, pod):
     named = [i for i in interfaces if isinstance(i, dict) and i.get("name") == pod.ifname]
     if not any(i.get("sandbox") == pod.netns for i in named):
         problems.append(f"no interface {pod.ifname} with sandbox {pod.netns}")
-    ips = result.get("ips", [])
-    if not isinstance(ips, list):
-        problems.append("ips is not a list")
-        ips = []
+    ips = _listed(result, "ips", problems)
     if not ips:
         problems.append("no ips")
     for i, ip in enumerate(ips):
@@ -883,10 +885,7 @@ def result_problems(result, version, pod):
                 problems.append(f"ips[{i}].version {ip.get('version')!r}: {version} wants \"4\" or \"6\"")
             elif iface is not None and ip["version"] != str(iface.version):
                 problems.append(f"ips[{i}].version {ip['version']} for an IPv{iface.version} address")
-    routes = result.get("routes", [])
-    if not isinstance(routes, list):
-        problems.append("routes is not a list")
-        routes = []
+    routes = _listed(result, "routes", problems)
     for i, r in enumerate(routes):
         try:
             ipaddress.ip_network(r.get("dst"), strict=False)
