@@ -6,15 +6,17 @@ configuration on stdin, PATH=/usr/sbin:/usr/bin:/sbin:/bin (and CNI_PATH=/usr/li
 reference bridge finds host-local). Rounds interleave the two (A B A B ..., the order flipped
 every round) so drift of the machine hits both alike.
 
-Part 1, latency: per round one ADD and one DEL of each plugin into a fresh network namespace;
-median and p95 of each, and the ratio nppnet / reference.
+Part 1, latency: per round one ADD and one DEL of each plugin into a fresh network namespace,
+then one VERSION; median and p95 of each, and the ratio nppnet / reference.
 Part 2, burst: N parallel ADDs, then N parallel DELs (N = 16 and 64) per plugin, repeated
 (order alternating); median wall time ratio, and the worst distinct-address count, errors and
 leftovers (reservations, host veths) over the repeats.
 
 Needs root. Everything it creates is named np2b-*/np2b* (netns, bridges, 10.202.240.0/20) and
 removed at the end, also after Ctrl-C or a failure. Not a test: `python3 bench/plugin_latency.py
-[--rounds N] [--plugin PATH] [--bursts 16,64] [--burst-repeats 3]`.
+[--rounds N] [--plugin PATH] [--bursts 16,64] [--burst-repeats 3] [--reference-dir DIR]`.
+`--node NODE --name CLUSTER` runs it inside that lab node instead, on the node's python3, against
+the nppnet `nppctl install` put there and the reference plugins copied into the node (bench/innode.py).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Plugin:
     cni_path: str
     adds: list[float] = field(default_factory=list)
     dels: list[float] = field(default_factory=list)
+    versions: list[float] = field(default_factory=list)
 
     def env(self, command: str, container_id: str, netns: str) -> dict[str, str]:
         """The environment a runtime gives a plugin call."""
@@ -143,6 +146,42 @@ def p95(xs: list[float]) -> float:
     return s[min(len(s) - 1, max(0, -(-95 * len(s) // 100) - 1))]  # nearest rank
 
 
+def add_place_arguments(parser: argparse.ArgumentParser) -> None:
+    """--reference-dir, and --node/--name: run the bench inside a lab node instead (bench/innode.py)."""
+    parser.add_argument(
+        "--reference-dir", type=Path, default=REFERENCE_DIR, help=f"reference plugins ({REFERENCE_DIR})"
+    )
+    parser.add_argument("--node", help="run inside this node of --name (its python3, its installed nppnet)")
+    parser.add_argument("--name", default="kind", help="the cluster of --node (default kind)")
+
+
+def run_in_node(args: argparse.Namespace, script: str) -> int:
+    """This bench inside the lab node args.node (bench/innode.py), with the same options."""
+    sys.path.insert(0, str(REPO))
+    from bench.innode import run_in_node as run
+
+    return run(args.name, args.node, script, sys.argv[1:], args.reference_dir)
+
+
+def check_reference(reference_dir: Path) -> None:
+    if not os.access(reference_dir / "bridge", os.X_OK):
+        raise SystemExit(
+            f"bench: no reference plugins in {reference_dir} (apt-get install containernetworking-plugins)"
+        )
+
+
+def print_place(nppnet: Path, reference_dir: Path) -> None:
+    """Where the bench runs and which python runs the plugin."""
+    sys.path.insert(0, str(REPO))
+    from bench.innode import describe_python
+
+    print(f"nppnet:    {nppnet} on {describe_python(nppnet)}\nreference: {reference_dir}/bridge + host-local")
+    print(
+        f"machine:   {os.cpu_count()} cores, kernel {os.uname().release}, {os.uname().nodename}, "
+        f"bench on Python {sys.version.split()[0]}"
+    )
+
+
 def build_nppnet(out: Path) -> Path:
     sys.path.insert(0, str(REPO))
     from nppctl.artifacts import build_plugins
@@ -180,7 +219,7 @@ def reference_conf(name: str, bridge: str, subnet: str, data_dir: Path) -> dict:
     }
 
 
-def make_plugins(nppnet: Path, work: Path) -> tuple[Plugin, Plugin]:
+def make_plugins(nppnet: Path, work: Path, reference_dir: Path = REFERENCE_DIR) -> tuple[Plugin, Plugin]:
     ours = Plugin(
         label="nppnet",
         exe=nppnet,
@@ -192,12 +231,12 @@ def make_plugins(nppnet: Path, work: Path) -> tuple[Plugin, Plugin]:
     )
     reference = Plugin(
         label="reference",
-        exe=REFERENCE_DIR / "bridge",
+        exe=reference_dir / "bridge",
         conf=reference_conf("np2bench-r", "np2bR", "10.202.242.0/24", work / "ref-data"),
         bridge="np2bR",
         subnet="10.202.242.0/24",
         data_dir=work / "ref-data",
-        cni_path=str(REFERENCE_DIR),
+        cni_path=str(reference_dir),
     )
     return ours, reference
 
@@ -207,7 +246,7 @@ def one_call(plugin: Plugin, command: str, cid: str, netns: str, record: bool) -
     if done.returncode != 0:
         raise SystemExit(f"bench: {plugin.label} {command} failed: {error_of(done.stdout, done.stderr)}")
     if record:
-        (plugin.adds if command == "ADD" else plugin.dels).append(ms)
+        {"ADD": plugin.adds, "DEL": plugin.dels, "VERSION": plugin.versions}[command].append(ms)
 
 
 def latency_rounds(plugins: tuple[Plugin, Plugin], rounds: int, warmup: int = 3) -> None:
@@ -220,6 +259,8 @@ def latency_rounds(plugins: tuple[Plugin, Plugin], rounds: int, warmup: int = 3)
                 one_call(p, "ADD", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
             for p in order:
                 one_call(p, "DEL", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
+            for p in order:
+                one_call(p, "VERSION", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
         finally:
             netns_batch("del", list(names.values()))
 
@@ -279,14 +320,16 @@ def drop_firewall_rules(subnet: str, bridge: str) -> None:
 
 def report_latency(ours: Plugin, ref: Plugin) -> None:
     print(f"\nlatency: {len(ours.adds)} interleaved rounds, ms per call (exec to exit)")
-    print(f"{'':10}{'ADD median':>12}{'ADD p95':>10}{'DEL median':>12}{'DEL p95':>10}")
+    print(f"{'':10}{'ADD median':>12}{'ADD p95':>10}{'DEL median':>12}{'DEL p95':>10}{'VERSION median':>16}")
     for p in (ours, ref):
         print(
             f"{p.label:10}{median(p.adds):12.2f}{p95(p.adds):10.2f}{median(p.dels):12.2f}{p95(p.dels):10.2f}"
+            f"{median(p.versions):16.2f}"
         )
     print(
         f"{'ratio':10}{median(ours.adds) / median(ref.adds):11.2f}x{p95(ours.adds) / p95(ref.adds):9.2f}x"
         f"{median(ours.dels) / median(ref.dels):11.2f}x{p95(ours.dels) / p95(ref.dels):9.2f}x"
+        f"{median(ours.versions) / median(ref.versions):15.2f}x"
     )
 
 
@@ -328,24 +371,20 @@ def main() -> int:
     parser.add_argument("--plugin", type=Path, help="a built nppnet (default: build one now)")
     parser.add_argument("--bursts", default="16,64", help="burst sizes, comma separated (default 16,64)")
     parser.add_argument("--burst-repeats", type=int, default=3, help="bursts per size and plugin (default 3)")
+    add_place_arguments(parser)
     args = parser.parse_args()
+    if args.node:
+        return run_in_node(args, Path(__file__).name)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up when terminated
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (network namespaces, bridges)")
-    if not os.access(REFERENCE_DIR / "bridge", os.X_OK):
-        raise SystemExit(
-            f"bench: no reference plugins in {REFERENCE_DIR} (apt-get install containernetworking-plugins)"
-        )
+    check_reference(args.reference_dir)
     work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
     plugins: tuple[Plugin, ...] = ()
     try:
         nppnet = args.plugin.resolve() if args.plugin else build_nppnet(work / "bin")
-        plugins = make_plugins(nppnet, work)
-        print(f"nppnet:    {nppnet}\nreference: {REFERENCE_DIR}/bridge + host-local")
-        print(
-            f"machine:   {os.cpu_count()} cores, kernel {os.uname().release}, "
-            f"bench on Python {sys.version.split()[0]}"
-        )
+        plugins = make_plugins(nppnet, work, args.reference_dir)
+        print_place(nppnet, args.reference_dir)
         latency_rounds(plugins, args.rounds)
         report_latency(*plugins)
         for n in (int(x) for x in args.bursts.split(",") if x.strip()):

@@ -10,7 +10,8 @@ Prints, for the built plugin (or --plugin PATH) on this machine:
   4. cProfile of one ADD in-process (os._exit patched so the profile can print);
   5. `strace -c -w -f` of one ADD: wall time per system call (when strace is installed).
 Needs root. Uses netns np2p-<pid>-*, bridges np2pN/np2pR, 10.202.238-239.0/24; removes them.
-`python3 bench/profile_add.py [--plugin PATH] [--runs N]`
+`python3 bench/profile_add.py [--plugin PATH] [--runs N] [--reference-dir DIR]`; with
+`--node NODE --name CLUSTER` inside that lab node, on its python3 (see bench/plugin_latency.py).
 """
 
 from __future__ import annotations
@@ -31,12 +32,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.plugin_latency import (  # noqa: E402
-    REFERENCE_DIR,
     RUNTIME_PATH,
+    add_place_arguments,
     build_nppnet,
+    check_reference,
     drop_firewall_rules,
     nppnet_conf,
+    print_place,
     reference_conf,
+    run_in_node,
 )
 
 PREFIX = f"np2p-{os.getpid()}"
@@ -68,8 +72,11 @@ def env(command: str, cid: str, netns: str) -> dict:
         "CNI_CONTAINERID": cid,
         "CNI_NETNS": f"/var/run/netns/{netns}",
         "CNI_IFNAME": "eth0",
-        "CNI_PATH": str(REFERENCE_DIR),
+        "CNI_PATH": CNI_PATH[0],
     }
+
+
+CNI_PATH = [""]  # the reference plugins' folder (--reference-dir)
 
 
 def timed(argv: list[str], environ: dict, stdin: bytes) -> tuple[float, float]:
@@ -89,16 +96,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plugin", type=Path, help="a built nppnet (default: build one now)")
     parser.add_argument("--runs", type=int, default=30)
+    add_place_arguments(parser)
     args = parser.parse_args()
+    if args.node:
+        return run_in_node(args, Path(__file__).name)
     if os.geteuid() != 0:
         raise SystemExit("profile: needs root")
+    check_reference(args.reference_dir)
+    CNI_PATH[0] = str(args.reference_dir)
+    reference = args.reference_dir / "bridge"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-"))
+    work = Path(tempfile.mkdtemp(prefix=f"{PREFIX}-", dir="/var/tmp"))  # a node's /tmp is noexec
     netns = f"{PREFIX}-ns"
     ours_conf = nppnet_conf("np2prof", "np2pN", "10.202.238.0/24", work / "data", work / "log")
     ref_conf = reference_conf("np2profr", "np2pR", "10.202.239.0/24", work / "ref")
     try:
         exe = args.plugin.resolve() if args.plugin else build_nppnet(work / "bin")
+        print_place(exe, args.reference_dir)
         interpreter = open(exe).readline()[2:].split()
         empty = work / "empty"
         empty.write_text(f"#!{' '.join(interpreter)}\n")
@@ -115,9 +129,9 @@ def main() -> int:
             "nppnet VERSION": ([str(exe)], "VERSION", ours),
             "nppnet ADD": ([str(exe)], "ADD", ours),
             "nppnet DEL": ([str(exe)], "DEL", ours),
-            "reference VERSION": ([str(REFERENCE_DIR / "bridge")], "VERSION", ref),
-            "reference ADD": ([str(REFERENCE_DIR / "bridge")], "ADD", ref),
-            "reference DEL": ([str(REFERENCE_DIR / "bridge")], "DEL", ref),
+            "reference VERSION": ([str(reference)], "VERSION", ref),
+            "reference ADD": ([str(reference)], "ADD", ref),
+            "reference DEL": ([str(reference)], "DEL", ref),
         }
         for argv, command, stdin in cases.values():  # warm: bridges, firewall rules, page cache
             timed(argv, env(command, "np2pwarm", netns), stdin)

@@ -7,6 +7,10 @@ the node but what the command itself changes.
 
 Interface: run_agent(node, command, spec) -> dict (the answer; NppctlError on failure)
            ping(node, targets, *, pod=None, timeout=2.0) -> list[dict]   ICMP echo from node or pod
+Additions: pod_ping(cluster, node, pod, addresses, count) -> list[dict]   `nppctl cni ping`
+           tcp_serve(node, pod, port, reply, lifetime) -> dict   blocks: the agent call is the server
+           tcp_stop(node, pod, port), tcp_connect(node, targets, *, pod, expect, timeout) -> list[dict]
+           service(node, spec) -> dict   ClusterIP rules shaped as kube-proxy's (nodeside/kubeproxy.py)
 """
 
 from __future__ import annotations
@@ -83,3 +87,60 @@ def ping(node, targets: list[str], *, pod: str | None = None, timeout: float = 2
     if pod is not None:
         spec["pod"] = pod
     return run_agent(node, "ping", spec)["replies"]
+
+
+def pod_ping(cluster: str, node: str, pod: str, addresses: list[str], count: int = 1,
+             timeout: float = 2.0) -> list[dict]:
+    """`nppctl cni ping`: COUNT echo requests to each address from `cni add` pod POD on NODE, in the order
+    ping sends them (each address COUNT times in a row); each reply dict also holds its "seq"."""
+    from nppctl.errors import NppctlError
+    from nppctl.nodes import get_node
+    from nppctl.runtime import POD_NAME
+
+    if not POD_NAME.match(pod):
+        raise NppctlError(f"pod name {pod!r} is not a `cni add` pod name: letters, digits, '.', '_' or '-'")
+    if not addresses or count < 1:
+        raise NppctlError(
+            "name an address to ping and a count of 1 or more: `nppctl cni ping --node NODE POD ADDRESS`"
+        )
+    target = get_node(cluster, node)
+    order = [a for a in addresses for _ in range(count)]
+    try:
+        replies = ping(target, order, pod=pod, timeout=timeout)
+    except NppctlError as err:
+        if "no network namespace" in str(err):
+            raise NppctlError(
+                f"pod {pod} has no network namespace on {target.name}: "
+                f"run `nppctl cni add --name {cluster} --node {target.short} {pod}` first"
+            ) from None
+        raise
+    for i, reply in enumerate(replies):
+        reply["seq"] = i % count + 1
+    return replies
+
+
+def tcp_serve(node, pod: str, port: int, reply: str, lifetime: float) -> dict:
+    """Serve TCP PORT in pod POD's namespace until tcp_stop or LIFETIME seconds: blocks meanwhile (run it in a
+    thread). Every connection is answered with "REPLY PEER-ADDRESS"; returns {"peers", "stopped"}."""
+    spec = {"pod": pod, "port": port, "reply": reply, "lifetime": lifetime}
+    return run_agent(node, "tcp-serve", spec)
+
+
+def tcp_stop(node, pod: str, port: int) -> bool:
+    """End pod POD's TCP server on PORT; whether one was running."""
+    return bool(run_agent(node, "tcp-stop", {"pod": pod, "port": port}).get("stopped"))
+
+
+def tcp_connect(node, targets: list[tuple[str, int]], *, pod: str | None = None, expect: str = "",
+                timeout: float = 2.0) -> list[dict]:
+    """One TCP connection per (address, port) from NODE or its pod POD: [{"address", "port", "ok", "ms",
+    "reply", "detail"}], ok when the server's line starts with EXPECT."""
+    spec = {"targets": [{"address": a, "port": p} for a, p in targets], "expect": expect, "timeout": timeout}
+    if pod is not None:
+        spec["pod"] = pod
+    return run_agent(node, "tcp-connect", spec)["results"]
+
+
+def service(node, spec: dict) -> dict:
+    """Add (spec["action"] == "add") or remove ("del") the ClusterIP rules of nodeside/kubeproxy.py."""
+    return run_agent(node, "service", spec)

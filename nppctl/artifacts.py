@@ -21,8 +21,17 @@ script that leaves with os._exit takes about 4.6 ms here, the Go reference's who
 - the byte code is not compressed: inflating costs more (zlib's import plus ~3.5 ns per byte of
   byte code) than tokenizing the larger text saves; it is compiled with optimize=2 (no
   docstrings, no asserts: the plugin has none) and -X no_debug_ranges (no column tables);
-- a python3 whose byte code differs from the builder's (another minor version) runs the
-  loader's source instead, which compiles the modules from the sources line (zlib+base64).
+- a python3 whose byte code differs from the builder's (another minor version: trixie's 3.13
+  in a kind v0.32 node, when the builder ran 3.11) runs a short boot as source (~0.1 ms to
+  compile) that reads byte code made for that python from CACHE_DIR/<name>.<magic>.<payload>
+  (keyed by its magic number and the digest of the modules and sources; trusted only when the
+  file's own header says that key and its crc32 matches). The first call on that python makes
+  the file: the builder's compiler in a fresh interpreter of that python, so the cache holds
+  the bytes a build by that python would embed; written whole (temporary file, rename) under an
+  exclusive lock, parallel first calls wait for one compile; other cache files of the
+  executable (another python, an older build) are removed. Compiling the plugin on every call
+  had cost ~12 ms of a 40 ms ADD in a trixie node. Without a writable cache the call compiles
+  the sources itself. Each module's __cached__ records where its byte code came from.
 The byte code is compiled and marshalled in a fresh interpreter (fixed environment and hash
 seed): marshal's output depends on the reference counts in the process that writes it, so a
 build inside a long-running process could differ from one elsewhere. Same sources and python,
@@ -48,6 +57,7 @@ from nppctl.errors import NppctlError
 PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 PLUGIN_PACKAGE = "nppctl.plugin"
 PYTHON = "/usr/bin/python3"  # Debian's (and so a kind node's) python3
+CACHE_DIR = "/var/cache/nppnet"  # byte code for a node's python3 when it is not the builder's
 FLAGS = "-ISXfrozen_modules=on"
 EXECUTABLES = {"nppnet": "nppctl.plugin.nppnet", "nppnet-skel": "nppctl.plugin.skel"}
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
@@ -57,7 +67,8 @@ _RESTARTED = "--restarted"  # argv marker of the one re-exec after a replaced fi
 # The executable: a few lines python compiles on every run (each line of code compiled costs
 # start-up: the loader below used to be code here and cost ~0.4 ms), then comment lines it reads
 # back from its own file: the tag (a digest of what follows: a file replaced since the exec is
-# re-run once, then refused), the loader as byte code and as source, the modules, the sources.
+# re-run once, then refused), the loader as byte code, the boot of another python, the modules,
+# the sources.
 _SCRIPT = """#!{python} {flags}
 # {name}: the nppnet CNI plugin's {role}, built by `nppctl plugin build` from nppctl/plugin
 # (standard library only). Its code follows as comment lines: {modules}.
@@ -83,34 +94,147 @@ if sys.modules["_frozen_importlib_external"].MAGIC_NUMBER == {magic!r}:
     from marshal import loads
 
     exec(loads(a2b_base64(data[{boot_at}:{boot_end}])), {{"data": data, "base": {base}}})
-else:  # another python3 minor version: the loader's source
+else:  # another python3 minor version: byte code made for it, kept in {cache}
     exec(a2b_base64(data[{boot_src_at}:{boot_src_end}]), {{"data": data, "base": {base}}})
 """
 
-# The loader (run with `data`, the file, and `base`, where the module lines start): makes the
-# embedded modules importable, each decoded from its line when first used, and runs
+# The boot of a python3 whose byte code differs from the builder's (another minor version), run
+# as source (with `data` and `base`): the byte code for this python comes from the cache file
+# {cache}/{name}.<magic>.{payload}, keyed by this python's magic number and the digest of the
+# executable's modules and sources, and trusted only when its own header says the same key and
+# the checksum of its body matches. Missing (the first call on this python), the maker (in the
+# sources line) writes it. Its body is the list of marshalled code: the loader, then the modules.
+_BOOT = """import sys
+from binascii import a2b_base64, crc32
+from marshal import loads
+from posix import O_RDONLY, close, fstat, open, read
+
+magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+path = "{cache}/{name}." + magic.hex() + ".{payload}"
+key = magic + b"{payload}"
+
+
+def cached():
+    try:
+        fd = open(path, O_RDONLY)
+        try:
+            blob = read(fd, fstat(fd).st_size)
+        finally:
+            close(fd)
+        body = blob[len(key) + 4 :]
+        if blob[: len(key)] == key and blob[len(key) : len(key) + 4] == crc32(body).to_bytes(4, "big"):
+            return loads(body)
+    except (OSError, ValueError, EOFError, TypeError):
+        pass
+    return None
+
+
+codes = cached()
+if codes is None:
+    from zlib import decompress
+
+    sources = loads(decompress(a2b_base64(data[base + {sources[0]} : base + {sources[1]}])))
+    exec(sources[2], globals())
+exec(loads(codes[0]), {{"data": data, "base": base, "codes": codes, "cached": path}})
+"""
+
+# The maker, run by the boot (in its namespace) when the cache is missing or does not match:
+# compiles the loader and the modules in a fresh interpreter of this python (the builder's
+# compiler, fixed hash seed: the same sources give the same bytes, as `nppctl plugin build` run
+# by this python would embed them) and writes the cache file whole (a temporary file renamed),
+# under an exclusive lock: parallel first calls wait for one compile and read its file. It
+# removes this executable's other cache files (another python, an older build). Any failure (no
+# /var/cache, read-only, no fork): this call compiles from the sources for itself alone.
+_MAKER = """import posix
+
+loader, compiler, _, items = sources
+items = [("<embedded>/loader.py", loader), *items]
+folder, _, own = path.rpartition("/")
+prefix = own.partition(".")[0] + "."
+
+
+def fresh():
+    import subprocess
+
+    argv = [sys.executable, "-S", "-s", "-X", "no_debug_ranges", "-c", compiler]
+    done = subprocess.run(
+        argv, input=dumps(items), env={"PYTHONHASHSEED": "0"}, capture_output=True, timeout=120
+    )
+    if done.returncode != 0:
+        raise OSError("the compiler failed: " + done.stderr.decode(errors="replace")[-200:])
+    return done.stdout
+
+
+def write(body):
+    blob = key + crc32(body).to_bytes(4, "big") + body
+    tmp = path + ".tmp"
+    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(blob)
+        while view:
+            view = view[posix.write(fd, view) :]
+        posix.fsync(fd)
+    finally:
+        posix.close(fd)
+    posix.replace(tmp, path)
+    for entry in posix.listdir(folder):
+        if entry.startswith(prefix) and entry != own:
+            try:
+                posix.unlink(folder + "/" + entry)
+            except OSError:
+                pass
+
+
+def make():
+    import fcntl
+
+    try:
+        posix.mkdir(folder, 0o755)
+    except FileExistsError:
+        pass
+    lock = posix.open(folder + "/.lock", posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        made = cached()
+        if made is None:
+            body = fresh()
+            made = loads(body)
+            write(body)
+        return made
+    finally:
+        posix.close(lock)
+
+
+from marshal import dumps  # noqa: E402
+
+try:
+    codes = make()
+except Exception:  # noqa: BLE001 - whatever fails, the sources are here
+    codes = [dumps(compile(text, origin, "exec", dont_inherit=True, optimize=2)) for origin, text in items]
+    path = None
+"""
+
+# The loader (run with `data`, the file, and `base`, where the module lines start; from the boot
+# of another python also `codes`, its list of marshalled code, and `cached`, the file they came
+# from): makes the embedded modules importable, each one's code run when first used, and runs
 # {module}.main(). {modules} maps a module name to (is_package, start, end) of its base64 byte
-# code line relative to base; {sources} is (start, end) of the zlib+base64 marshalled
-# {{name: source}} line.
+# code line relative to base. A module's __cached__ says where its byte code came from.
 _LOADER = """import sys
 from binascii import a2b_base64
 from marshal import loads
 
 modules = {modules!r}
-texts = None
-if sys.modules["_frozen_importlib_external"].MAGIC_NUMBER != {magic!r}:  # another minor version
-    from zlib import decompress
-
-    texts = loads(decompress(a2b_base64(data[base + {sources[0]} : base + {sources[1]}])))
+codes = globals().get("codes")
+index = {{name: i for i, name in enumerate(modules, 1)}}
 plain = type(sys)
 
 
 def run(module):
     name = module.__name__
-    if texts is None:
+    if codes is None:
         code = loads(a2b_base64(data[base + modules[name][1] : base + modules[name][2]]))
     else:
-        code = compile(texts[name], module.__file__, "exec", dont_inherit=True)
+        code = loads(codes[index[name]])
     exec(code, module.__dict__)
 
 
@@ -126,10 +250,12 @@ class EmbeddedModule(plain):
         return getattr(self, attr)
 
 
+cached = globals().get("cached", "<embedded>")
 for name, (is_package, _, _) in modules.items():  # sorted: a package before its modules
     module = EmbeddedModule(name)
     module.__file__ = "<embedded>/" + name.replace(".", "/") + ("/__init__.py" if is_package else ".py")
     module.__package__ = name if is_package else name.rpartition(".")[0]
+    module.__cached__ = cached
     sys.modules[name] = module
     parent, _, child = name.rpartition(".")
     if parent:
@@ -243,27 +369,30 @@ def _line(payload: bytes) -> bytes:
     return b"#" + b2a_base64(payload, newline=False) + b"\n"
 
 
-def plugin_script(name: str, module: str, python: str = PYTHON) -> bytes:
-    """The bytes of one executable whose code runs module.main()."""
+def plugin_script(name: str, module: str, python: str = PYTHON, cache: str = CACHE_DIR) -> bytes:
+    """The bytes of one executable whose code runs module.main(); another python3 than the
+    builder's keeps the byte code made for it in the folder `cache`."""
     everything = _plugin_sources()
     names = import_closure(module, everything)
-    texts = {n: everything[n][1] for n in names}
-    sources_line = _line(zlib.compress(marshal.dumps(texts), 9))
-    magic = importlib.util.MAGIC_NUMBER
-    # the loader knows each module line's place relative to the first one (`base`, which the
-    # script passes in), so it is compiled once the modules are
     items = [(_origin(n, everything[n][0]), everything[n][1]) for n in names]
-    module_codes = _compile_fresh(items)
-    module_lines = [_line(code) for code in module_codes]
+    magic = importlib.util.MAGIC_NUMBER
+    module_lines = [_line(code) for code in _compile_fresh(items)]
     spans, at = {}, 0
     for n, line in zip(names, module_lines, strict=True):
         spans[n] = (everything[n][0], at + 1, at + len(line) - 1)
         at += len(line)
+    # the loader knows each module line's place relative to the first one (`base`, which the
+    # script passes in), so it is compiled once the modules are
+    loader = _LOADER.format(modules=spans, module=module)
+    sources = (loader.encode(), _COMPILER.encode(), _MAKER.encode(), items)
+    # marshal version 2 has no back references: the bytes do not follow this process's refcounts
+    sources_line = _line(zlib.compress(marshal.dumps(sources, 2), 9))
     sources_span = (at + 1, at + len(sources_line) - 1)
-    loader = _LOADER.format(modules=spans, magic=magic, module=module, sources=sources_span)
-    loader_code = _compile_fresh([("<embedded>/loader.py", loader.encode())])[0]
-    boot_lines = [_line(loader_code), _line(loader.encode())]
     tail = b"".join(module_lines) + sources_line
+    payload = hashlib.sha256(tail).hexdigest()[:16]
+    boot = _BOOT.format(cache=cache, name=name, payload=payload, sources=sources_span)
+    loader_code = _compile_fresh([("<embedded>/loader.py", loader.encode())])[0]
+    boot_lines = [_line(loader_code), _line(boot.encode())]
     tag = b"#" + hashlib.sha256(b"".join(boot_lines) + tail).hexdigest()[:16].encode() + b"\n"
     role = "skeleton" if name.endswith("-skel") else "executable"
 
@@ -277,6 +406,7 @@ def plugin_script(name: str, module: str, python: str = PYTHON) -> bytes:
             role=role,
             modules=", ".join(names),
             restarted=_RESTARTED,
+            cache=cache,
             size=base + len(tail),
             tag_at=code_len,
             tag_end=boot_at,
@@ -302,10 +432,10 @@ def plugin_script(name: str, module: str, python: str = PYTHON) -> bytes:
     return code + tag + b"".join(boot_lines) + tail
 
 
-def build_plugin(path: Path, module: str) -> Path:
+def build_plugin(path: Path, module: str, cache: str = CACHE_DIR) -> Path:
     """Write one executable (mode 0755) at path, atomically."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(plugin_script(path.name, module))
+    tmp.write_bytes(plugin_script(path.name, module, cache=cache))
     os.chmod(tmp, 0o755)
     os.replace(tmp, path)
     return path

@@ -1,10 +1,15 @@
-"""`nppctl check`: a connectivity matrix over the lab's pods and nodes.
+"""`nppctl check`: a connectivity matrix over the lab's pods and nodes, and a Service probe.
 
 Pods: on a kind cluster, a busybox pod per node (pod-configs/nppctl-check-pod.yaml.j2, pinned by
 hostname); on a kindless lab (docker provider), `cni add` namespaces. The first worker (or the control
-plane when there is none) gets a second pod, so pod-to-pod on one node is tested too. Every probe is one
-ping: pod->pod (same node, across nodes), pod->node, node->pod, pod->outside (the Docker network
-"kind"'s gateway). The pods are removed afterwards, also on failure.
+plane when there is none) gets a second pod, so pod-to-pod on one node is tested too. Every ICMP probe is
+one echo request: pod->pod (same node, across nodes), pod->node, node->pod, pod->outside (the Docker
+network "kind"'s gateway). Pods ping with busybox's ping (kind) or through the node agent from their
+namespace (kindless); nodes always through the node agent (kind's node image has no ping).
+
+The Service probe (nppctl/services.py): a ClusterIP over the first worker's pod, one TCP fetch from every
+pod: same node, across nodes, and from the server pod itself (hairpin). Pods, Service and rules are
+removed afterwards, also on failure and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,16 +17,20 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from nppctl.errors import NppctlError
 
 POD_PREFIX = "npp-check-"
 PING_WAIT_S = 2
 RTT = re.compile(r"time[=<]\s*([\d.]+)\s*ms")
-CATEGORIES = ("pod-pod same node", "pod-pod across nodes", "pod-node", "node-pod", "pod-outside")
+SERVICE_SETTLE_S = 15  # kube-proxy programs a new Service's rules in seconds: kind clients retry so long
+SERVICE_CATEGORIES = ("service same node", "service across nodes", "service hairpin")
+CATEGORIES = ("pod-pod same node", "pod-pod across nodes", "pod-node", "node-pod", "pod-outside",
+              *SERVICE_CATEGORIES)
 
-Runner = Callable[[list[str]], tuple[int, str]]
+Pinger = Callable[[list[str]], list[dict]]  # addresses -> [{"address", "ok", "rtt_ms", "detail"}]
+Fetcher = Callable[[str, int], dict]  # (address, port) -> {"ok", "ms", "reply", "detail"}
 
 
 @dataclass
@@ -30,7 +39,8 @@ class Endpoint:
     kind: str  # "pod" | "node" | "outside"
     node: str  # the node it lives on ("" for outside)
     address: str
-    run: Runner | None = None
+    ping: Pinger | None = None
+    fetch: Fetcher | None = None
 
 
 @dataclass
@@ -61,28 +71,93 @@ def plan(
     return probes
 
 
-def ping(src: Endpoint, dst: Endpoint, category: str) -> Probe:
-    probe = Probe(src.name, dst.name, dst.address, category)
-    try:
-        rc, out = src.run(["ping", "-c", "1", "-W", str(PING_WAIT_S), dst.address])
-    except NppctlError as err:
-        probe.detail = str(err)
-        return probe
-    match = RTT.search(out)
-    probe.ok = rc == 0
-    probe.rtt_ms = float(match.group(1)) if match and probe.ok else None
-    if not probe.ok:
-        lines = [ln for ln in out.strip().splitlines() if ln.strip()]
-        probe.detail = lines[-1] if lines else f"ping exited {rc}"
-        if rc in (126, 127) or "executable file not found" in out:
-            probe.detail = f"no ping in {src.name} (install iputils-ping there)"
-    return probe
+@dataclass
+class Report:
+    probes: list[Probe]
+    service: dict | None = None  # services.Service as a dict
+    notes: list[str] = field(default_factory=list)
+
+
+def busybox_pinger(run: Callable[[list[str]], tuple[int, str]], name: str) -> Pinger:
+    """A Pinger running busybox's `ping -c 1` once per address through RUN (e.g. kube exec)."""
+
+    def one(address: str) -> dict:
+        try:
+            rc, out = run(["ping", "-c", "1", "-W", str(PING_WAIT_S), address])
+        except NppctlError as err:
+            return {"address": address, "ok": False, "rtt_ms": None, "detail": str(err)}
+        match = RTT.search(out)
+        rtt = float(match.group(1)) if match and rc == 0 else None
+        reply = {"address": address, "ok": rc == 0, "rtt_ms": rtt, "detail": ""}
+        if rc != 0:
+            lines = [ln for ln in out.strip().splitlines() if ln.strip()]
+            reply["detail"] = lines[-1] if lines else f"ping exited {rc}"
+            if rc in (126, 127) or "executable file not found" in out:
+                reply["detail"] = f"no ping in {name}'s image (use busybox)"
+        return reply
+
+    return lambda addresses: [one(a) for a in addresses]
+
+
+def ping_all(probes: list[tuple[Endpoint, Endpoint, str]]) -> list[Probe]:
+    """Each source pings all its destinations in one go (one agent call, or execs in a row); sources in
+    parallel. Probes in PROBES' order."""
+    by_source: dict[int, list[int]] = {}
+    for i, (src, _, _) in enumerate(probes):
+        by_source.setdefault(id(src), []).append(i)
+    out: list[Probe | None] = [None] * len(probes)
+
+    def run_source(indexes: list[int]) -> None:
+        src = probes[indexes[0]][0]
+        try:
+            replies = src.ping([probes[i][1].address for i in indexes])
+        except NppctlError as err:
+            replies = [{"ok": False, "rtt_ms": None, "detail": str(err)} for _ in indexes]
+        for i, reply in zip(indexes, replies, strict=True):
+            _, dst, category = probes[i]
+            out[i] = Probe(src.name, dst.name, dst.address, category, bool(reply["ok"]), reply.get("rtt_ms"),
+                           reply.get("detail", ""))
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(run_source, by_source.values()))
+    return out  # type: ignore[return-value]
+
+
+def service_plan(pods: list[Endpoint], server: Endpoint) -> list[tuple[Endpoint, str]]:
+    """(client, category) for the Service probe: every pod, the server itself as the hairpin case."""
+    plan_ = []
+    for pod in pods:
+        if pod is server:
+            plan_.append((pod, "service hairpin"))
+        else:
+            plan_.append((pod, "service same node" if pod.node == server.node else "service across nodes"))
+    return plan_
+
+
+HAIRPIN_HINT = ("a pod reaching itself through a Service needs hairpin mode on its bridge port (the plugin's "
+                "hairpinMode) and the bridge's traffic seen by iptables (br_netfilter)")
+
+
+def fetch_all(pods: list[Endpoint], server: Endpoint, service) -> list[Probe]:
+    dst, address = f"service/{service.name}", f"{service.cluster_ip}:{service.port}"
+
+    def one(item: tuple[Endpoint, str]) -> Probe:
+        src, category = item
+        try:
+            got = src.fetch(service.cluster_ip, service.port)
+        except NppctlError as err:
+            got = {"ok": False, "ms": None, "detail": str(err)}
+        detail = got.get("detail", "") if not got["ok"] else got.get("reply", "")
+        if not got["ok"] and category == "service hairpin":
+            detail = f"{detail} ({HAIRPIN_HINT})"
+        return Probe(src.name, dst, address, category, bool(got["ok"]), got.get("ms"), detail)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(one, service_plan(pods, server)))
 
 
 def run_matrix(pods: list[Endpoint], nodes: list[Endpoint], outside: Endpoint | None) -> list[Probe]:
-    probes = plan(pods, nodes, outside)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(pool.map(lambda p: ping(*p), probes))
+    return ping_all(plan(pods, nodes, outside))
 
 
 def kind_gateway() -> str | None:
@@ -102,18 +177,26 @@ def kind_gateway() -> str | None:
 
 
 def pod_names(node_list) -> list[tuple[str, object]]:
-    """[(pod name, node)]: one pod per node, and a second one on the first worker (or the only node)."""
+    """[(pod name, node)]: one pod per node, and a second one on the first worker (or the only node), last.
+    The first worker's first pod is the Service's server (the second one its same-node client)."""
     pods = [(f"{POD_PREFIX}{n.short}", n) for n in node_list]
     workers = [n for n in node_list if n.role == "worker"] or node_list
     pods.append((f"{POD_PREFIX}{workers[0].short}-b", workers[0]))
     return pods
 
 
+def server_of(pods: list[Endpoint]) -> Endpoint:
+    """The Service's server: the pod whose node holds the second pod (the last one), not that second pod."""
+    second = pods[-1]
+    return next(p for p in pods if p.name == second.name.removesuffix("-b"))
+
+
 def node_endpoints(node_list) -> list[Endpoint]:
-    from nppctl.nodes import node_exec
+    from nppctl import agent
 
     return [
-        Endpoint(n.name, "node", n.name, n.address, lambda argv, n=n: node_exec(n, argv, check=False))
+        Endpoint(n.name, "node", n.name, n.address,
+                 ping=lambda addresses, n=n: agent.ping(n, addresses, timeout=PING_WAIT_S))
         for n in node_list
     ]
 
@@ -122,7 +205,8 @@ def node_endpoints(node_list) -> list[Endpoint]:
 
 
 def _cni_pods(cluster: str, node_list, made: list) -> list[Endpoint]:
-    from nppctl.runtime import cni_call, cni_exec
+    from nppctl import agent, services
+    from nppctl.runtime import cni_call
 
     def add(item):
         pod, node = item
@@ -132,7 +216,12 @@ def _cni_pods(cluster: str, node_list, made: list) -> list[Endpoint]:
         if not ips:
             raise NppctlError(f"cni add {pod} on {node.name} gave no IP: {result}")
         address = ips[0]["address"].split("/")[0]
-        return Endpoint(pod, "pod", node.name, address, lambda argv: cni_exec(cluster, node.name, pod, argv))
+        return Endpoint(
+            pod, "pod", node.name, address,
+            ping=lambda addresses: agent.ping(node, addresses, pod=pod, timeout=PING_WAIT_S),
+            fetch=lambda ip, port: agent.tcp_connect(node, [(ip, port)], pod=pod, expect=services.REPLY,
+                                                     timeout=PING_WAIT_S)[0],
+        )
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         return list(pool.map(add, pod_names(node_list)))
@@ -148,26 +237,56 @@ def _cni_cleanup(cluster: str, made: list) -> None:
             pass
 
 
+def wget_fetcher(run: Callable[[list[str]], tuple[int, str]], settle: float = SERVICE_SETTLE_S) -> Fetcher:
+    """A Fetcher running busybox wget through RUN, retried for SETTLE seconds (kube-proxy's sync)."""
+    import time
+
+    from nppctl import services
+
+    def fetch(ip: str, port: int) -> dict:
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                rc, out = run(["wget", "-q", "-T", str(PING_WAIT_S), "-O", "-", f"http://{ip}:{port}/"])
+            except NppctlError as err:
+                rc, out = 1, str(err)
+            text = out.strip()
+            if rc == 0 and text.startswith(services.REPLY):  # no time: it would be the API's exec round trip
+                return {"ok": True, "ms": None, "reply": text, "detail": ""}
+            if time.monotonic() > deadline:
+                lines = text.splitlines()
+                return {"ok": False, "ms": None, "reply": "",
+                        "detail": (lines[-1] if lines else f"wget exited {rc}") + f" (tried for {settle:g}s)"}
+            time.sleep(1)
+
+    return fetch
+
+
 def _kube_pods(cluster: str, node_list, made: list, image: str, timeout: float) -> list[Endpoint]:
-    import yaml
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
     from nppctl import kube
-    from nppctl.resources import resource_dir
 
-    env = Environment(loader=FileSystemLoader(resource_dir("pod-configs")), undefined=StrictUndefined)
-    template = env.get_template("nppctl-check-pod.yaml.j2")
     wanted = pod_names(node_list)
+    server = wanted[-1][0].removesuffix("-b")
     for pod, _node in wanted:  # a previous run's pods, if it was interrupted
         kube.delete_pod(cluster, pod, wait=60)
     for pod, node in wanted:
         made.append((pod, node))
-        kube.create_pod(cluster, yaml.safe_load(template.render(name=pod, node=node.name, image=image)))
+        kube.create_pod(cluster, pod_manifest(pod, node.name, image, server=pod == server))
     ips = kube.wait_running(cluster, [pod for pod, _ in wanted], timeout)
-    return [
-        Endpoint(pod, "pod", node.name, ips[pod], lambda argv, pod=pod: kube.pod_exec(cluster, pod, argv))
-        for pod, node in wanted
-    ]
+
+    def endpoint(pod: str, node) -> Endpoint:
+        run = lambda argv: kube.pod_exec(cluster, pod, argv)  # noqa: E731
+        return Endpoint(pod, "pod", node.name, ips[pod], ping=busybox_pinger(run, pod),
+                        fetch=wget_fetcher(run))
+
+    return [endpoint(pod, node) for pod, node in wanted]
+
+
+def pod_manifest(pod: str, node: str, image: str, *, server: bool) -> dict:
+    from nppctl import services
+
+    return services.manifest("nppctl-check-pod.yaml.j2", name=pod, node=node, image=image, server=server,
+                             service=services.NAME, port=services.TARGET_PORT)
 
 
 def _kube_cleanup(cluster: str, made: list) -> None:
@@ -180,8 +299,10 @@ def _kube_cleanup(cluster: str, made: list) -> None:
             pass
 
 
-def check(cluster: str, *, kubernetes: bool, image: str = "busybox", timeout: float = 120) -> list[Probe]:
-    """Start the pods, run the matrix, remove the pods. kubernetes=False: `cni add` namespaces as pods."""
+def check(cluster: str, *, kubernetes: bool, image: str = "busybox", timeout: float = 120) -> Report:
+    """Start the pods and the Service, run the matrix and the Service probe, remove them all.
+    kubernetes=False: `cni add` namespaces as pods, a Service as kube-proxy-shaped rules."""
+    from nppctl import services
     from nppctl.nodes import list_nodes
 
     node_list = list_nodes(cluster)
@@ -190,14 +311,37 @@ def check(cluster: str, *, kubernetes: bool, image: str = "busybox", timeout: fl
     made: list = []
     gateway = kind_gateway()
     outside = Endpoint("outside", "outside", "", gateway) if gateway else None
+    kindless = None
     try:
         if kubernetes:
             pods = _kube_pods(cluster, node_list, made, image, timeout)
         else:
             pods = _cni_pods(cluster, node_list, made)
-        return run_matrix(pods, node_endpoints(node_list), outside)
+        server = server_of(pods)
+        if kubernetes:
+            service = services.kube_service(cluster, server.name, server.address)
+        else:
+            server_node = next(n for n in node_list if n.name == server.node)
+            kindless = services.KindlessService(node_list, server.name, server_node, server.address)
+            service = kindless.start()
+        probes = run_matrix(pods, node_endpoints(node_list), outside)
+        probes += fetch_all(pods, server, service)
+        notes = [f"Service {service.name} ({service.cluster_ip}:{service.port} -> {server.name} "
+                 f"{server.address}:{service.target_port}): {service.how}"]
+        if kindless is not None and kindless.server_error():
+            notes.append(f"the Service's server in {server.name} failed: {kindless.server_error()}")
+        return Report(probes, service.to_dict(), notes)
     finally:
-        (_kube_cleanup if kubernetes else _cni_cleanup)(cluster, made)
+        try:
+            if kindless is not None:
+                kindless.stop()
+            elif kubernetes and made:
+                try:
+                    services.delete_kube_service(cluster)
+                except NppctlError:
+                    pass
+        finally:
+            (_kube_cleanup if kubernetes else _cni_cleanup)(cluster, made)
 
 
 def as_json(probes: list[Probe]) -> list[dict]:
@@ -212,7 +356,8 @@ def render(probes: list[Probe]):
     pods = [s for s in sources if s.startswith(POD_PREFIX)]
     dests = pods + [d for d in dict.fromkeys(p.dst for p in probes) if d not in pods]
     cells = {(p.src, p.dst): p for p in probes}
-    table = Table(title="connectivity (ping, RTT in ms)", show_lines=False)
+    title = "connectivity (ICMP echo: RTT in ms; svc: TCP through the Service's ClusterIP, connect in ms)"
+    table = Table(title=title, show_lines=False)
     table.add_column("from \\ to", style="bold")
     for dst in dests:
         table.add_column(_label(dst), justify="center")
@@ -231,6 +376,8 @@ def render(probes: list[Probe]):
 
 
 def _label(name: str) -> str:
+    if name.startswith("service/"):
+        return "svc " + name.removeprefix("service/")
     return "pod " + name.removeprefix(POD_PREFIX) if name.startswith(POD_PREFIX) else name
 
 

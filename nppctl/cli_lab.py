@@ -147,7 +147,8 @@ def check(
     image: str = typer.Option("busybox", "--image", help="Image of the check pods (kind)."),
     timeout: float = typer.Option(120, "--timeout", help="Seconds to wait for the check pods to run (kind)."),
 ) -> None:
-    """Ping every pair: pod-pod on a node and across nodes, pod-node, node-pod, pod-outside."""
+    """Ping every pair (pod-pod on a node and across nodes, pod-node, node-pod, pod-outside) and fetch from
+    a Service's ClusterIP (same node, across nodes, hairpin)."""
     from nppctl import checks
     from nppctl.cluster import detect_provider
     from nppctl.errors import NppctlError
@@ -155,20 +156,23 @@ def check(
     provider = detect_provider(name)
     if provider is None:
         raise NppctlError(f"cluster {name!r} not found: create it with `nppctl up --name {name}`")
-    probes = checks.check(name, kubernetes=provider == "kind", image=image, timeout=timeout)
-    failed = sum(not p.ok for p in probes)
+    report = checks.check(name, kubernetes=provider == "kind", image=image, timeout=timeout)
+    failed = sum(not p.ok for p in report.probes)
     if as_json:
         typer.echo(
             json.dumps(
-                {"cluster": name, "provider": provider, "failed": failed, "probes": checks.as_json(probes)},
+                {"cluster": name, "provider": provider, "failed": failed, "service": report.service,
+                 "notes": report.notes, "probes": checks.as_json(report.probes)},
                 indent=2,
             )
         )
     else:
         console = _console()
-        console.print(checks.render(probes))
-        for line in checks.summary(probes):
-            console.print(line)
+        console.print(checks.render(report.probes))
+        for note in report.notes:
+            console.print(f"[dim]note:[/] {note}", soft_wrap=True)
+        for line in checks.summary(report.probes):
+            console.print(line, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 

@@ -183,7 +183,7 @@ class UpOptions:
     provider: str = "kind"
     image: str | None = None
     timeout: float = 300.0
-    ensure_python: bool = True  # kindest/node ships no python3: install it with apt-get when missing
+    ensure_python: bool = True  # a node image without python3 gets it (nppctl.nodeimage, else apt per node)
 
 
 def up(opts: UpOptions, console) -> dict[str, bool] | None:
@@ -223,6 +223,17 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         if spec.mounts:
             what += f", {len(spec.mounts)} mount folder(s) at {MOUNT_POINT}"
         return what + (f", config {spec.config_file}" if spec.config_file else "")
+
+    def node_image(say) -> str:
+        from nppctl.nodeimage import image_for_up
+
+        if provider.exists(opts.name):
+            return "cluster exists, kept"
+        chosen = image_for_up(provider, opts.image, say, opts.config)
+        if chosen is None:
+            return "left to kind; python3 from apt in each node if it lacks one"
+        spec.image = chosen.image
+        return chosen.describe()
 
     def create(say) -> str:
         if provider.exists(opts.name):
@@ -265,6 +276,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
 
     actions = [
         Action("Preparing config and mount folders", prepare),
+        *([Action("Ensuring a node image with python3", node_image)] if opts.ensure_python else []),
         Action(f"Creating cluster {opts.name!r} ({provider.name})", create),
     ]
     if provider.has_kubernetes:

@@ -243,3 +243,26 @@ def pod_exec(cluster: str, pod: str, argv: list[str], timeout: float = 30) -> tu
     rc = resp.returncode
     resp.close()
     return (rc if rc is not None else 1), out
+
+
+def create_service(cluster: str, manifest: dict) -> str:
+    """Create the Service in MANIFEST; its ClusterIP (the API server assigns it)."""
+    made = _call(
+        cluster,
+        f"create service {manifest['metadata']['name']}",
+        core(cluster).create_namespaced_service,
+        NAMESPACE,
+        manifest,
+    )
+    if not (made.spec and made.spec.cluster_ip):
+        raise NppctlError(f"service {manifest['metadata']['name']} got no ClusterIP from the API server")
+    return made.spec.cluster_ip
+
+
+def delete_service(cluster: str, name: str) -> None:
+    """Delete Service NAME (gone already is fine)."""
+    try:
+        _call(cluster, f"delete service {name}", core(cluster).delete_namespaced_service, name, NAMESPACE)
+    except NppctlError as err:
+        if ": 404 " not in str(err):
+            raise

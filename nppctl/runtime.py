@@ -14,6 +14,8 @@ import re
 from nppctl import agent
 
 POD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+PORT = re.compile(r"^(\d{1,5}):(\d{1,5})(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
+BANDWIDTH = re.compile(r"^(\d{1,12}[kKmMgG]?)(?:/(\d{1,12}[kKmMgG]?))?$")
 
 
 def _check_pod(pod: str) -> None:
@@ -26,8 +28,54 @@ def _check_pod(pod: str) -> None:
         )
 
 
-def cni_call(cluster: str, node: str, pod: str, command: str, ifname: str = "eth0") -> dict:
-    """Play the runtime in the node: run its first conflist's plugins for ADD, DEL or CHECK."""
+def port_mapping(text: str) -> dict:
+    """HOST:CONTAINER[/PROTO] as the portMappings capability argument (kubelet's hostPort)."""
+    from nppctl.errors import NppctlError
+
+    match = PORT.match(text)
+    ports = [int(p) for p in match.group(1, 2)] if match else []
+    if not ports or not all(1 <= p <= 65535 for p in ports):
+        raise NppctlError(
+            f"--port {text!r} is not HOST:CONTAINER[/tcp|udp|sctp] with ports 1-65535 (e.g. 8080:80)"
+        )
+    return {"hostPort": ports[0], "containerPort": ports[1], "protocol": (match.group(3) or "tcp").lower()}
+
+
+def bandwidth(text: str) -> dict:
+    """RATE[/BURST] in bits per second and bits (k, M, G suffixes) as the bandwidth capability argument,
+    the same limit both ways (as the kubernetes.io/ingress-bandwidth and egress-bandwidth annotations)."""
+    from nppctl.errors import NppctlError
+
+    match = BANDWIDTH.match(text)
+    if not match:
+        raise NppctlError(f"--bandwidth {text!r} is not RATE[/BURST] in bits (e.g. 10M or 10M/1M)")
+    rate = _bits(match.group(1))
+    burst = _bits(match.group(2)) if match.group(2) else rate
+    if rate <= 0 or burst <= 0:
+        raise NppctlError(f"--bandwidth {text!r}: rate and burst must be above 0")
+    return {"ingressRate": rate, "ingressBurst": burst, "egressRate": rate, "egressBurst": burst}
+
+
+def _bits(text: str) -> int:
+    scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[text[-1].lower() if text[-1].isalpha() else ""]
+    return int(text.rstrip("kKmMgG")) * scale
+
+
+def cni_call(
+    cluster: str,
+    node: str,
+    pod: str,
+    command: str,
+    ifname: str = "eth0",
+    *,
+    ports: list[str] | None = None,
+    rate: str | None = None,
+) -> dict:
+    """Play the runtime in the node: run its first conflist's plugins for ADD, DEL or CHECK.
+
+    ports (HOST:CONTAINER[/PROTO]) and rate (RATE[/BURST]) are the capability arguments a runtime
+    passes (portMappings, bandwidth): a plugin gets them in runtimeConfig when its entry declares
+    the capability. DEL and CHECK reuse the ones ADD had."""
     from nppctl.errors import NppctlError
     from nppctl.nodes import get_node
 
@@ -37,8 +85,16 @@ def cni_call(cluster: str, node: str, pod: str, command: str, ifname: str = "eth
     _check_pod(pod)
     if not POD_NAME.match(ifname) or len(ifname) > 15:
         raise NppctlError(f"interface name {ifname!r} is not valid: 1-15 letters, digits, '.', '_' or '-'")
+    capability_args = {}
+    if ports:
+        capability_args["portMappings"] = [port_mapping(p) for p in ports]
+    if rate:
+        capability_args["bandwidth"] = bandwidth(rate)
+    if capability_args and command != "ADD":
+        raise NppctlError("--port and --bandwidth go with `cni add`: DEL and CHECK reuse what ADD had")
     target = get_node(cluster, node)
-    return agent.run_agent(target, "cni", {"command": command, "pod": pod, "ifname": ifname})["result"]
+    spec = {"command": command, "pod": pod, "ifname": ifname, "capability_args": capability_args}
+    return agent.run_agent(target, "cni", spec)["result"]
 
 
 def cni_exec(cluster: str, node: str, pod: str, argv: list[str]) -> tuple[int, str]:

@@ -62,21 +62,46 @@ def docker_client():
     return client
 
 
-@pytest.fixture(scope="session")
-def node_image(docker_client) -> str:
-    """The debootstrap node image (built once by .ci/build-node-image.sh, cached by tag)."""
-    tag = os.environ.get("NPPCTL_TEST_IMAGE")
+def _built_image(docker_client, suite: str, env_var: str) -> str:
+    """A node image of .ci/build-node-image.sh SUITE: $ENV_VAR (.ci/run exports it), else built now."""
+    tag = os.environ.get(env_var)
     if not tag:
         out = subprocess.run(
-            ["bash", str(REPO / ".ci" / "build-node-image.sh")], capture_output=True, text=True
+            ["bash", str(REPO / ".ci" / "build-node-image.sh"), suite], capture_output=True, text=True
         )
-        require(out.returncode == 0, f"node image build ({out.stderr.strip()[-300:]})")
+        require(out.returncode == 0, f"{suite} node image build ({out.stderr.strip()[-300:]})")
         tag = out.stdout.strip().splitlines()[-1]
     try:
         docker_client.images.get(tag)
     except Exception as err:  # noqa: BLE001
         require(False, f"node image {tag} ({err})")
     return tag
+
+
+@pytest.fixture(scope="session")
+def node_image(docker_client) -> str:
+    """kindest/node's userland as kind v0.32 builds it (trixie): no python3, no ping."""
+    return _built_image(docker_client, "trixie", "NPPCTL_TEST_IMAGE")
+
+
+@pytest.fixture(scope="session")
+def node_image_bookworm(docker_client) -> str:
+    """kindest/node's userland as kind v0.21-v0.31 build it (bookworm): python3 3.11 via nfs-common."""
+    return _built_image(docker_client, "bookworm", "NPPCTL_TEST_IMAGE_BOOKWORM")
+
+
+@pytest.fixture(scope="session")
+def python_node_image(docker_client, node_image) -> str:
+    """The image `up` derives from node_image (nppctl.nodeimage: python3 3.13 from trixie's apt),
+    built once and then cached by the engine."""
+    from nppctl import nodeimage
+    from nppctl.errors import NppctlError
+
+    try:
+        return nodeimage.ensure_python_image(node_image, client=docker_client).image
+    except NppctlError as err:
+        require(False, f"python3 image derived from {node_image} ({err})")
+        raise
 
 
 # Chains that outlive any one network on a node: the plugin's own (nppctl/plugin/firewall.py) and the

@@ -7,5 +7,7 @@ JSON object `main.py` prints. One module per job:
   nodenet.py  the node's own part of the pod network: cni0, routes to other nodes, masquerade, forwarding
   runtime.py  the container runtime's part: runs the first conflist's chain for ADD/DEL/CHECK
   icmp.py     ICMP echo from Python (kind nodes have no `ping`), in the node or in a pod's namespace
-  main.py     command dispatch: probe, setup, status, cni, ping
+  tcp.py      TCP server and clients from Python in a pod's namespace (the check's Service probe)
+  kubeproxy.py  a ClusterIP Service as iptables rules shaped as kube-proxy's (labs without kube-proxy)
+  main.py     command dispatch: probe, setup, status, cni, ping, tcp-*, service
 """

@@ -36,21 +36,29 @@ def _setns(fd):
         raise OSError(err, os.strerror(err))
 
 
-def raw_socket(netns=None):
-    """A raw ICMP socket in this namespace, or in the network namespace at path `netns`."""
+def socket_in(netns, sock_type, proto=0):
+    """An IPv4 socket made in this namespace, or in the network namespace at path `netns`: the thread
+    switches there, makes it and switches back; the socket stays in the namespace it was made in."""
     if netns is None:
-        return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        return socket.socket(socket.AF_INET, sock_type, proto)
     here = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    there = os.open(netns, os.O_RDONLY)
     try:
-        _setns(there)
+        there = os.open(netns, os.O_RDONLY)
         try:
-            return socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+            _setns(there)
+            try:
+                return socket.socket(socket.AF_INET, sock_type, proto)
+            finally:
+                _setns(here)
         finally:
-            _setns(here)
+            os.close(there)
     finally:
         os.close(here)
-        os.close(there)
+
+
+def raw_socket(netns=None):
+    """A raw ICMP socket in this namespace, or in the network namespace at path `netns`."""
+    return socket_in(netns, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 
 
 def echo(sock, address, seq, timeout):

@@ -6,6 +6,7 @@ with exit 1. Each command imports only the module that does it.
 
 import importlib
 import json
+import os
 import sys
 
 from .base import NETNS_DIR, AgentError
@@ -16,6 +17,10 @@ COMMANDS = {
     "setup": ("nodenet", "setup"),
     "cni": ("runtime", "cni"),
     "ping": (None, "ping"),
+    "tcp-serve": ("tcp", "serve"),
+    "tcp-stop": ("tcp", "stop"),
+    "tcp-connect": ("tcp", "connect"),
+    "service": ("kubeproxy", "service"),
 }
 
 
@@ -25,6 +30,8 @@ def ping(spec):
 
     pod = spec.get("pod")
     netns = f"{NETNS_DIR}/{pod}" if pod else spec.get("netns")
+    if pod and not os.path.exists(netns):
+        raise AgentError(f"pod {pod} has no network namespace in this node: run `nppctl cni add` first")
     return {"replies": icmp.ping(spec["targets"], netns=netns, timeout=float(spec.get("timeout", 2)))}
 
 

@@ -5,24 +5,49 @@ containers itself, named and labelled as kind names them, so the node layer find
 way. Each container runs only a sleeper (the image's entrypoint is replaced by `sleep infinity`):
 no kubelet, no API server, no pods -- `cni add` namespaces stand in for pods.
 
+As kind does: the network is created with the MTU of Docker's default bridge network and an IPv6
+ULA subnet derived from its name; $KIND_EXPERIMENTAL_DOCKER_NETWORK names another network to use;
+nodes run with apparmor=unconfined and seccomp=unconfined (Docker's default profiles deny mounts
+that `ip netns add` needs), tmpfs /run and /tmp.
+
 Addition to the kind labels: io.nppctl.provider=docker on every container this provider makes
 (LABEL_PROVIDER; the CLI skips asking for a Kubernetes API on such nodes). Also: node_names(),
-DockerProvider.ensure_network(), DockerProvider.remove_network_if_unused(); spec.mounts keys may be
-container names or short names ("worker2").
+network_name(), ula_subnet(), DockerProvider.ensure_network(), DockerProvider.remove_network_if_unused();
+spec.mounts keys may be container names or short names ("worker2").
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
+import os
+import struct
+
 from nppctl.errors import NppctlError
+from nppctl.nodeimage import KIND_DEFAULT_IMAGES, LATEST_KIND, base_image
 from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, ClusterSpec, kind_node_names
 
-DEFAULT_IMAGE = "kindest/node:v1.31.0"
+DEFAULT_IMAGE = KIND_DEFAULT_IMAGES[LATEST_KIND]  # the current kind release's node image
 LABEL_PROVIDER = "io.nppctl.provider"
-KIND_IPV6_SUBNET = "fc00:f853:ccd:e793::/64"
+NETWORK_ENV = "KIND_EXPERIMENTAL_DOCKER_NETWORK"
+MTU_OPTION = "com.docker.network.driver.mtu"
 MOUNT_POINT = "/npp-temp"
 CAPS = ["NET_ADMIN", "SYS_ADMIN", "NET_RAW"]
+SECURITY_OPT = ["apparmor=unconfined", "seccomp=unconfined"]  # as kind runs its nodes
 # Pods route through the node: forwarding on in the node's namespace (/proc/sys is read-only there).
 SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0"}
+
+
+def network_name() -> str:
+    """The Docker network nodes join: $KIND_EXPERIMENTAL_DOCKER_NETWORK, else "kind" (as kind)."""
+    return os.environ.get(NETWORK_ENV) or KIND_NETWORK
+
+
+def ula_subnet(name: str, attempt: int = 0) -> str:
+    """The IPv6 ULA /64 kind gives network NAME: fc00: then bytes 2..7 of SHA-1(name, attempt as
+    little-endian int32). "kind" -> fc00:f853:ccd:e793::/64."""
+    digest = hashlib.sha1(name.encode() + struct.pack("<i", attempt)).digest()
+    return str(ipaddress.IPv6Network((b"\xfc\x00" + digest[2:8] + bytes(8), 64)))
 
 
 def node_names(cluster: str, workers: int) -> list[tuple[str, str]]:
@@ -52,7 +77,7 @@ class DockerProvider:
         if spec.workers < 0:
             raise NppctlError(f"--workers must be 0 or more, not {spec.workers}")
         image = spec.image or DEFAULT_IMAGE
-        self._ensure_image(image)
+        base_image(image, self.client, lambda _text: None)  # pulled when missing (up did it already)
         network = self.ensure_network()
         for name, role in node_names(spec.name, spec.workers):
             self._ensure_node(spec, name, role, image, network)
@@ -75,54 +100,50 @@ class DockerProvider:
     def _containers(self, cluster: str) -> list:
         return self.client.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={cluster}"})
 
-    def _ensure_image(self, image: str) -> None:
-        import docker
-
-        try:
-            self.client.images.get(image)
-            return
-        except docker.errors.ImageNotFound:
-            pass
-        try:
-            self.client.images.pull(image)
-        except docker.errors.APIError as err:
-            raise NppctlError(
-                f"node image {image} is not on this machine and could not be pulled "
-                f"({err.explanation or err}): `docker pull {image}`, or pass --image with a local image "
-                "that has python3 and iproute2"
-            ) from err
-
     def ensure_network(self):
         """The user-defined bridge network "kind" (IPv4 + kind's IPv6 ULA when the engine allows)."""
         import docker
         from docker.types import IPAMConfig, IPAMPool
 
-        nets = self.client.networks.list(names=[KIND_NETWORK])
+        name = network_name()
+        nets = self.client.networks.list(names=[name])
         for net in nets:
-            if net.name == KIND_NETWORK:
+            if net.name == name:
                 return net
         opts = {"com.docker.network.bridge.enable_ip_masquerade": "true"}
+        mtu = self.default_bridge_mtu()
+        if mtu:
+            opts[MTU_OPTION] = str(mtu)
         try:
             return self.client.networks.create(
-                KIND_NETWORK,
+                name,
                 driver="bridge",
                 options=opts,
                 enable_ipv6=True,
-                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=KIND_IPV6_SUBNET)]),
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=ula_subnet(name))]),
             )
         except docker.errors.APIError:
             # IPv6 is optional: an engine without it still gives kind's IPv4 network.
             try:
-                return self.client.networks.create(KIND_NETWORK, driver="bridge", options=opts)
+                return self.client.networks.create(name, driver="bridge", options=opts)
             except docker.errors.APIError as err:
                 if "already exists" in str(err):  # made meanwhile by another nppctl/kind
-                    return self.client.networks.get(KIND_NETWORK)
-                raise NppctlError(
-                    f"cannot create the Docker network '{KIND_NETWORK}': {err.explanation}"
-                ) from err
+                    return self.client.networks.get(name)
+                raise NppctlError(f"cannot create the Docker network '{name}': {err.explanation}") from err
+
+    def default_bridge_mtu(self) -> int:
+        """The MTU option of Docker's default network "bridge" (0: none set), as kind reads it."""
+        import docker
+
+        try:
+            value = (self.client.networks.get("bridge").attrs.get("Options") or {}).get(MTU_OPTION, "")
+        except docker.errors.APIError:
+            return 0
+        return int(value) if str(value).isdigit() else 0
 
     def remove_network_if_unused(self, gone: set[str] = frozenset(), wait: float = 5.0) -> bool:
-        """Remove network "kind" unless a container is attached; True when removed.
+        """Remove network "kind" unless a container is attached; True when removed. A network named by
+        $KIND_EXPERIMENTAL_DOCKER_NETWORK is the user's: kept, as kind keeps it.
 
         `gone` are IDs of containers just removed: the engine may list their endpoints a moment
         longer, so while only those are attached it retries for up to `wait` seconds.
@@ -131,10 +152,12 @@ class DockerProvider:
 
         import docker
 
+        if network_name() != KIND_NETWORK:
+            return False
         deadline = time.monotonic() + wait
         while True:
             try:
-                net = self.client.networks.get(KIND_NETWORK)
+                net = self.client.networks.get(network_name())
                 attached = set(net.attrs.get("Containers") or {})
                 if attached - gone:
                     return False  # another cluster's node
@@ -182,6 +205,7 @@ class DockerProvider:
                 hostname=name,
                 labels={LABEL_CLUSTER: spec.name, LABEL_ROLE: role, LABEL_PROVIDER: self.name},
                 cap_add=CAPS,
+                security_opt=SECURITY_OPT,
                 sysctls=SYSCTLS,
                 network=network.name,
                 volumes=volumes,

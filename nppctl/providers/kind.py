@@ -16,6 +16,24 @@ INSTALL_HINT = (
 )
 
 
+TAIL = 6  # lines of kind's output after its ERROR: line shown with a failure
+
+
+def failure(what: str, lines: list[str], code: int, hint: str = "") -> str:
+    """What a failed kind run says: kind's ERROR: line first (else its last line), then the tail of
+    what it printed after it (its command output), then HINT."""
+    lines = [ln.rstrip() for ln in lines if ln.strip()]
+    at = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("ERROR:")), None)
+    if at is None:
+        head, tail = (lines[-1] if lines else f"kind exited {code}"), []
+    else:
+        head, tail = lines[at], lines[at + 1 :][-TAIL:]
+    text = f"{what} failed: {head}"
+    if tail:
+        text += "\n" + "\n".join(f"  {ln}" for ln in tail)
+    return text + (f"\n{hint}" if hint else "")
+
+
 class KindProvider:
     name = "kind"
     has_kubernetes = True
@@ -23,8 +41,8 @@ class KindProvider:
     def __init__(self) -> None:
         self.progress: Callable[[str], None] | None = None  # gets each line kind logs (spinner text)
 
-    def run(self, argv: list[str], *, what: str) -> str:
-        """Run `kind ARGV`, return its stdout; a failure becomes one NppctlError line."""
+    def run(self, argv: list[str], *, what: str, hint: str = "") -> str:
+        """Run `kind ARGV`, return its stdout; a failure becomes an NppctlError (see failure())."""
         binary = shutil.which("kind")
         if binary is None:
             raise NppctlError(f"kind not found on PATH: {INSTALL_HINT}")
@@ -42,7 +60,7 @@ class KindProvider:
                         self.progress(line.strip())
             reader.join()
         if proc.returncode != 0:
-            raise NppctlError(f"{what} failed: {lines[-1] if lines else f'kind exited {proc.returncode}'}")
+            raise NppctlError(failure(what, lines + "".join(out).splitlines(), proc.returncode, hint))
         return "".join(out)
 
     def clusters(self) -> list[str]:
@@ -64,7 +82,11 @@ class KindProvider:
             argv += ["--config", str(spec.config_file)]
         if spec.image:
             argv += ["--image", spec.image]
-        self.run(argv, what=f"kind create cluster --name {spec.name}")
+        hint = (
+            f"to look inside, run `kind create cluster --retain {' '.join(argv[2:])}` (keeps the nodes "
+            f"after a failure), then `kind export logs --name {spec.name}`"
+        )
+        self.run(argv, what=f"kind create cluster --name {spec.name}", hint=hint)
 
     def delete(self, name: str) -> None:
         self.run(["delete", "cluster", "--name", name], what=f"kind delete cluster --name {name}")

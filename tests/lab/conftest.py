@@ -72,10 +72,11 @@ def remove_cluster(docker_client, name: str, env: dict) -> None:
 
 
 @pytest.fixture
-def lab(tmp_path, docker_client, node_image):
+def lab(tmp_path, docker_client, node_image, python_node_image):
     env = dict(os.environ)
     env["PATH"] = f"{STANDINS}{os.pathsep}{env.get('PATH', '')}"
-    env["NPPCTL_TEST_IMAGE"] = node_image
+    # The stand-in kind's default image; lab.image (trixie, no python3) is what tests pass as --image.
+    env["NPPCTL_TEST_IMAGE"] = python_node_image
     env["NPPCTL_STANDIN_DIR"] = str(tmp_path / "standin-kind")
     env["COLUMNS"] = "200"  # rich tables unwrapped
     env.pop("KUBECONFIG", None)

@@ -90,10 +90,8 @@ def test_up_labels_installs_waits_ready_and_down_purges(lab, docker_client):
     lab.run("cni", "add", "--name", "np4k", "--node", "worker", "p1")
     p2 = lab.run("cni", "add", "--name", "np4k", "--node", "worker2", "p2")
     assert '"10.244.2.2/24"' in p2.stdout
-    ping = lab.run(
-        "cni", "exec", "--name", "np4k", "--node", "worker", "p1", "--", "ping", "-c", "1", "10.244.2.2"
-    )
-    assert " 0% packet loss" in ping.stdout
+    ping = lab.run("cni", "ping", "--name", "np4k", "--node", "worker", "p1", "10.244.2.2", "-c", "1")
+    assert "1 sent, 1 received, 0% packet loss" in ping.stdout
 
     second = lab.run("up", "--name", "np4k", "--workers", "2", "--timeout", "60")
     assert "exists, kept" in second.stdout

@@ -1,10 +1,13 @@
-"""`up --provider docker` -> `check` -> `down --purge`, for real: kind-shaped node containers, the plugin
-installed, `cni add` namespaces as pods, every pair pinged; then nothing left behind."""
+"""`up --provider docker` -> `check` -> `down --purge`, for real: kind-shaped node containers without
+`ping` (as kind's), the plugin installed, `cni add` namespaces as pods, every pair pinged through the node
+agent, a Service's ClusterIP fetched over kube-proxy-shaped rules; then nothing left behind."""
 
 from __future__ import annotations
 
 import json
 import time
+
+from tests.lab.kindnode import drop_ping, leftovers
 
 
 def test_up_check_down_cycle_and_a_broken_route_is_caught(lab, capsys):
@@ -15,6 +18,7 @@ def test_up_check_down_cycle_and_a_broken_route_is_caught(lab, capsys):
     up = lab.run("up", "--provider", "docker", "--workers", "2", "--image", lab.image, "--name", name)
     t_up = time.monotonic() - t0
     assert "no kubelet, no API server, no pods" in up.stdout
+    drop_ping(lab.docker, name)
     label = lab.run("label", "--name", name, ok=False)  # not timed: outside the cycle
     assert "has no Kubernetes" in label.stderr
     t1 = time.monotonic()
@@ -27,9 +31,14 @@ def test_up_check_down_cycle_and_a_broken_route_is_caught(lab, capsys):
         "pod-node: 12/12",
         "node-pod: 12/12",
         "pod-outside: 4/4",
+        "service same node: 1/1",  # the server is worker's first pod; worker's second pod fetches
+        "service across nodes: 2/2",  # the control plane's and worker2's pods
+        "service hairpin: 1/1",  # the server through its own ClusterIP
     ):
         assert line in check.stdout, check.stdout
     assert "✗" not in check.stdout
+    assert "shaped as kube-proxy's iptables mode" in check.stdout and "no kube-proxy" in check.stdout
+    assert leftovers(lab.docker, name) == {}
 
     # The matrix can fail: drop worker's route to worker2's pod subnet, and exactly those paths break.
     worker = lab.docker.containers.get(f"{name}-worker")
@@ -42,11 +51,14 @@ def test_up_check_down_cycle_and_a_broken_route_is_caught(lab, capsys):
     report = json.loads(broken.stdout)
     failed = [p for p in report["probes"] if not p["ok"]]
     assert report["failed"] == len(failed) > 0
-    on_worker = {f"{name}-worker", "npp-check-worker", "npp-check-worker-b"}
+    on_worker = {f"{name}-worker", "npp-check-worker", "npp-check-worker-b", "service/npp-check"}
     on_worker2 = {"npp-check-worker2"}
     for p in failed:
         assert {p["src"], p["dst"]} & on_worker and {p["src"], p["dst"]} & on_worker2, p
     assert all(p["ok"] for p in report["probes"] if not ({p["src"], p["dst"]} & on_worker2))
+    assert report["service"]["server"] == "npp-check-worker"
+    assert [p["ok"] for p in report["probes"] if p["category"] == "service across nodes"] == [True, False]
+    assert leftovers(lab.docker, name) == {}  # a failed check cleans up too
 
     t2 = time.monotonic()
     lab.run("down", "--name", name, "--purge")

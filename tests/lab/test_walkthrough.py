@@ -1,6 +1,7 @@
 """Every `nppctl` line of the README's walkthroughs, run as written (plus --name np4..., and --image for
-the kindless lab). The kind walkthrough runs against the stand-ins (tests/standins/): its `kubectl`
-lines and `nppctl check` (which needs a kubelet to run pods) cannot run here."""
+the kindless lab, whose nodes lose `ping` first: kind's node image has none). The kind walkthrough runs
+against the stand-ins (tests/standins/): its `kubectl` lines and `nppctl check` (which needs a kubelet to
+run pods) cannot run here."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import re
 import shlex
 
 from nppctl.resources import resource_dir
+from tests.lab.kindnode import drop_ping, leftovers
 
 README = resource_dir("templates").parent / "README.md"
-NEEDS_KUBELET = {"nppctl check"}
+NEEDS_KUBELET = {"nppctl check"}  # in the kind block only
 
 
 def walkthrough(block: str) -> list[tuple[list[str], bool, str]]:
@@ -22,7 +24,7 @@ def walkthrough(block: str) -> list[tuple[list[str], bool, str]]:
     for raw in match.group(1).splitlines():
         command, _, comment = raw.partition(" #")
         command = command.strip()
-        if command.startswith("nppctl ") and command not in NEEDS_KUBELET:
+        if command.startswith("nppctl ") and not (block == "kind" and command in NEEDS_KUBELET):
             lines.append((shlex.split(command)[1:], comment.strip().startswith("fails"), comment))
     return lines
 
@@ -44,14 +46,22 @@ def test_kindless_walkthrough(lab):
         if argv[0] == "up":
             argv += ["--image", lab.image]
         done = lab.run(*argv, ok=not fails)
+        if argv[0] == "up":
+            drop_ping(lab.docker, name)
         if fails:
             assert "nppnet-skel" in done.stderr and "skeleton" in done.stderr
             skeleton_failed = True
         if argv[:2] == ["cni", "add"] and not fails:  # the address the README promises
             claimed = re.search(r"\b(\d+\.\d+\.\d+\.\d+)\b", comment)
             assert claimed and f'"{claimed.group(1)}/24"' in done.stdout, (comment, done.stdout)
+        if argv[:2] == ["cni", "ping"]:  # the node has no ping: the agent's ICMP, with RTTs
+            assert "2 sent, 2 received, 0% packet loss" in done.stdout, done.stdout
+            assert re.search(r"reply from 10\.244\.2\.2: seq=2 time=[\d.]+ ms", done.stdout), done.stdout
         if argv[:2] == ["cni", "exec"]:
-            assert " 0% packet loss" in done.stdout
+            assert "default via 10.244.1.1 dev eth0" in done.stdout, done.stdout
+        if argv[0] == "check":
+            assert "service hairpin: 1/1" in done.stdout and "shaped as kube-proxy's" in done.stdout
+            assert leftovers(lab.docker, name) == {}
         if argv[0] == "logs" and skeleton_failed:
             assert 'outcome="error 100: nppnet-skel is a skeleton plugin' in done.stdout
     assert skeleton_failed

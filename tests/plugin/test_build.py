@@ -5,20 +5,24 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import marshal
 import os
 import re
 import shutil
 import subprocess
 import sys
+from binascii import a2b_base64
 from pathlib import Path
 
 import pytest
 
+from bench import record
 from nppctl import artifacts
 from nppctl.errors import NppctlError
 
 RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 PLUGIN_DIR = Path(artifacts.__file__).parent / "plugin"
+MAGIC = importlib.util.MAGIC_NUMBER.hex()  # this python's (tests fake the builder's)
 
 
 def _run(exe: Path, command: str, stdin: bytes, cwd: Path, **env: str) -> subprocess.CompletedProcess:
@@ -50,17 +54,95 @@ def test_executables_run_alone_from_any_folder(tmp_path, plugins):
     assert probe.returncode == 0 and probe.stderr == b""
 
 
-def test_another_python_minor_version_falls_back_to_the_sources(tmp_path, monkeypatch):
+def _other_python_build(tmp_path, monkeypatch, module="nppctl.plugin.nppnet", name="nppnet") -> Path:
+    """An executable built as by another python3 minor version (its magic number is not this
+    python's), keeping its cache in tmp_path/cache."""
     monkeypatch.setattr(importlib.util, "MAGIC_NUMBER", b"\x00\x00\r\n")
-    nppnet = artifacts.build_plugin(tmp_path / "nppnet", "nppctl.plugin.nppnet")
-    version = _run(nppnet, "VERSION", b'{"cniVersion": "0.4.0"}', cwd=tmp_path)
-    assert version.returncode == 0 and json.loads(version.stdout)["cniVersion"] == "0.4.0", version
-    exe = artifacts.build_plugin(tmp_path / "nppnet-skel", "nppctl.plugin.skel")
+    return artifacts.build_plugin(tmp_path / name, module, cache=str(tmp_path / "cache"))
+
+
+def _record(exe: Path, command: str, stdin: bytes, cwd: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """One call run in-process by bench/record.py's driver: the reply and the loader's record."""
+    full = {"PATH": RUNTIME_PATH, "CNI_COMMAND": command}
+    argv = record.argv(str(exe))
+    done = subprocess.run(argv, input=stdin, env=full, cwd=cwd, capture_output=True, timeout=60)
+    return done, record.parse(done.stderr.decode())
+
+
+def _cache_files(tmp_path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "cache").iterdir() if p.name != ".lock")
+
+
+def test_another_python_runs_byte_code_made_for_it_and_cached_once(tmp_path, monkeypatch, plugins):
+    nppnet = _other_python_build(tmp_path, monkeypatch)
+    magic = MAGIC
+    for _ in range(2):  # the first call makes the cache, the second one reads it
+        done, rec = _record(nppnet, "VERSION", b'{"cniVersion": "0.4.0"}', cwd=tmp_path)
+        assert done.returncode == 0 and json.loads(done.stdout)["cniVersion"] == "0.4.0", done
+        [cache] = _cache_files(tmp_path)
+        assert cache.startswith(f"nppnet.{magic}.")
+        assert rec["compiled"] == [] and rec["magic"] == magic
+        assert set(rec["cached"].values()) == {str(tmp_path / "cache" / cache)}
+    # verifiable: the cache holds, for this python, the very byte code the build embeds when this
+    # python builds (the same compiler, in a fresh interpreter: the same sources, the same bytes)
+    blob = (tmp_path / "cache" / cache).read_bytes()
+    key = bytes.fromhex(magic) + cache.rsplit(".", 1)[1].encode()
+    assert blob[: len(key)] == key
+    cached_codes = marshal.loads(blob[len(key) + 4 :])
+    embedded = (plugins / "nppnet").read_bytes().split(b"\n")
+    tag_at = next(i for i, line in enumerate(embedded) if re.fullmatch(rb"#[0-9a-f]{16}", line))
+    modules = sorted(_carried(plugins / "nppnet"))
+    module_lines = embedded[tag_at + 3 : tag_at + 3 + len(modules)]
+    assert [a2b_base64(line[1:]) for line in module_lines] == cached_codes[1:]
+    # the skeleton keeps its own cache file beside nppnet's
+    skel = _other_python_build(tmp_path, monkeypatch, "nppctl.plugin.skel", "nppnet-skel")
     log = tmp_path / "skel.log"
     conf = json.dumps({"cniVersion": "1.0.0", "name": "np1skel", "logFile": str(log)}).encode()
-    done = _run(exe, "DEL", conf, cwd=tmp_path, CNI_CONTAINERID="np1c1", CNI_IFNAME="eth0")
+    done = _run(skel, "DEL", conf, cwd=tmp_path, CNI_CONTAINERID="np1c1", CNI_IFNAME="eth0")
     assert done.returncode == 0, done
     assert " DEL " in log.read_text()
+    assert sorted(f.split(".")[0] for f in _cache_files(tmp_path)) == ["nppnet", "nppnet-skel"]
+
+
+def test_a_cache_that_does_not_match_is_never_trusted_and_made_again(tmp_path, monkeypatch):
+    nppnet = _other_python_build(tmp_path, monkeypatch)
+    assert _run(nppnet, "VERSION", b"", cwd=tmp_path).returncode == 0
+    [name] = _cache_files(tmp_path)
+    path = tmp_path / "cache" / name
+    good = path.read_bytes()
+    magic = bytes.fromhex(name.split(".")[1])
+    other = b"\xa7\r" if magic[:2] != b"\xa7\r" else b"\xf3\r"
+    stale = {
+        "another python's header": other + good[2:],
+        "a flipped bit in the code": good[:-40] + bytes([good[-40] ^ 1]) + good[-39:],
+        "cut short": good[: len(good) // 2],
+        "empty": b"",
+    }
+    for what, blob in stale.items():
+        path.write_bytes(blob)
+        # as an upgrade leaves it: a cache of an older build of this executable, another python's
+        (tmp_path / "cache" / f"nppnet.{other.hex()}0d0a.{name.split('.')[2]}").write_bytes(good)
+        (tmp_path / "cache" / "nppnet.0d0d0a0d.0123456789abcdef").write_bytes(good)
+        done, rec = _record(nppnet, "VERSION", b"", cwd=tmp_path)
+        assert done.returncode == 0 and json.loads(done.stdout)["supportedVersions"], (what, done)
+        assert rec["compiled"] == [] and set(rec["cached"].values()) == {str(path)}, what
+        assert path.read_bytes() == good, what  # made again, the same bytes
+        assert _cache_files(tmp_path) == [name], what  # the stale ones removed
+
+
+def test_without_a_writable_cache_the_call_compiles_its_own_code(tmp_path, monkeypatch):
+    nppnet = _other_python_build(tmp_path, monkeypatch)
+    (tmp_path / "cache").write_text("a file where the folder should be")
+    done, rec = _record(nppnet, "VERSION", b'{"cniVersion": "1.0.0"}', cwd=tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["cniVersion"] == "1.0.0", done
+    assert set(rec["cached"].values()) == {None}
+    assert "<embedded>/loader.py" in rec["compiled"]
+
+
+def test_the_builders_python_runs_the_embedded_byte_code(tmp_path, plugins):
+    done, rec = _record(plugins / "nppnet", "VERSION", b"", cwd=tmp_path)
+    assert done.returncode == 0, done
+    assert rec["compiled"] == [] and set(rec["cached"].values()) == {"<embedded>"}
 
 
 def test_builds_in_processes_with_different_modules_loaded_give_identical_bytes(tmp_path):
