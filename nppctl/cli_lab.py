@@ -25,7 +25,8 @@ def up(
             "--config",
             exists=True,
             dir_okay=False,
-            help="A kind cluster config to use as is (e.g. cluster-configs/*.yaml).",
+            help="A kind cluster config (e.g. cluster-configs/*.yaml); kind gets a copy without "
+            "kindnet unless --keep-kindnet; its podSubnet is the pod CIDR.",
         ),
     ] = None,
     workers: int = typer.Option(
@@ -36,7 +37,7 @@ def up(
     ),
     pod_cidr: str = typer.Option("10.244.0.0/16", "--pod-cidr", help="The cluster's pod network."),
     keep_kindnet: bool = typer.Option(
-        False, "--keep-kindnet", help="Leave kind's own CNI (kindnet) enabled."
+        False, "--keep-kindnet", help="Leave kind's own CNI (kindnet) enabled; install then only warns."
     ),
     mounts: bool = typer.Option(True, "--mounts/--no-mounts", help="Mount tmp/cp, tmp/w1, ... at /npp-temp."),
     provider: str = typer.Option(

@@ -86,6 +86,9 @@ def install_cmd(
     ensure_python: bool = typer.Option(
         False, "--ensure-python", help="apt-get install python3 where it is missing."
     ),
+    keep_kindnet: bool = typer.Option(
+        False, "--keep-kindnet", help="Install even where kindnet is active (duplicate pod addresses)."
+    ),
 ) -> None:
     """Install a CNI plugin on nodes: executable, conflist, cni0, routes between nodes, masquerade."""
     from nppctl.errors import NppctlError
@@ -99,7 +102,8 @@ def install_cmd(
         node_subnets = _api(name, "pod_cidrs")
         results = install(
             name, nodes=worker or None, plugin=plugin, subnet=subnet, pod_cidr=pod_cidr,
-            node_subnets=node_subnets, ensure_python=ensure_python, on_step=steps.step,
+            node_subnets=node_subnets, ensure_python=ensure_python, keep_kindnet=keep_kindnet,
+            on_step=steps.step,
         )
     from rich.table import Table
 

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nppctl import kindconfig
 from nppctl.errors import NppctlError
+from nppctl.kindconfig import MOUNT_POINT, read_kind_config, render_kind_config  # noqa: F401 - their home
 from nppctl.providers.base import ClusterSpec, kind_node_names
 
 STATE_FILE = "state.json"
-MOUNT_POINT = "/npp-temp"
 
 
 # ---------------------------------------------------------------- actions
@@ -127,47 +128,6 @@ def default_mounts(cluster: str, workers: int, base: Path) -> dict[str, Path]:
     return {node: (root / folder).resolve() for node, folder in zip(names, folders, strict=True)}
 
 
-def read_kind_config(path: Path, cluster: str) -> tuple[int, dict[str, Path]]:
-    """Workers and /npp-temp host mounts of a kind config (absolute, as kind resolves them)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise NppctlError(f"cannot read kind config {path}: {err}") from None
-    nodes = data.get("nodes") or [{"role": "control-plane"}]
-    roles = [str(n.get("role", "")) for n in nodes]
-    if roles.count("control-plane") < 1 or any(r not in ("control-plane", "worker") for r in roles):
-        raise NppctlError(f"{path}: nodes need one control-plane and roles control-plane|worker, got {roles}")
-    mounts = {}
-    for node_name, node in zip(kind_node_names(cluster, roles), nodes, strict=True):
-        for mount in node.get("extraMounts") or []:
-            if mount.get("containerPath", "").rstrip("/") == MOUNT_POINT:
-                mounts[node_name] = Path(mount["hostPath"]).expanduser().resolve()
-    return roles.count("worker"), mounts
-
-
-def render_kind_config(
-    cluster: str, mounts: dict[str, Path], workers: int, pod_cidr: str, keep_kindnet: bool
-) -> str:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined
-
-    from nppctl.resources import resource_dir
-
-    names = kind_node_names(cluster, ["control-plane"] + ["worker"] * workers)
-    nodes = [
-        {"role": "control-plane" if i == 0 else "worker", "mount": mounts.get(n)} for i, n in enumerate(names)
-    ]
-    env = Environment(
-        loader=FileSystemLoader(resource_dir("templates")),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    return env.get_template("kind-cluster.yaml.j2").render(
-        name=cluster, nodes=nodes, pod_cidr=pod_cidr, keep_kindnet=keep_kindnet
-    )
-
-
 # ---------------------------------------------------------------- up
 
 
@@ -199,25 +159,27 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         )
     state.provider = opts.provider
     spec = ClusterSpec(name=opts.name, workers=opts.workers, image=opts.image)
-    result: dict[str, dict[str, bool] | None] = {"ready": None}
+    result: dict = {"ready": None, "pod_cidr": opts.pod_cidr}  # pod_cidr: a --config's podSubnet
 
     def prepare(say) -> str:
+        user = None
         if opts.config is not None:
-            spec.workers, spec.mounts = read_kind_config(opts.config, opts.name)
-            if not opts.mounts:
-                spec.mounts = {}
+            user = kindconfig.load(opts.config, opts.name)
+            spec.workers, spec.mounts = user.workers, (user.mounts if opts.mounts else {})
+            result["pod_cidr"] = _config_pod_cidr(opts, user)
         elif opts.mounts:
             spec.mounts = default_mounts(opts.name, opts.workers, Path.cwd())
         for folder in spec.mounts.values():
             state.make_dir(folder)
         if provider.has_kubernetes:
-            if opts.config is not None:
-                spec.config_file = opts.config.resolve()
+            if user is not None:  # a copy: kindnet disabled (unless kept), hostPaths absolute
+                text = kindconfig.render_copy(user, opts.name, opts.keep_kindnet, opts.mounts)
             else:
                 text = render_kind_config(
                     opts.name, spec.mounts, opts.workers, opts.pod_cidr, opts.keep_kindnet
                 )
-                spec.config_file = state.write_file(state_dir(opts.name) / "kind-config.yaml", text)
+            spec.config_file = state.write_file(state_dir(opts.name) / "kind-config.yaml", text)
+            result["kindnet"] = opts.keep_kindnet and not (user is not None and user.disable_default_cni)
         state.save()
         what = f"{spec.workers} worker(s)"
         if spec.mounts:
@@ -241,7 +203,21 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         if hasattr(provider, "progress"):
             provider.progress = say  # kind's own progress lines under the spinner
         provider.create(spec)
+        result["created"] = True
         return f"provider {provider.name}"
+
+    def register(say) -> str:
+        from nppctl import kube
+
+        result["subnets"] = kube.wait_registered(opts.name, opts.timeout)
+        detail = ", ".join(f"{n} {cidr}" for n, cidr in result["subnets"].items())
+        if result.get("kindnet") and result.get("created"):  # let kindnet lay its conflist first
+            from nppctl import install
+
+            say("waiting for kindnet's conflist on every node")
+            install.wait_kindnet(opts.name, opts.timeout)
+            detail += "; kindnet kept and active"
+        return detail
 
     def label(say) -> str:
         from nppctl import kube
@@ -252,21 +228,20 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
     def install_plugin(say) -> str:
         from nppctl import install
 
-        subnets = None
-        if provider.has_kubernetes:
-            from nppctl import kube
-
-            subnets = kube.pod_cidrs(opts.name) or None
+        subnets = result.get("subnets") or None  # the API's podCIDRs, read once every node registered
         done = install.install(
             opts.name,
             plugin=opts.plugin,
-            pod_cidr=opts.pod_cidr,
+            pod_cidr=result["pod_cidr"],
             node_subnets=subnets,
             ensure_python=opts.ensure_python,
+            keep_kindnet=opts.keep_kindnet,
             on_step=say,
         )
-        source = "subnets from the API's spec.podCIDR" if subnets else f"subnets split from {opts.pod_cidr}"
-        return f"{len(done)} node(s), {source}"
+        split = f"subnets split from {result['pod_cidr']}"
+        source = "subnets from the API's spec.podCIDR" if subnets else split
+        warned = list(dict.fromkeys(w for r in done for w in r.warnings if "kindnet" in w))
+        return f"{len(done)} node(s), {source}" + "".join(f"; warning: {w}" for w in warned)
 
     def wait_ready(say) -> str:
         from nppctl import kube
@@ -280,6 +255,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         Action(f"Creating cluster {opts.name!r} ({provider.name})", create),
     ]
     if provider.has_kubernetes:
+        actions.append(Action("Waiting for every node to register with the API (podCIDRs)", register))
         actions.append(Action("Labelling workers node=node1, node2, ...", label))
     actions.append(Action(f"Installing plugin {opts.plugin} on every node", install_plugin))
     if provider.has_kubernetes:
@@ -288,6 +264,17 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         )
     run_actions(actions, console)
     return result["ready"]
+
+
+def _config_pod_cidr(opts: UpOptions, user: kindconfig.KindConfig) -> str:
+    """The pod CIDR of `up --config`: the config's networking.podSubnet (kind's default without one),
+    which kind allocates the nodes' podCIDRs from; a different --pod-cidr is refused."""
+    if opts.pod_cidr not in (UpOptions.pod_cidr, user.pod_subnet):
+        raise NppctlError(
+            f"--pod-cidr {opts.pod_cidr} differs from {user.path}'s networking.podSubnet {user.pod_subnet}: "
+            "drop --pod-cidr, or set podSubnet in the config"
+        )
+    return user.pod_subnet
 
 
 # ---------------------------------------------------------------- down

@@ -35,6 +35,9 @@ BRIDGE = "cni0"
 HOST_CNI_DIRS = ("/opt/cni/bin", "/usr/lib/cni")
 BUILTIN = {"nppnet": "nppnet", "skel": "nppnet-skel", "nppnet-skel": "nppnet-skel"}
 OUR_CONFLISTS = ("09-nppnet.conflist", "09-nppnet-skel.conflist")
+# kind's default CNI: kindnetd writes this in every node; its host-local hands pods (CoreDNS,
+# local-path-provisioner) addresses from the node's podCIDR, the /24 our plugin allocates from too
+KINDNET_CONFLIST = "10-kindnet.conflist"
 TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -187,6 +190,48 @@ def _ensure_python(node: Node) -> None:
             raise NppctlError(f"node {node.name}: `{' '.join(argv)}` failed: {last}")
 
 
+def wait_kindnet(cluster: str, timeout: float, interval: float = 0.5) -> list[str]:
+    """Poll until kindnet's conflist is on every node (kindnet kept: its DaemonSet writes it a while
+    after each node has its podCIDR), so that install sees it; returns the node names."""
+    import time
+
+    path = f"{CNI_CONF}/{KINDNET_CONFLIST}"
+    deadline = time.monotonic() + timeout
+    while True:
+        everyone = list_nodes(cluster)
+        lacking = [n.name for n in everyone if node_run(n, ["test", "-e", path]).code != 0]
+        if not lacking:
+            return [n.name for n in everyone]
+        if time.monotonic() > deadline:
+            raise NppctlError(
+                f"kindnet was kept but wrote no {path} on {', '.join(lacking)} in {timeout:.0f}s: "
+                f"see `kubectl -n kube-system logs ds/kindnet`, or recreate without --keep-kindnet"
+            )
+        time.sleep(interval)
+
+
+def _kindnet_check(
+    cluster: str, pf: PluginFiles, probes: dict, targets: list[str], path: str, keep: bool
+) -> str | None:
+    """Refuse a real plugin on nodes where kindnet is active (its conflist is there), unless kindnet is
+    kept on purpose; then the warning each node's result carries. The skeleton allocates nothing."""
+    active = [n for n in targets if probes.get(n) and (probes[n]["files"].get(path) or {}).get("sha256")]
+    if not active or pf.type == "nppnet-skel":
+        return None
+    reason = (
+        f"kindnet (kind's default CNI, {path}) is active on {', '.join(active)}: its host-local already "
+        "handed pods (CoreDNS, local-path-provisioner) addresses from each node's podCIDR, the /24 "
+        f"{pf.type} allocates from, so pods would get duplicate addresses"
+    )
+    if keep:
+        return reason + " (kept on purpose with --keep-kindnet; our 09- conflist sorts first and wins)"
+    raise NppctlError(
+        f"{reason}. Recreate the cluster without kindnet: `nppctl down --name {cluster}` then "
+        f"`nppctl up --name {cluster} ...` (or `--config FILE`) without --keep-kindnet; or pass "
+        "--keep-kindnet to proceed on purpose"
+    )
+
+
 def install(
     cluster: str,
     *,
@@ -196,6 +241,7 @@ def install(
     pod_cidr: str = "10.244.0.0/16",
     node_subnets: dict[str, str] | None = None,
     ensure_python: bool = False,
+    keep_kindnet: bool = False,
     on_step: Callable[[str], None] | None = None,
 ) -> list[InstallResult]:
     """Install `plugin` on `nodes` (None: all) of `cluster`; see the module docstring."""
@@ -209,6 +255,7 @@ def install(
     exe_path = f"{CNI_BIN}/{pf.type}"
     conf_path = f"{CNI_CONF}/{pf.conflist_name}"
     chained = {t: f"{CNI_BIN}/{t}" for t in _chained(pf, pod_cidr) if TYPE_NAME.match(t)}
+    kindnet_path = f"{CNI_CONF}/{KINDNET_CONFLIST}"
 
     step(f"Checking python3 on {len(everyone)} node(s)")
     building = ThreadPoolExecutor(max_workers=1)
@@ -217,7 +264,7 @@ def install(
 
     def probe(node: Node) -> dict | None:
         if node.name in target_names:
-            return _probe(node, [exe_path, conf_path, *chained.values()], ensure_python, step)
+            return _probe(node, [exe_path, conf_path, kindnet_path, *chained.values()], ensure_python, step)
         try:  # nodes not installed now only get routes: skip those the agent cannot run on
             return agent.run_agent(node, "probe", {"files": []})
         except NppctlError as err:
@@ -226,6 +273,7 @@ def install(
 
     probes = dict(zip([n.name for n in everyone], for_each_node(everyone, probe), strict=True))
     executable.result()  # a build failure raises here
+    kindnet_warning = _kindnet_check(cluster, pf, probes, target_names, kindnet_path, keep_kindnet)
     installed = {name: (p.get("state") or {}).get("subnet") for name, p in probes.items() if p}
     plan = subnets.assign(
         [n.name for n in everyone],
@@ -276,7 +324,7 @@ def install(
             plugin=pf.type,
             conflist=conf_path,
             changes=[f"wrote {p}" for p in stale] + answer["changes"],
-            warnings=warnings + answer["warnings"],
+            warnings=warnings + answer["warnings"] + ([kindnet_warning] if kindnet_warning else []),
         )
 
     return [r for r in for_each_node(everyone, apply) if r is not None]

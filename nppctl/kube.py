@@ -115,20 +115,40 @@ def nodes(cluster: str) -> list[KubeNode]:
     return out
 
 
+def wait_registered(cluster: str, timeout: float, interval: float = 0.5) -> dict[str, str]:
+    """Poll until every node container of CLUSTER is a Node in the API with a spec.podCIDR; returns
+    node -> podCIDR. kind returns before its workers' kubelets have registered, and podCIDRs follow
+    registration order, not names: nothing may read nodes or their subnets before this holds."""
+    from nppctl.nodes import list_nodes
+
+    expected = [n.name for n in list_nodes(cluster)]
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = {n.name: n for n in nodes(cluster)}
+        missing = [name for name in expected if name not in listed]
+        no_cidr = [name for name in expected if name in listed and not listed[name].pod_cidr]
+        if not missing and not no_cidr:
+            return {name: str(listed[name].pod_cidr) for name in expected}
+        if time.monotonic() > deadline:
+            why = []
+            if missing:
+                why.append(f"not registered: {', '.join(missing)}")
+            if no_cidr:
+                why.append(f"no spec.podCIDR yet: {', '.join(no_cidr)}")
+            raise NppctlError(
+                f"nodes of cluster {cluster!r} not all in the API after {timeout:.0f}s ({'; '.join(why)}); "
+                "see `nppctl logs --kubelet` and `kubectl get nodes`"
+            )
+        time.sleep(interval)
+
+
 def pod_cidrs(cluster: str, wait: float = 15) -> dict[str, str]:
-    """spec.podCIDR of every node, or {} when the API does not answer or some node has none after WAIT
-    seconds (the controller assigns them as nodes join); install then splits --pod-cidr for all nodes,
-    never mixing the two sources."""
+    """spec.podCIDR of every node, once every node container has registered (at most WAIT seconds,
+    else NppctlError), or {} when the API does not answer; install then splits --pod-cidr for all
+    nodes, never mixing the two sources."""
     if not answers(cluster):
         return {}
-    deadline = time.monotonic() + wait
-    while True:
-        listed = nodes(cluster)
-        if listed and all(n.pod_cidr for n in listed):
-            return {n.name: n.pod_cidr for n in listed}
-        if time.monotonic() > deadline:
-            return {}
-        time.sleep(1)
+    return wait_registered(cluster, wait)
 
 
 def ready(cluster: str) -> dict[str, bool]:
@@ -151,19 +171,25 @@ def wait_ready(cluster: str, timeout: float, interval: float = 1.0) -> dict[str,
         time.sleep(interval)
 
 
-def default_labels(listed: list[KubeNode]) -> dict[str, dict[str, str]]:
-    """node=node1, node=node2, ... on the workers in name order (what the course's pods select on)."""
-    workers = sorted((n.name for n in listed if not n.control_plane), key=natural_key)
-    return {name: {"node": f"node{i}"} for i, name in enumerate(workers, start=1)}
+def default_labels(workers: list[str]) -> dict[str, dict[str, str]]:
+    """node=node1, node=node2, ... on the workers in name order (what the course's pods select on):
+    node1 is <cluster>-worker whatever its podCIDR or when it registered."""
+    return {name: {"node": f"node{i}"} for i, name in enumerate(sorted(workers, key=natural_key), start=1)}
 
 
-def label_nodes(cluster: str, wanted: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
-    """Set labels per node (None: the default_labels), patching only what differs (idempotent).
+def label_nodes(
+    cluster: str, wanted: dict[str, dict[str, str]] | None = None, wait: float = 60
+) -> dict[str, dict[str, str]]:
+    """Set labels per node (None: the default_labels of the worker containers), patching only what
+    differs (idempotent), once every node container is registered (at most WAIT seconds).
     Returns the labels asked for, per node."""
+    from nppctl.nodes import list_nodes
+
     api = core(cluster)
-    listed = nodes(cluster)
-    current = {n.name: n.labels for n in listed}
-    wanted = default_labels(listed) if wanted is None else wanted
+    wait_registered(cluster, wait)
+    if wanted is None:
+        wanted = default_labels([n.name for n in list_nodes(cluster) if n.role == "worker"])
+    current = {n.name: n.labels for n in nodes(cluster)}
     for node, labels in wanted.items():
         if node not in current:
             raise NppctlError(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nppctl import cluster
+from nppctl import cluster, kindconfig
 from nppctl.errors import NppctlError
 from nppctl.providers import base
 from nppctl.resources import resource_dir
@@ -31,9 +31,61 @@ def test_rendered_config_disables_kindnet_and_mounts_absolute_course_folders(tmp
 
 
 def test_keep_kindnet_and_no_mounts():
-    cfg = yaml.safe_load(cluster.render_kind_config("np4x", {}, 3, "10.244.0.0/16", keep_kindnet=True))
-    assert "networking" not in cfg
+    cfg = yaml.safe_load(cluster.render_kind_config("np8x", {}, 3, "10.246.0.0/16", keep_kindnet=True))
+    assert cfg["networking"] == {"podSubnet": "10.246.0.0/16"}  # kindnet kept, still on --pod-cidr
     assert len(cfg["nodes"]) == 4 and not any("extraMounts" in n for n in cfg["nodes"])
+
+
+def test_rendered_config_quotes_every_user_value(tmp_path):
+    """A name that YAML would read as a boolean or with spaces, and folders holding ' #' and ': ',
+    come back exactly (kind's own name rule refuses the spaces; the template must quote anyway)."""
+    odd = tmp_path / "lab #1" / "a: b" / "w1"
+    for name in ("on", "my lab", "np8-q"):
+        mounts = {f"{name}-control-plane": tmp_path / "cp", f"{name}-worker": odd}
+        cfg = yaml.safe_load(cluster.render_kind_config(name, mounts, 1, "10.244.0.0/16", keep_kindnet=False))
+        assert cfg["name"] == name
+        assert [n["extraMounts"][0]["hostPath"] for n in cfg["nodes"]] == [str(tmp_path / "cp"), str(odd)]
+        assert cfg["nodes"][1]["role"] == "worker" and cfg["networking"]["disableDefaultCNI"] is True
+
+
+def test_user_config_copy_disables_kindnet_and_resolves_paths(tmp_path, monkeypatch):
+    """`up --config`: kind gets a copy (no kindnet unless kept, absolute hostPaths, nppctl's name);
+    its podSubnet is the pod CIDR; a node without role is a control plane, as kind defaults it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nname: other\n"
+        "networking:\n  podSubnet: 10.245.0.0/16\nnodes:\n- extraMounts:\n"
+        "  - hostPath: './tmp/x #1/'\n    containerPath: /npp-temp\n- role: worker\n"
+    )
+    user = kindconfig.load(tmp_path / "c.yaml", "np8c")
+    assert user.roles == ["control-plane", "worker"] and user.pod_subnet == "10.245.0.0/16"
+    assert not user.disable_default_cni
+    assert user.mounts == {"np8c-control-plane": tmp_path / "tmp" / "x #1"}
+    copy = yaml.safe_load(kindconfig.render_copy(user, "np8c", keep_kindnet=False))
+    assert copy["name"] == "np8c"
+    assert copy["networking"] == {"podSubnet": "10.245.0.0/16", "disableDefaultCNI": True}
+    assert copy["nodes"][0] == {
+        "extraMounts": [{"hostPath": str(tmp_path / "tmp" / "x #1"), "containerPath": "/npp-temp"}],
+        "role": "control-plane",
+    }
+    kept = yaml.safe_load(kindconfig.render_copy(user, "np8c", keep_kindnet=True, mounts=False))
+    assert kept["networking"] == {"podSubnet": "10.245.0.0/16"}
+    assert kept["nodes"] == [{"role": "control-plane"}, {"role": "worker"}]  # --no-mounts
+    default = tmp_path / "d.yaml"
+    default.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n")
+    assert kindconfig.load(default, "np8c").pod_subnet == "10.244.0.0/16"  # kind's default
+    assert kindconfig.load(default, "np8c").roles == ["control-plane"]
+
+
+def test_pod_cidr_differing_from_the_configs_podsubnet_is_refused(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n  podSubnet: 10.245.0.0/16\n"
+    )
+    user = kindconfig.load(tmp_path / "c.yaml", "np8c")
+    opts = cluster.UpOptions(name="np8c", config=tmp_path / "c.yaml", pod_cidr="10.250.0.0/16")
+    with pytest.raises(NppctlError, match="differs from .*podSubnet 10.245.0.0/16"):
+        cluster._config_pod_cidr(opts, user)
+    assert cluster._config_pod_cidr(cluster.UpOptions(), user) == "10.245.0.0/16"
 
 
 def test_other_cluster_names_get_their_own_mount_folders(tmp_path):
@@ -61,11 +113,14 @@ def test_course_cluster_configs(name, workers, mounted, tmp_path, monkeypatch):
     got_workers, mounts = cluster.read_kind_config(path, "kind")
     assert got_workers == workers
     assert sorted(mounts.values()) == sorted((tmp_path / m).resolve() for m in mounted)
+    # unlike the course's copies, ours leave kindnet out: the node is NotReady until a CNI is installed
+    assert cfg["networking"] == {"disableDefaultCNI": True}
+    assert kindconfig.load(path, "kind").pod_subnet == "10.244.0.0/16"
 
 
 def test_bad_config_is_one_line_error(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("kind: Cluster\nnodes:\n- role: boss\n")
+    bad.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: boss\n")
     with pytest.raises(NppctlError, match="roles control-plane|worker"):
         cluster.read_kind_config(bad, "kind")
 

@@ -52,13 +52,35 @@ def test_standin_kind_speaks_kinds_cli(lab, docker_client):
     assert missing.returncode == 1 and "could not locate any control plane nodes" in missing.stderr
 
 
+@pytest.mark.parametrize(
+    ("config", "args", "error"),
+    [
+        ("nodes:\n- role: boss\n", [], 'invalid configuration for node 0: "boss" is not a valid node role'),
+        ("nodes:\n- role: worker\n", [], "must have at least one control-plane node"),
+        ("", ["--name", "My Lab"], "'My Lab' is not a valid cluster name, cluster names must match"),
+        ("networking:\n  disableDefaultCni: true\n", [], "unable to decode config"),
+    ],
+)
+def test_standin_kind_refuses_configs_as_kind_does(lab, config, args, error):
+    path = lab.cwd / "c.yaml"
+    path.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n" + config)
+    done = lab.kind("create", "cluster", "--config", str(path), *(args or ["--name", "np8bad"]))
+    assert done.returncode == 1
+    assert done.stderr.startswith("ERROR: failed to create cluster: ") and error in done.stderr
+    assert not lab.containers("np8bad")
+
+
 def test_wait_ready_times_out_naming_the_nodes_without_cni(lab, monkeypatch):
     """A node is Ready only once it holds a CNI config (the stand-in API asks the node, as kubelet does)."""
     from nppctl import kube
     from nppctl.errors import NppctlError
 
     lab.clusters.append("np4r")
-    assert lab.kind("create", "cluster", "--name", "np4r").returncode == 0
+    config = lab.cwd / "c.yaml"
+    config.write_text(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n  disableDefaultCNI: true\n"
+    )
+    assert lab.kind("create", "cluster", "--name", "np4r", "--config", str(config)).returncode == 0
     for key in ("PATH", "NPPCTL_STANDIN_DIR"):
         monkeypatch.setenv(key, lab.env[key])
     kube._clients.clear()
@@ -84,13 +106,15 @@ def test_up_labels_installs_waits_ready_and_down_purges(lab, docker_client):
 
     status = lab.run("status", "--name", "np4k", "--json")
     rows = {r["node"]: r for r in yaml.safe_load(status.stdout)}
-    assert rows["np4k-worker"]["subnet"] == "10.244.1.0/24" and rows["np4k-worker2"]["ready"] is True
+    # the stand-in registers worker2 before worker (as kubelets may): podCIDRs follow registration
+    assert rows["np4k-worker2"]["subnet"] == "10.244.1.0/24" and rows["np4k-worker2"]["ready"] is True
+    assert rows["np4k-worker"]["subnet"] == "10.244.2.0/24"
 
     # pods across nodes on the API's subnets (the runtime played by `cni add`: no kubelet here)
     lab.run("cni", "add", "--name", "np4k", "--node", "worker", "p1")
     p2 = lab.run("cni", "add", "--name", "np4k", "--node", "worker2", "p2")
-    assert '"10.244.2.2/24"' in p2.stdout
-    ping = lab.run("cni", "ping", "--name", "np4k", "--node", "worker", "p1", "10.244.2.2", "-c", "1")
+    assert '"10.244.1.2/24"' in p2.stdout
+    ping = lab.run("cni", "ping", "--name", "np4k", "--node", "worker", "p1", "10.244.1.2", "-c", "1")
     assert "1 sent, 1 received, 0% packet loss" in ping.stdout
 
     second = lab.run("up", "--name", "np4k", "--workers", "2", "--timeout", "60")

@@ -186,7 +186,9 @@ def test_skel_then_add_gives_the_skeletons_error_and_a_log_line(cluster3):
     assert "plugin nppnet-skel ADD failed: code" in line, line
     after = logs.read(CLUSTER, node="worker")
     new_lines = [ln for ln in after[before:] if "s1" in ln.text]
-    assert new_lines and all(ln.error for ln in new_lines), [ln.text for ln in after]  # shown in red
+    # the failed ADD (shown in red), then the DEL the runtime runs after every failed ADD
+    assert [ln.error for ln in new_lines] == [True, False], [ln.text for ln in after]
+    assert " ADD " in new_lines[0].text and " DEL " in new_lines[1].text, [ln.text for ln in new_lines]
     with pytest.raises(NppctlError, match="nppnet-skel ADD failed"):
         runtime.cni_call(CLUSTER, "worker", "s1", "ADD")
 
