@@ -1,0 +1,200 @@
+"""Where a conformance card runs: a throwaway sandbox on this machine, or inside a lab node.
+
+run_card(plugin, ...) resolves PLUGIN (nppnet, skel or an executable's path) and the config, ships
+card.py's source to a python3 where the "node" is, and returns the card it prints (a dict, see
+card.py). The sandbox: `unshare --mount --net --fork`, in which card.py makes / private and mounts
+empty tmpfs over /tmp, /run, /var/lib/cni and /var/log, so the plugin's files, netns, links and
+iptables rules never reach the host and go with the namespaces. In a node: the node's
+/usr/bin/python3 runs it through `docker exec`, pods are netns of that node, removed at the end.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from nppctl.errors import NppctlError
+
+HERE = Path(__file__).resolve().parent
+REFERENCE_DIRS = ("/opt/cni/bin", "/usr/lib/cni")  # reference plugins for chained configs
+NODE_CNI_BIN = "/opt/cni/bin"
+NODE_SCRATCH = "/var/lib/nppctl/conformance"
+TEST_SUBNET = "10.244.99.0/24"  # nppnet/skel's own conflist in the sandbox
+BUILT = {"nppnet": "nppnet", "skel": "nppnet-skel"}
+PARALLEL_MAX = 200
+
+
+def parse_bridge(value: str | None) -> dict | None:
+    """NAME=GATEWAY/PREFIX -> {"name", "address"}."""
+    if not value:
+        return None
+    from nppctl.plugin.names import valid_ifname
+
+    name, _, address = value.partition("=")
+    try:
+        iface = ipaddress.ip_interface(address)
+        if "/" not in address or iface.network.prefixlen == iface.max_prefixlen:
+            raise ValueError
+    except ValueError:
+        raise NppctlError(
+            f"--bridge {value!r}: give NAME=GATEWAY/PREFIX, e.g. --bridge cni0=10.244.1.1/24"
+        ) from None
+    if not valid_ifname(name):
+        raise NppctlError(f"--bridge {value!r}: {name!r} is not a valid interface name (1-15 characters)")
+    return {"name": name, "address": str(iface)}
+
+
+def read_conf(path: Path) -> dict:
+    """A .conf or .conflist file as JSON, checked for what the card needs."""
+    try:
+        conf = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise NppctlError(f"cannot read --conf {path}: {err.strerror or err}") from None
+    except ValueError as err:
+        raise NppctlError(f"--conf {path} is not valid JSON ({err}): fix the file") from None
+    if not isinstance(conf, dict):
+        raise NppctlError(f"--conf {path} is not a JSON object: give a .conf or .conflist")
+    plugins = conf.get("plugins") if "plugins" in conf else [conf]
+    if not isinstance(plugins, list) or not plugins or not all(
+        isinstance(p, dict) and isinstance(p.get("type"), str) for p in plugins
+    ):
+        raise NppctlError(f"--conf {path}: every plugin needs a \"type\" (a conflist needs \"plugins\")")
+    if not isinstance(conf.get("cniVersion"), str) or not isinstance(conf.get("name"), str):
+        raise NppctlError(f"--conf {path}: \"cniVersion\" and \"name\" are required")
+    return conf
+
+
+def _icmp_source() -> str:
+    return (HERE.parent / "nodeside" / "icmp.py").read_text()
+
+
+def _spec(plugin: str, plugin_dir: str, conf: dict | None, bridge, parallel: int, timeout: float) -> dict:
+    if conf is not None and plugin not in [p.get("type") for p in conf.get("plugins", [conf])]:
+        raise NppctlError(
+            f"the config runs no plugin of type {plugin!r}: pass a --conf whose plugins include it"
+        )
+    if not 1 <= parallel <= PARALLEL_MAX:
+        raise NppctlError(f"--parallel {parallel}: use 1 to {PARALLEL_MAX}")
+    if timeout <= 0:
+        raise NppctlError(f"--timeout {timeout}: give a positive number of seconds")
+    return {
+        "plugin": plugin,
+        "plugin_dir": plugin_dir,
+        "conf": conf,
+        "bridge": bridge,
+        "parallel": parallel,
+        "timeout": timeout,
+        "icmp": _icmp_source(),
+        "prefix": "nppt",
+    }
+
+
+def _answer(stdout: str, stderr: str, where: str) -> dict:
+    lines = stdout.strip().splitlines()
+    try:
+        card = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        card = None
+    if not isinstance(card, dict):
+        detail = (stderr.strip() or stdout.strip() or "no output").splitlines()[-1]
+        raise NppctlError(f"the card's engine failed {where}: {detail}")
+    if "error" in card:
+        raise NppctlError(f"the card could not run {where}: {card['error']}")
+    return card
+
+
+def run_card(
+    plugin: str,
+    *,
+    conf: Path | None = None,
+    bridge: str | None = None,
+    parallel: int = 16,
+    timeout: float = 10.0,
+    node: str | None = None,
+    cluster: str = "kind",
+) -> dict:
+    """The card of PLUGIN (nppnet, skel, or an executable's path): a dict as card.py prints it."""
+    bridge_spec = parse_bridge(bridge)
+    conf_obj = read_conf(conf) if conf is not None else None
+    if node:
+        card = _in_node(plugin, conf_obj, bridge_spec, parallel, timeout, cluster, node)
+    else:
+        card = _in_sandbox(plugin, conf_obj, bridge_spec, parallel, timeout)
+    return card
+
+
+def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
+    if os.geteuid() != 0:
+        raise NppctlError("the sandbox needs root (network and mount namespaces): run it with sudo")
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        raise NppctlError("the sandbox needs util-linux's unshare and iproute2's ip: install them")
+    work = None
+    try:
+        if plugin in BUILT:
+            from nppctl import artifacts
+
+            work = tempfile.mkdtemp(prefix="nppctl-conformance-")
+            artifacts.build_plugins(Path(work))
+            ptype, plugin_dir = BUILT[plugin], work
+            if conf is None:
+                conf = json.loads(artifacts.render_conflist(TEST_SUBNET, plugin=ptype))
+        else:
+            path = Path(plugin).resolve()
+            if not path.is_file() or not os.access(path, os.X_OK):
+                raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an executable file")
+            if conf is None:
+                raise NppctlError(f"plugin {plugin}: pass --conf FILE (the network config to test it with)")
+            ptype, plugin_dir = path.name, str(path.parent)
+        cni_path = [plugin_dir] + [d for d in REFERENCE_DIRS if os.path.isdir(d) and d != plugin_dir]
+        spec = _spec(ptype, plugin_dir, conf, bridge, parallel, timeout)
+        spec.update(cni_path=cni_path, sandbox=True)
+        argv = ["unshare", "--mount", "--net", "--fork", "--kill-child", sys.executable, "-",
+                json.dumps(spec)]
+        done = subprocess.run(argv, input=(HERE / "card.py").read_bytes(), capture_output=True)
+    finally:
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+    card = _answer(done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace"),
+                   "in the sandbox")
+    card["where"] = "sandbox"
+    return card
+
+
+def _in_node(plugin, conf, bridge, parallel, timeout, cluster, node_name) -> dict:
+    from nppctl.artifacts import PYTHON
+    from nppctl.nodes import get_node, node_exec, node_run, put_file
+
+    target = get_node(cluster, node_name)
+    scratch = None
+    if plugin in BUILT:
+        ptype, plugin_dir = BUILT[plugin], NODE_CNI_BIN
+    else:
+        path = Path(plugin).resolve()
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an executable file")
+        scratch = f"{NODE_SCRATCH}/{os.getpid()}"
+        node_exec(target, ["mkdir", "-p", scratch])
+        put_file(target, f"{scratch}/{path.name}", path.read_bytes(), 0o755)
+        ptype, plugin_dir = path.name, scratch
+    try:
+        spec = _spec(ptype, plugin_dir, conf, bridge, parallel, timeout)
+        spec.update(cni_path=[plugin_dir] + ([NODE_CNI_BIN] if plugin_dir != NODE_CNI_BIN else []))
+        res = node_run(target, [PYTHON, "-", json.dumps(spec)], stdin=(HERE / "card.py").read_bytes())
+    finally:
+        if scratch:
+            node_exec(target, ["rm", "-rf", scratch], check=False)
+            node_exec(target, ["rmdir", NODE_SCRATCH], check=False)  # when no other card uses it
+    if res.code in (126, 127) and "python3" in (res.stdout + res.stderr):
+        raise NppctlError(
+            f"node {target.name} has no python3 at {PYTHON}, which the card runs on: rerun "
+            f"`nppctl install --name {cluster} ... --ensure-python` to install it"
+        )
+    card = _answer(res.stdout, res.stderr, f"in node {target.name}")
+    card["where"] = f"node {target.name}"
+    return card

@@ -1,0 +1,80 @@
+"""`plugin test --node`: the card inside a lab node (docker provider), its installed conflist, its pods
+removed afterwards."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from tests.conformance.conftest import CONFS, REPO, by_result, run_card
+
+CLUSTER = "np11c"
+
+
+def _nppctl(cwd, *args):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "nppctl", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def lab_node(docker_client, node_image, reference_plugins, tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("np11lab")
+    _nppctl(cwd, "down", "--name", CLUSTER, "--purge")
+    up = _nppctl(
+        cwd, "up", "--provider", "docker", "--workers", "1", "--image", node_image, "--name", CLUSTER
+    )
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        worker = docker_client.containers.get(f"{CLUSTER}-worker")
+        # What a kindest/node image has in /opt/cni/bin and the test image may lack: the host's copies.
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name in ("host-local", "ptp", "loopback"):
+                tar.add(str(reference_plugins / name), arcname=name)
+        assert worker.put_archive("/opt/cni/bin", buf.getvalue())
+        yield worker
+    finally:
+        _nppctl(cwd, "down", "--name", CLUSTER, "--purge")
+
+
+def _node_state(container) -> tuple:
+    netns = container.exec_run(["ip", "netns", "list"]).output.decode()
+    links = container.exec_run(["ip", "-o", "link", "show"]).output.decode()
+    scratch = container.exec_run(["ls", "/var/lib/nppctl"]).output.decode()
+    return netns, len(links.splitlines()), scratch
+
+
+def test_card_of_the_installed_nppnet_in_a_node(lab_node):
+    before = _node_state(lab_node)
+    done, card = run_card("nppnet", "--node", "worker", "--name", CLUSTER, "--json")
+    assert card is not None, done.stdout + done.stderr
+    assert card["where"] == f"node {CLUSTER}-worker"
+    assert card["cniVersion"] == "1.0.0" and card["chain"] == ["nppnet", "portmap"]  # the installed one
+    results = by_result(card)
+    assert results["skip"] == {"gc", "status"}
+    # Known, not the card's: cni0 made by `nppctl install` (no fixed MAC) takes the MAC of its first
+    # port after nppnet read it, so nppnet's result names the bridge's old MAC. Any other failure is new.
+    assert results["fail"] <= {"add-truth"}, card
+    for row in card["checks"]:
+        if row["id"] == "add-truth" and row["result"] == "fail":
+            assert row["detail"].startswith("cni0 in the node has MAC"), row
+    assert _node_state(lab_node) == before
+
+
+def test_card_of_a_copied_executable_in_a_node(lab_node):
+    """The host's ptp is copied into the node and run there, chained with the node's own portmap."""
+    before = _node_state(lab_node)
+    done, card = run_card(
+        "/usr/lib/cni/ptp", "--conf", str(CONFS / "ptp-host-local.conflist"),
+        "--node", "worker", "--name", CLUSTER, "--json",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert by_result(card)["fail"] == set(), card
+    assert _node_state(lab_node) == before
