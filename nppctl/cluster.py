@@ -468,7 +468,7 @@ def detect_provider(name: str) -> str | None:
     from nppctl.providers.docker import LABEL_PROVIDER
 
     try:
-        found = list_nodes(name)
+        found = list_nodes(name, stopped=True)  # a stopped node still tells who made it
     except NppctlError:
         found = []
     if any(n.container.labels.get(LABEL_PROVIDER) == "docker" for n in found):

@@ -159,8 +159,12 @@ def _pick(nodes: list[Node], cluster: str, name: str) -> Node:
 
 
 def get_node(cluster: str, name: str) -> Node:
-    """One node by its container name (kind-worker2) or its short name (worker2)."""
-    return _pick(list_nodes(cluster), cluster, name)
+    """One running node by its container name (kind-worker2) or its short name (worker2); another
+    node being stopped does not matter."""
+    node = _pick(list_nodes(cluster, stopped=True), cluster, name)
+    if not node.running:
+        raise not_running(node)
+    return node
 
 
 def find_nodes(cluster: str, names: list[str] | None, *, stopped: bool = False) -> list[Node]:

@@ -89,7 +89,7 @@ def test_logs_read_the_running_nodes_and_say_which_is_stopped(stopped_worker):
 
 def test_check_probes_the_running_nodes_and_gives_the_stopped_one_a_row(stopped_worker):
     done = nppctl("check", "--name", STOPPED, "--json", timeout=180)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 1 and done.stdout, done.stderr
     probes = json.loads(done.stdout)["probes"]
     (row,) = [p for p in probes if p["category"] == "node running"]
     assert row["src"] == f"{STOPPED}-worker2" and not row["ok"] and row["detail"].startswith("exited")
