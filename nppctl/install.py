@@ -200,7 +200,7 @@ def _files_to_write(
 
 
 def _probe(node: Node, paths: list[str], ensure_python: bool, step) -> dict:
-    spec = {"dirs": [CNI_BIN, CNI_CONF], "files": paths}
+    spec = {"dirs": [CNI_BIN, CNI_CONF, os.path.dirname(KEEPER_PROGRAM)], "files": paths}
     try:
         return agent.run_agent(node, "probe", spec)
     except NppctlError as err:

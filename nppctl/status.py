@@ -1,8 +1,8 @@
 """`nppctl status`: what each node has of the lab, read from the nodes themselves.
 
 Per node: role, address, pod subnet (from the first conflist), plugin and conflist installed,
-python3, cni0 up with the subnet's gateway (where nppnet owns cni0 it makes it at its first pod: no
-cni0 before that is right), a route to every other node's pod subnet via that node's address
+python3, cni0 up with the subnet's gateway (where nppnet owns cni0 it makes it at every ADD: no
+cni0 before the first pod is right), a route to every other node's pod subnet via that node's address
 (missing ones listed), whether the keeper runs, and Ready when the caller passes it (kube layer).
 
 A node that is not running (stopped, paused, ...) is a row too: its container state and the problem;
@@ -49,8 +49,9 @@ class NodeStatus:
 
     @property
     def bridge_pending(self) -> bool:
-        """No cni0 yet where the plugin makes it at its first pod: right, not a fault."""
-        return self.bridge_by == "plugin" and not self.bridge_exists
+        """cni0 not (yet) with the gateway where the plugin makes it, as it does at every ADD: no
+        cni0 before the first pod, or the old gateway after a subnet change, is right, not a fault."""
+        return self.bridge_by == "plugin" and not (self.bridge_up and self.gateway_ok)
 
     @property
     def bridge_ok(self) -> bool:

@@ -118,16 +118,17 @@ class Keeper:
 
     def drift(self):
         """What looks wrong without spawning a process: moved peers, missing routes, a missing bridge."""
-        spec, found = self.spec, []
+        spec, found, moved = self.spec, [], set()
         for r in spec.get("routes", []):
             addr = resolve(r["peer"]) if r.get("peer") else None
             if addr and addr != r["via"]:
                 found.append("{} moved from {} to {}".format(r["peer"], r["via"], addr))
+                moved.add(r["dst"])
                 r["via"] = addr
         kernel = kernel_routes()
         have = {(dst, gw) for dst, gw, _ in kernel}
         for r in spec.get("routes", []):
-            if (r["dst"], r["via"]) not in have:
+            if (r["dst"], r["via"]) not in have and r["dst"] not in moved:
                 found.append("no route {} via {}".format(r["dst"], r["via"]))
         if spec.get("make_bridge") and (spec["pod_subnet"], None, spec["bridge"]) not in kernel:
             found.append("{} is missing, down or without its address".format(spec["bridge"]))
