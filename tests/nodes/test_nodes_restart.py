@@ -78,8 +78,8 @@ def test_one_keeper_per_node_and_a_second_refuses(cluster):
     node = get_node(CLUSTER, "worker")
     code, out = node_exec(node, ["/usr/bin/python3", "/usr/local/lib/nppctl/keeper.py", "keep", "{}"])
     assert code == 0 and '"kept": false' in out and "another keeper holds" in out, out
-    procs = node_exec(node, ["ps", "-eo", "args"])[1]
-    assert procs.count("keeper.py keep") == 1, procs
+    procs = node_exec(node, ["ps", "-eo", "comm,args"])[1].splitlines()
+    assert len([p for p in procs if p.startswith("python3 ") and "keeper.py keep" in p]) == 1, procs
 
 
 def test_docker_restart_of_a_worker_heals_without_nppctl(cluster, docker_client):
