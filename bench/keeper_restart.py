@@ -129,12 +129,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--moved", action="store_true")
     ap.add_argument("--image", default=None)
-    ap.add_argument("--systemd", default=None, metavar="IMAGE")
+    ap.add_argument("--systemd", default=None, metavar="IMAGE",
+                    help="nodes run this image's systemd as PID 1 (e.g. the bookworm node image)")
     ap.add_argument("--cpu-seconds", type=float, default=0)
     args = ap.parse_args()
     image = args.systemd or args.image or subprocess.run(
-        ["bash", str(REPO / ".ci" / "build-node-image.sh")], capture_output=True, text=True
-    ).stdout.split()[-1]
+        ["bash", str(REPO / ".ci" / "build-node-image.sh"), "bookworm"], capture_output=True, text=True
+    ).stdout.split()[-1]  # kind's bookworm userland: has python3
     client = docker.from_env()
     remove(client)
     try:

@@ -37,8 +37,8 @@ def test_kernel_routes_are_what_ip_route_lists():
 
 
 @pytest.fixture(scope="module")
-def cluster(request, docker_client, node_image) -> str:
-    name = make_cluster(request, docker_client, node_image, CLUSTER, workers=1)
+def cluster(request, docker_client, python_node_image) -> str:
+    name = make_cluster(request, docker_client, python_node_image, CLUSTER, workers=1)
     done = install.install(name, plugin=str(BASH_PLUGIN))
     assert all("keeper started" in r.changes for r in done), [r.changes for r in done]
     return name

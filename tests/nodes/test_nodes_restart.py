@@ -22,8 +22,8 @@ DEADLINE = 60.0  # seconds; a healthy run needs about one keeper period
 
 
 @pytest.fixture(scope="module")
-def cluster(request, docker_client, node_image) -> str:
-    name = make_cluster(request, docker_client, node_image, CLUSTER, workers=2)
+def cluster(request, docker_client, python_node_image) -> str:
+    name = make_cluster(request, docker_client, python_node_image, CLUSTER, workers=2)
     request.addfinalizer(lambda: _remove_filler(docker_client))
     done = install.install(name)
     assert all("keeper started" in r.changes for r in done), [r.changes for r in done]
@@ -43,8 +43,9 @@ def _address(result: dict) -> str:
     return result["ips"][0]["address"].split("/")[0]
 
 
-def _far_pod() -> str:
-    """The pod on worker2 (never restarted): ADD again is idempotent, so each test may ask."""
+@pytest.fixture(scope="module")
+def far(cluster) -> str:
+    """The pod on worker2 (never restarted), added once."""
     return _address(runtime.cni_call(CLUSTER, "worker2", "far", "ADD"))
 
 
@@ -82,8 +83,7 @@ def test_one_keeper_per_node_and_a_second_refuses(cluster):
     assert len([p for p in procs if p.startswith("python3 ") and "keeper.py keep" in p]) == 1, procs
 
 
-def test_docker_restart_of_a_worker_heals_without_nppctl(cluster, docker_client):
-    far = _far_pod()
+def test_docker_restart_of_a_worker_heals_without_nppctl(cluster, docker_client, far):
     before = get_node(CLUSTER, "worker").address
     t0 = time.monotonic()
     docker_client.containers.get(f"{CLUSTER}-worker").restart(timeout=10)
@@ -95,15 +95,16 @@ def test_docker_restart_of_a_worker_heals_without_nppctl(cluster, docker_client)
     assert all(s.ok for s in status.status(CLUSTER))
 
 
-def test_a_worker_back_with_another_address_heals_without_nppctl(cluster, docker_client, node_image):
-    far = _far_pod()
+def test_a_worker_back_with_another_address_heals_without_nppctl(
+    cluster, docker_client, python_node_image, far
+):
     worker = docker_client.containers.get(f"{CLUSTER}-worker")
     old = get_node(CLUSTER, "worker").address
     t0 = time.monotonic()
     worker.stop(timeout=10)
     # Another container on network kind takes the freed address (Docker hands out the lowest free one).
     docker_client.containers.run(
-        node_image, entrypoint=["sleep", "infinity"], name=FILLER, network="kind", detach=True
+        python_node_image, entrypoint=["sleep", "infinity"], name=FILLER, network="kind", detach=True
     )
     filler = docker_client.containers.get(FILLER)
     assert filler.attrs["NetworkSettings"]["Networks"]["kind"]["IPAddress"] == old
