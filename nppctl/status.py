@@ -69,6 +69,7 @@ class NodeStatus:
         d = asdict(self)
         d["routes_ok"] = self.routes_ok
         d["bridge_ok"] = self.bridge_ok
+        d["bridge_pending"] = self.bridge_pending
         d["ok"] = self.ok
         return d
 
