@@ -173,7 +173,8 @@ def status_report(name: str, as_json: bool = False) -> bool:
         table.add_column(col, overflow="fold")
     for s in result:
         routes = _mark(s.routes_ok) + ("" if s.routes_ok else " missing " + ", ".join(s.routes_missing))
-        cni0 = _mark(s.bridge_up and s.gateway_ok) + (f" {s.gateway}" if s.gateway else "")
+        # "-": no cni0 yet where nppnet makes it at its next ADD (right, not a fault)
+        cni0 = _mark(None if s.bridge_pending else s.bridge_ok) + (f" {s.gateway}" if s.gateway else "")
         plugin = (_mark(s.plugin_present) + " " + escape(s.plugin)) if s.plugin else _mark(False)
         state = s.state if s.state == "running" else f"[red]{escape(s.state)}[/]"
         table.add_row(s.node, s.role, state, s.address or "-", s.subnet or "-", plugin,

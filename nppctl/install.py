@@ -1,10 +1,16 @@
 """`nppctl install`: put a CNI plugin and its conflist on kind nodes and wire the nodes together.
 
 Per node: check python3 (`--ensure-python` installs it with apt-get), copy the plugin executable
-to /opt/cni/bin (0755) and its conflist to /etc/cni/net.d/09-<type>.conflist with put_archive
-(only files whose content differs), create cni0 with the gateway address, route every other
-node's pod subnet via that node's address, masquerade pod traffic leaving the cluster CIDR.
-Nodes in parallel; a second run changes nothing (InstallResult.changes is empty).
+to /opt/cni/bin (0755) and its conflist (with the node's eth0 MTU) to
+/etc/cni/net.d/09-<type>.conflist with put_archive (only files whose content differs), route every
+other node's pod subnet via that node's address, load br_netfilter where the node can. cni0 and the
+masquerade of pod traffic leaving the cluster CIDR have one owner: nppnet makes both itself on ADD;
+for any other plugin (the skeleton, a student's own, which expect cni0 to exist) the node makes them.
+Then the keeper (nppctl/nodeside/keeper.py) is installed and running in every target node, so the
+node keeps all this right by itself after a restart or a peer's moved address: a systemd unit where
+systemd is PID 1 (kind nodes), else started now with a detached exec (the docker provider's
+entrypoint starts it at every container start). Nodes in parallel; a second run changes nothing
+(InstallResult.changes is empty).
 
 Interface: install(cluster, *, nodes, plugin, subnet, pod_cidr, node_subnets, ensure_python, on_step)
 -> list[InstallResult] (target nodes, node order).
@@ -21,6 +27,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +37,7 @@ from nppctl import agent, subnets
 from nppctl.errors import NppctlError
 from nppctl.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, not_running, put_files
 from nppctl.nodeside.base import CNI_BIN, CNI_CONF
+from nppctl.nodeside.keeper import PROGRAM as KEEPER_PROGRAM
 
 BRIDGE = "cni0"
 # Where the host may hold the plugins a conflist chains after ours (e.g. portmap): copied into a
@@ -43,6 +51,20 @@ KINDNET_CONFLIST = "10-kindnet.conflist"
 TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # A conflist file name read back from a node's own record: checked before it is removed there as root.
 CONFLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.(conflist|conf|json)$")
+KEEPER_UNIT = "/etc/systemd/system/nppctl-keeper.service"
+KEEPER_ARGV = ["/usr/bin/python3", KEEPER_PROGRAM, "keep", "{}"]  # the fixed command, as PID 1 runs it
+KEEPER_UNIT_TEXT = f"""[Unit]
+Description=nppctl keeper: this node's routes to the other nodes' pods, kept right after restarts
+After=network.target
+
+[Service]
+ExecStart={" ".join(KEEPER_ARGV)}
+Restart=always
+RestartSec=2
+
+[Install]
+WantedBy=multi-user.target
+""".encode()
 
 
 @dataclass
@@ -115,7 +137,9 @@ def _built(ptype: str) -> bytes:
         return built[ptype].read_bytes()
 
 
-def _conflist(pf: PluginFiles, assignment: subnets.Assignment, pod_cidr: str) -> bytes:
+def _conflist(
+    pf: PluginFiles, assignment: subnets.Assignment, pod_cidr: str, mtu: int | None = None
+) -> bytes:
     from nppctl import artifacts
 
     text = artifacts.render_conflist(
@@ -123,6 +147,7 @@ def _conflist(pf: PluginFiles, assignment: subnets.Assignment, pod_cidr: str) ->
         plugin=pf.type if pf.builtin else "nppnet",
         gateway=assignment.gateway,
         bridge=BRIDGE,
+        mtu=mtu,
         cluster_cidr=pod_cidr,
     )
     if not pf.builtin:
@@ -175,7 +200,7 @@ def _files_to_write(
 
 
 def _probe(node: Node, paths: list[str], ensure_python: bool, step) -> dict:
-    spec = {"dirs": [CNI_BIN, CNI_CONF], "files": paths}
+    spec = {"dirs": [CNI_BIN, CNI_CONF, os.path.dirname(KEEPER_PROGRAM)], "files": paths}
     try:
         return agent.run_agent(node, "probe", spec)
     except NppctlError as err:
@@ -246,6 +271,46 @@ def _kindnet_check(
     )
 
 
+def _plugin_owns_bridge(pf: PluginFiles) -> bool:
+    """nppnet makes cni0 and its masquerade on ADD; for any other plugin the node does."""
+    return pf.builtin and pf.type == "nppnet"
+
+
+def _keeper_files(probe: dict) -> dict[str, tuple[bytes, int]]:
+    files = {KEEPER_PROGRAM: (agent.script(), 0o755)}
+    if probe.get("init") == "systemd":
+        files[KEEPER_UNIT] = (KEEPER_UNIT_TEXT, 0o644)
+    return files
+
+
+def _start_keeper(node: Node, probe: dict, unit_written: bool) -> list[str]:
+    """The keeper running in NODE (never two: the keeper itself refuses a second); what was done."""
+    if probe.get("init") == "systemd":
+        if not unit_written and probe.get("keeper"):
+            return []
+        for argv in (
+            ["systemctl", "daemon-reload"],
+            ["systemctl", "enable", "nppctl-keeper.service"],
+            ["systemctl", "restart" if probe.get("keeper") else "start", "nppctl-keeper.service"],
+        ):
+            res = node_run(node, argv)
+            if res.code != 0:
+                last = (res.stderr.strip() or res.stdout.strip() or "no output").splitlines()[-1]
+                raise NppctlError(f"node {node.name}: `{' '.join(argv)}` failed: {last}")
+        return ["keeper enabled and started (systemd unit nppctl-keeper.service)"]
+    if probe.get("keeper"):
+        return []  # a changed program restarts itself
+    node.container.exec_run(KEEPER_ARGV, detach=True)
+    deadline = time.monotonic() + 5
+    while not agent.run_agent(node, "probe", {"files": []}).get("keeper"):
+        if time.monotonic() > deadline:
+            raise NppctlError(
+                f"node {node.name}: the keeper did not start; see {node.name}'s /var/log/nppctl-keeper.log"
+            )
+        time.sleep(0.1)
+    return ["keeper started"]
+
+
 def install(
     cluster: str,
     *,
@@ -270,6 +335,7 @@ def install(
     conf_path = f"{CNI_CONF}/{pf.conflist_name}"
     chained = {t: f"{CNI_BIN}/{t}" for t in _chained(pf, pod_cidr) if TYPE_NAME.match(t)}
     kindnet_path = f"{CNI_CONF}/{KINDNET_CONFLIST}"
+    node_owns = not _plugin_owns_bridge(pf)
 
     step(f"Checking python3 on {len(everyone)} node(s)")
     building = ThreadPoolExecutor(max_workers=1)
@@ -281,7 +347,7 @@ def install(
             if not node.running:
                 return not_running(node)
             try:
-                paths = [exe_path, conf_path, kindnet_path, *chained.values()]
+                paths = [exe_path, conf_path, kindnet_path, *chained.values(), KEEPER_PROGRAM, KEEPER_UNIT]
                 return _probe(node, paths, ensure_python, step)
             except NppctlError as err:
                 return err  # this node fails; the others go on
@@ -307,7 +373,8 @@ def install(
         node_subnets=node_subnets,
         installed=installed,
     )
-    step(f"Installing {pf.type} on {len(targets)} node(s): files, {BRIDGE}, routes, masquerade")
+    owned = f"{BRIDGE}, routes, masquerade" if node_owns else f"routes ({pf.type} makes {BRIDGE})"
+    step(f"Installing {pf.type} on {len(targets)} node(s): files, {owned}, keeper")
 
     def failed(node: Node, err: NppctlError) -> InstallResult:
         mine = plan[node.name]
@@ -329,15 +396,17 @@ def install(
 
     def _apply(node: Node) -> InstallResult | None:
         others = [o for o in everyone if o.name != node.name and o.address]
-        routes = [{"dst": plan[o.name].subnet, "via": o.address} for o in others]
+        routes = [{"dst": plan[o.name].subnet, "via": o.address, "peer": o.name} for o in others]
         prune = {"within": pod_cidr, "via": [o.address for o in everyone if o.address]}
         if node.name not in target_names:
             for change in agent.run_agent(node, "setup", {"routes": routes, "prune": prune})["changes"]:
                 step(f"Rerouted {node.name} (not reinstalled): {change}")
             return None
         mine = plan[node.name]
-        wanted = {exe_path: (pf.executable, 0o755), conf_path: (_conflist(pf, mine, pod_cidr), 0o644)}
-        stale, warnings = _files_to_write(wanted, chained, probes[node.name]["files"])
+        facts = probes[node.name]
+        conflist = _conflist(pf, mine, pod_cidr, facts.get("mtu"))
+        wanted = {exe_path: (pf.executable, 0o755), conf_path: (conflist, 0o644), **_keeper_files(facts)}
+        stale, warnings = _files_to_write(wanted, chained, facts["files"])
         if stale:
             put_files(node, stale)
         previous = _recorded(probes[node.name], "conflist")
@@ -350,15 +419,24 @@ def install(
             "setup",
             {
                 "bridge": BRIDGE,
+                "make_bridge": node_owns,
                 "gateway_cidr": mine.gateway_cidr,
                 "routes": routes,
                 "prune": prune,
                 "pod_subnet": mine.subnet,
                 "cluster_cidr": pod_cidr,
+                "masquerade": node_owns,
                 "remove": sorted(remove),
-                "state": {"plugin": pf.type, "conflist": pf.conflist_name, "subnet": mine.subnet},
+                "keeper": True,
+                "state": {
+                    "plugin": pf.type,
+                    "conflist": pf.conflist_name,
+                    "subnet": mine.subnet,
+                    "bridge_by": "node" if node_owns else "plugin",
+                },
             },
         )
+        started = _start_keeper(node, facts, KEEPER_UNIT in stale)
         return InstallResult(
             node=node.name,
             role=node.role,
@@ -367,7 +445,7 @@ def install(
             source=mine.source,
             plugin=pf.type,
             conflist=conf_path,
-            changes=[f"wrote {p}" for p in stale] + answer["changes"],
+            changes=[f"wrote {p}" for p in stale] + answer["changes"] + started,
             warnings=warnings + answer["warnings"] + ([kindnet_warning] if kindnet_warning else []),
         )
 

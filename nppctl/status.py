@@ -1,8 +1,9 @@
 """`nppctl status`: what each node has of the lab, read from the nodes themselves.
 
 Per node: role, address, pod subnet (from the first conflist), plugin and conflist installed,
-python3, cni0 up with the subnet's gateway, a route to every other node's pod subnet via that
-node's address (missing ones listed), and Ready when the caller passes it (kube layer).
+python3, cni0 up with the subnet's gateway (where nppnet owns cni0 it makes it at every ADD: no
+cni0 before the first pod is right), a route to every other node's pod subnet via that node's address
+(missing ones listed), whether the keeper runs, and Ready when the caller passes it (kube layer).
 
 A node that is not running (stopped, paused, ...) is a row too: its container state and the problem;
 the other nodes still report their data.
@@ -33,8 +34,11 @@ class NodeStatus:
     conflist: str | None = None  # the first conf file in /etc/cni/net.d (what a runtime uses)
     python3: str | None = None  # its version, None when absent
     bridge_up: bool = False
+    bridge_exists: bool = False
+    bridge_by: str | None = None  # who makes cni0 and the masquerade: "plugin" (nppnet, on ADD) or "node"
     gateway: str | None = None  # the address cni0 should hold
     gateway_ok: bool = False
+    keeper: bool | None = None  # nppctl's keeper runs in the node (restores routes after a restart)
     routes_missing: list[str] = field(default_factory=list)  # "<subnet> via <address>"
     ready: bool | None = None  # None: the API did not answer (or no Kubernetes)
     problem: str | None = None
@@ -44,16 +48,28 @@ class NodeStatus:
         return not self.routes_missing
 
     @property
+    def bridge_pending(self) -> bool:
+        """cni0 not (yet) with the gateway where the plugin makes it, as it does at every ADD: no
+        cni0 before the first pod, or the old gateway after a subnet change, is right, not a fault."""
+        return self.bridge_by == "plugin" and not (self.bridge_up and self.gateway_ok)
+
+    @property
+    def bridge_ok(self) -> bool:
+        return self.bridge_pending or (self.bridge_up and self.gateway_ok)
+
+    @property
     def ok(self) -> bool:
         return bool(
             self.state == "running" and not self.problem
-            and self.subnet and self.plugin_present and self.python3 and self.bridge_up and self.gateway_ok
+            and self.subnet and self.plugin_present and self.python3 and self.bridge_ok
             and self.routes_ok and self.ready is not False
         )
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["routes_ok"] = self.routes_ok
+        d["bridge_ok"] = self.bridge_ok
+        d["bridge_pending"] = self.bridge_pending
         d["ok"] = self.ok
         return d
 
@@ -94,6 +110,9 @@ def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeSt
         st.plugin = ",".join(str(p["type"]) for p in f["plugins"]) or None
         st.plugin_present = bool(f["plugins"]) and all(p["present"] for p in f["plugins"])
         st.bridge_up = bool(f["bridge"].get("up"))
+        st.bridge_exists = bool(f["bridge"].get("exists"))
+        st.bridge_by = (f.get("state") or {}).get("bridge_by")
+        st.keeper = f.get("keeper")
         st.gateway = _gateway(st.subnet) if st.subnet else None
         st.gateway_ok = st.gateway is not None and st.gateway in f["bridge"].get("addresses", [])
         out.append(st)

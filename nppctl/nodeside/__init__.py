@@ -5,9 +5,10 @@ JSON object `main.py` prints. One module per job:
   base.py     paths, the agent's error, running `ip`/`iptables` argv lists, JSON files
   facts.py    probe (python3, file hashes, installed state) and status (facts for `nppctl status`)
   nodenet.py  the node's own part of the pod network: cni0, routes to other nodes, masquerade, forwarding
+  keeper.py   the keeper install leaves running in a node: keeps nodenet's part right after restarts
   runtime.py  the container runtime's part: runs the first conflist's chain for ADD/DEL/CHECK
   icmp.py     ICMP echo from Python (kind nodes have no `ping`), in the node or in a pod's namespace
   tcp.py      TCP server and clients from Python in a pod's namespace (the check's Service probe)
   kubeproxy.py  a ClusterIP Service as iptables rules shaped as kube-proxy's (labs without kube-proxy)
-  main.py     command dispatch: probe, setup, status, cni, ping, tcp-*, service
+  main.py     command dispatch: probe, setup, status, cni, ping, tcp-*, service, keep
 """

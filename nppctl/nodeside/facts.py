@@ -6,8 +6,19 @@ import sys
 from .base import CNI_BIN, CNI_CONF, STATE, AgentError, conf_files, ip_json, load_conflist, read_json, sha256
 
 
+def _first_line(path):
+    try:
+        with open(path) as f:
+            return f.readline().strip()
+    except OSError:
+        return None
+
+
 def probe(spec):
-    """python3's version, sha256 and mode of the asked files, the installed state; makes spec["dirs"]."""
+    """python3's version, sha256 and mode of the asked files, the installed state, PID 1's name
+    (systemd or not), whether a keeper runs, eth0's MTU; makes spec["dirs"]."""
+    from .keeper import running
+
     for d in spec.get("dirs", []):
         os.makedirs(d, exist_ok=True)
     files = {}
@@ -17,7 +28,15 @@ def probe(spec):
         except OSError:
             mode = None
         files[path] = {"sha256": sha256(path), "mode": mode}
-    return {"python": sys.version.split()[0], "files": files, "state": read_json(STATE)}
+    mtu = _first_line("/sys/class/net/eth0/mtu")
+    return {
+        "python": sys.version.split()[0],
+        "files": files,
+        "state": read_json(STATE),
+        "init": _first_line("/proc/1/comm"),
+        "keeper": running(),
+        "mtu": int(mtu) if mtu and mtu.isdigit() else None,
+    }
 
 
 def _range_subnet(ipam):
@@ -29,6 +48,8 @@ def _range_subnet(ipam):
 
 
 def status(spec):
+    from .keeper import running
+
     files = conf_files()
     first = files[0] if files else None
     conf, types, subnet = None, [], None
@@ -64,4 +85,5 @@ def status(spec):
         "bridge": bridge,
         "routes": routes,
         "state": read_json(STATE),
+        "keeper": running(),
     }

@@ -16,6 +16,7 @@ COMMANDS = {
     "status": ("facts", "status"),
     "setup": ("nodenet", "setup"),
     "cni": ("runtime", "cni"),
+    "keep": ("keeper", "keep"),
     "ping": (None, "ping"),
     "tcp-serve": ("tcp", "serve"),
     "tcp-stop": ("tcp", "stop"),

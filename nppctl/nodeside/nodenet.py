@@ -1,9 +1,13 @@
-"""The node's own part of the pod network, as `nppctl install` sets it up (`setup` command).
+"""The node's own part of the pod network, as `nppctl install` sets it up (`setup` command) and the
+keeper (keeper.py) keeps it: both call `make_right`.
 
-cni0 with the subnet's gateway address, a route to every other node's pod subnet via that node's
-address (stale ones pruned), one MASQUERADE rule for pods leaving the cluster CIDR, IPv4 forwarding,
-stale conflists removed, the installed state recorded. Each step changes only what differs and
-reports what it changed, so a second run reports nothing.
+A route to every other node's pod subnet via that node's address (stale ones pruned), IPv4
+forwarding, br_netfilter with net.bridge.bridge-nf-call-iptables=1 (replies bridged straight back to
+a pod must pass conntrack for Services); and where the node owns them (spec["make_bridge"] and
+spec["masquerade"]: any plugin but nppnet, which makes its bridge and masquerade itself on ADD) cni0
+with the subnet's gateway address and one MASQUERADE rule for pods leaving the cluster CIDR.
+`setup` also removes stale conflists, records the installed state and writes the keeper's config.
+Each step changes only what differs and reports what it changed, so a second run reports nothing.
 """
 
 import ipaddress
@@ -14,22 +18,29 @@ import shutil
 from .base import STATE, ip_json, read_json, run, write_json
 
 MASQ_COMMENT = "nppctl pod masquerade"
+KEEPER_CONF = "/etc/nppctl/keeper.json"  # what the keeper keeps: written by `setup` from install's spec
+KEEPER_KEYS = ("bridge", "make_bridge", "gateway_cidr", "routes", "pod_subnet", "cluster_cidr", "masquerade")
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
 
 def bridge(spec, changes):
-    name, gw = spec["bridge"], spec["gateway_cidr"]
+    """cni0 up with the gateway address where the node owns it (spec["make_bridge"]); either way an
+    existing cni0 loses addresses of an earlier subnet (else their route would shadow another node's)."""
+    name, gw, make = spec["bridge"], spec["gateway_cidr"], spec.get("make_bridge")
     links = ip_json("link", "show", "dev", name)
+    if not links and not make:
+        return
     if not links:
         run(["ip", "link", "add", name, "type", "bridge"])
         changes.append(f"created bridge {name}")
         links = ip_json("link", "show", "dev", name)
-    if "UP" not in links[0].get("flags", []):
+    if make and "UP" not in links[0].get("flags", []):
         run(["ip", "link", "set", name, "up"])
         changes.append(f"set {name} up")
     have = []
     for a in (ip_json("-4", "addr", "show", "dev", name) or [{}])[0].get("addr_info", []):
         have.append("{}/{}".format(a["local"], a["prefixlen"]))
-    if gw not in have:
+    if make and gw not in have:
         run(["ip", "addr", "add", gw, "dev", name])
         changes.append(f"added {gw} to {name}")
     for old in have:
@@ -60,21 +71,26 @@ def routes(spec, changes):
 
 
 def masquerade(spec, changes):
-    """One MASQUERADE rule for this node's pods leaving the cluster CIDR; older ones of ours removed."""
+    """One MASQUERADE rule for this node's pods leaving the cluster CIDR when the node owns it
+    (spec["masquerade"]); every other rule of ours removed (all of them where the plugin owns it)."""
     subnet, cluster = spec["pod_subnet"], spec["cluster_cidr"]
-    rule = ["-s", subnet, "!", "-d", cluster, "-m", "comment", "--comment", MASQ_COMMENT, "-j", "MASQUERADE"]
-    if run(["iptables", "-t", "nat", "-C", "POSTROUTING", *rule], check=False).returncode != 0:
-        run(["iptables", "-t", "nat", "-A", "POSTROUTING", *rule])
-        changes.append(f"masquerade {subnet} leaving {cluster}")
+    wanted = (subnet, cluster) if spec.get("masquerade") else None
     listed = run(["iptables", "-t", "nat", "-S", "POSTROUTING"]).stdout.decode()
+    have = set()
     for line in listed.splitlines():
         args = shlex.split(line)
         if MASQ_COMMENT not in args or args[:1] != ["-A"]:
             continue
         src, dst = args[args.index("-s") + 1], args[args.index("-d") + 1]
-        if (src, dst) != (subnet, cluster):
-            run(["iptables", "-t", "nat", "-D", *args[1:]])
-            changes.append(f"removed stale masquerade of {src} leaving {dst}")
+        if (src, dst) == wanted and wanted not in have:
+            have.add(wanted)
+            continue
+        run(["iptables", "-t", "nat", "-D", *args[1:]])
+        changes.append(f"removed {'stale ' if wanted else ''}masquerade of {src} leaving {dst}")
+    if wanted and wanted not in have:
+        rule = ["-s", subnet, "!", "-d", cluster, "-m", "comment", "--comment", MASQ_COMMENT]
+        run(["iptables", "-t", "nat", "-A", "POSTROUTING", *rule, "-j", "MASQUERADE"])
+        changes.append(f"masquerade {subnet} leaving {cluster}")
 
 
 def forwarding(changes, warnings):
@@ -90,22 +106,75 @@ def forwarding(changes, warnings):
         warnings.append("IPv4 forwarding is off and /proc/sys is read-only: pods cannot reach other nodes")
 
 
-def setup(spec):
-    changes, warnings = [], []
+def bridge_netfilter(changes, warnings):
+    """br_netfilter loaded (modprobe when the node has the host's modules) and bridged IPv4 passing
+    iptables; one warning with the reason where the node cannot have it."""
+    why = None
+    if not os.path.exists(BRIDGE_NF):
+        modules = "/lib/modules/" + os.uname().release
+        if not os.path.isdir(modules):
+            why = f"the br_netfilter module is not loaded and this node has no {modules} to load it from"
+        elif not shutil.which("modprobe"):
+            why = "the br_netfilter module is not loaded and this node has no modprobe (kmod)"
+        else:
+            p = run(["modprobe", "br_netfilter"], check=False)
+            if p.returncode == 0 and os.path.exists(BRIDGE_NF):
+                changes.append("loaded br_netfilter")
+            else:
+                err = p.stderr.decode(errors="replace").strip().splitlines()
+                why = "`modprobe br_netfilter` failed: " + (err[-1] if err else f"exit {p.returncode}")
+    if why is None:
+        with open(BRIDGE_NF) as f:
+            if f.read().strip() == "1":
+                return
+        try:
+            with open(BRIDGE_NF, "w") as f:
+                f.write("1")
+            changes.append("set net.bridge.bridge-nf-call-iptables=1")
+            return
+        except OSError:
+            why = "net.bridge.bridge-nf-call-iptables is 0 and /proc/sys is read-only in this node"
+    warnings.append(
+        f"{why}: replies bridged straight back to a pod skip conntrack, so a pod reaching a pod on its "
+        "own node through a Service fails (on the host: `modprobe br_netfilter`, then recreate the node)"
+    )
+
+
+def make_right(spec, changes, warnings):
+    """The node's own part made right (see the module docstring); the keeper calls it too."""
     if spec.get("bridge"):
         bridge(spec, changes)
     routes(spec, changes)
-    if spec.get("pod_subnet") and spec.get("masquerade", True):
+    if spec.get("pod_subnet"):
         if shutil.which("iptables"):
             masquerade(spec, changes)
         else:
             warnings.append("no iptables in this node: pod traffic leaving the cluster is not masqueraded")
-    if spec.get("bridge"):
         forwarding(changes, warnings)
+        bridge_netfilter(changes, warnings)
+
+
+def keeper_config(spec):
+    """The keeper's config after this setup: the spec's keys it keeps (a node only rerouted keeps the
+    rest of what it had)."""
+    if spec.get("keeper"):
+        return {k: spec[k] for k in KEEPER_KEYS if k in spec}
+    conf = read_json(KEEPER_CONF)
+    if isinstance(conf, dict) and "routes" in spec:
+        return dict(conf, routes=spec["routes"])
+    return conf
+
+
+def setup(spec):
+    changes, warnings = [], []
+    make_right(spec, changes, warnings)
     for path in spec.get("remove", []):
         if os.path.exists(path):
             os.unlink(path)
             changes.append(f"removed {path}")
     if spec.get("state") and read_json(STATE) != spec["state"]:
         write_json(STATE, spec["state"])
+    conf = keeper_config(spec)
+    if conf is not None and read_json(KEEPER_CONF) != conf:
+        write_json(KEEPER_CONF, conf)
     return {"changes": changes, "warnings": warnings}

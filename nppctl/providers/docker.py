@@ -2,8 +2,9 @@
 
 nppctl makes the Docker network "kind" (a user-defined bridge, as kind makes it) and the node
 containers itself, named and labelled as kind names them, so the node layer finds them the same
-way. Each container runs only a sleeper (the image's entrypoint is replaced by `sleep infinity`):
-no kubelet, no API server, no pods -- `cni add` namespaces stand in for pods.
+way. Each container runs only a sleeper (the image's entrypoint is replaced by ENTRYPOINT_SCRIPT,
+which also starts nppctl's keeper once install put it in the node): no kubelet, no API server, no
+pods -- `cni add` namespaces stand in for pods.
 
 As kind does: the network is created with the MTU of Docker's default bridge network and an IPv6
 ULA subnet derived from its name; $KIND_EXPERIMENTAL_DOCKER_NETWORK names another network to use;
@@ -41,6 +42,15 @@ CAPS = ["NET_ADMIN", "SYS_ADMIN", "NET_RAW"]
 SECURITY_OPT = ["apparmor=unconfined", "seccomp=unconfined"]  # as kind runs its nodes
 # Pods route through the node: forwarding on in the node's namespace (/proc/sys is read-only there).
 SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0"}
+# Bridged replies pass conntrack (Services): settable only where the host has br_netfilter loaded.
+BRIDGE_NF_SYSCTL = ("net.bridge.bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-iptables")
+# The node's PID 1, a fixed script: starts the keeper once install has put it in the node, and exits
+# at once on SIGTERM (`docker stop`/`restart` need not wait 10 s for a sleep that ignores it).
+ENTRYPOINT_SCRIPT = (
+    "trap 'exit 0' TERM INT; "
+    "if [ -x /usr/bin/python3 ] && [ -f {program} ]; then /usr/bin/python3 {program} keep '{{}}' & fi; "
+    "sleep infinity & wait"
+)
 
 
 def ula_subnet(name: str, attempt: int = 0) -> str:
@@ -192,6 +202,11 @@ class DockerProvider:
             if c.status != "running":
                 c.start()
             return
+        from nppctl.nodeside.keeper import PROGRAM
+
+        sysctls = dict(SYSCTLS)
+        if os.path.exists(BRIDGE_NF_SYSCTL[1]):
+            sysctls[BRIDGE_NF_SYSCTL[0]] = "1"
         volumes = {}
         mount = self._mount_for(spec, name)
         if mount is not None:
@@ -199,14 +214,14 @@ class DockerProvider:
         try:
             self.client.containers.run(
                 image,
-                entrypoint=["sleep", "infinity"],
+                entrypoint=["/bin/sh", "-c", ENTRYPOINT_SCRIPT.format(program=PROGRAM)],
                 command=[],
                 name=name,
                 hostname=name,
                 labels={LABEL_CLUSTER: spec.name, LABEL_ROLE: role, LABEL_PROVIDER: self.name},
                 cap_add=CAPS,
                 security_opt=SECURITY_OPT,
-                sysctls=SYSCTLS,
+                sysctls=sysctls,
                 network=network.name,
                 volumes=volumes,
                 tmpfs={"/run": "", "/tmp": ""},

@@ -31,3 +31,11 @@ def leftovers(docker, name: str) -> dict[str, list[str]]:
         if left:
             found[node.name] = left
     return found
+
+
+def pause_keeper(node, resume: bool = False) -> None:
+    """Stop (or continue) nppctl's keeper in NODE (a container), which would restore a route a test
+    deletes by hand within seconds."""
+    pid = node.exec_run(["cat", "/run/nppctl-keeper.lock"]).output.decode().strip()
+    assert pid.isdigit(), pid
+    assert node.exec_run(["kill", "-CONT" if resume else "-STOP", pid]).exit_code == 0

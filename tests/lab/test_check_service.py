@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from tests.lab.kindnode import drop_ping, leftovers, nodes
+from tests.lab.kindnode import drop_ping, leftovers, nodes, pause_keeper
 
 
 def test_ctrl_c_during_check_removes_rules_server_and_pods(lab):
@@ -23,6 +23,7 @@ def test_ctrl_c_during_check_removes_rules_server_and_pods(lab):
     cp = lab.docker.containers.get(f"{name}-control-plane")
     cp_address = cp.attrs["NetworkSettings"]["Networks"]["kind"]["IPAddress"]
     route = json.loads(worker.exec_run(["ip", "-j", "route", "show", "via", cp_address]).output)[0]["dst"]
+    pause_keeper(worker)  # it would put the route back at once
     assert worker.exec_run(["ip", "route", "del", route, "via", cp_address]).exit_code == 0
 
     check = subprocess.Popen(
@@ -50,6 +51,7 @@ def test_ctrl_c_during_check_removes_rules_server_and_pods(lab):
     assert len(nodes(lab.docker, name)) == 2
 
     assert worker.exec_run(["ip", "route", "add", route, "via", cp_address]).exit_code == 0
+    pause_keeper(worker, resume=True)
     again = lab.run("check", "--name", name, "--json")  # every probe, hairpin too (the plugin's hairpinMode)
     report = json.loads(again.stdout)
     assert report["service"]["server"] == "npp-check-worker" and report["failed"] == 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.lab.kindnode import drop_ping, leftovers
+from tests.lab.kindnode import drop_ping, leftovers, pause_keeper
 
 
 def test_up_check_down_cycle_and_a_broken_route_is_caught(lab, capsys):
@@ -46,6 +46,7 @@ def test_up_check_down_cycle_and_a_broken_route_is_caught(lab, capsys):
     address2 = worker2.attrs["NetworkSettings"]["Networks"]["kind"]["IPAddress"]
     rc, out = worker.exec_run(["ip", "-j", "route", "show", "via", address2])
     subnet2 = json.loads(out)[0]["dst"]
+    pause_keeper(worker)  # it would put the route back at once
     assert worker.exec_run(["ip", "route", "del", subnet2, "via", address2]).exit_code == 0
     broken = lab.run("check", "--name", name, "--json", ok=False)
     report = json.loads(broken.stdout)

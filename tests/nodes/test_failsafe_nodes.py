@@ -129,7 +129,7 @@ def test_install_all_completes_the_healthy_nodes_and_prints_every_outcome(broken
     assert line.startswith(expected), line
     status = json.loads(nppctl("status", "--name", BROKEN, "--json").stdout)
     healthy = [r for r in status if r["node"] != f"{BROKEN}-worker"]
-    assert len(healthy) == 2 and all(r["plugin_present"] and r["bridge_up"] for r in healthy), healthy
+    assert len(healthy) == 2 and all(r["plugin_present"] and r["bridge_ok"] for r in healthy), healthy
 
 
 def test_logs_follow_leaves_no_tail_in_the_nodes(stopped_worker):

@@ -42,7 +42,8 @@ def test_create_makes_kind_shaped_nodes_and_is_idempotent(provider, docker_clien
         assert c.labels[LABEL_CLUSTER] == CLUSTER and c.labels[LABEL_ROLE] == n.role
         assert c.attrs["Config"]["Hostname"] == n.name
         assert set(c.attrs["HostConfig"]["CapAdd"]) >= {"NET_ADMIN", "SYS_ADMIN", "NET_RAW"}
-        assert c.attrs["Config"]["Entrypoint"] == ["sleep", "infinity"]
+        entry = c.attrs["Config"]["Entrypoint"]
+        assert entry[:2] == ["/bin/sh", "-c"] and entry[2].endswith("sleep infinity & wait")
         assert n.address == c.attrs["NetworkSettings"]["Networks"][KIND_NETWORK]["IPAddress"]
     assert node_exec(get_node(CLUSTER, "worker"), ["cat", "/npp-temp/hello"])[1] == "from the host\n"
     assert node_exec(get_node(CLUSTER, "worker2"), ["ls", "/npp-temp"], check=False)[0] != 0  # no mount asked
