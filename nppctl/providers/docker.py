@@ -9,7 +9,8 @@ pods -- `cni add` namespaces stand in for pods.
 As kind does: the network is created with the MTU of Docker's default bridge network and an IPv6
 ULA subnet derived from its name; $KIND_EXPERIMENTAL_DOCKER_NETWORK names another network to use;
 nodes run with apparmor=unconfined and seccomp=unconfined (Docker's default profiles deny mounts
-that `ip netns add` needs), tmpfs /run and /tmp.
+that `ip netns add` needs), tmpfs /run and /tmp; the entrypoint remounts /proc/sys read-write, as
+it is in kind's privileged nodes.
 
 Addition to the kind labels: io.nppctl.provider=docker on every container this provider makes
 (LABEL_PROVIDER; the CLI skips asking for a Kubernetes API on such nodes). Also: node_names(),
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import struct
 
 from nppctl.errors import NppctlError
@@ -40,7 +42,7 @@ MTU_OPTION = "com.docker.network.driver.mtu"
 MOUNT_POINT = "/npp-temp"
 CAPS = ["NET_ADMIN", "SYS_ADMIN", "NET_RAW"]
 SECURITY_OPT = ["apparmor=unconfined", "seccomp=unconfined"]  # as kind runs its nodes
-# Pods route through the node: forwarding on in the node's namespace (/proc/sys is read-only there).
+# Pods route through the node: forwarding on in the node's namespace from the start.
 SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0"}
 # Bridged replies pass conntrack (Services): settable only where the host has br_netfilter loaded.
 BRIDGE_NF_SYSCTL = ("net.bridge.bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-iptables")
@@ -48,6 +50,9 @@ BRIDGE_NF_SYSCTL = ("net.bridge.bridge-nf-call-iptables", "/proc/sys/net/bridge/
 # at once on SIGTERM (`docker stop`/`restart` need not wait 10 s for a sleep that ignores it).
 ENTRYPOINT_SCRIPT = (
     "trap 'exit 0' TERM INT; "
+    # kind's nodes are privileged: /proc/sys is writable there (the reference portmap writes
+    # route_localnet of the bridge); Docker mounts it read-only, CAP_SYS_ADMIN may remount it
+    "mount -o remount,rw /proc/sys 2>/dev/null; "
     "if [ -x /usr/bin/python3 ] && [ -f {program} ]; then /usr/bin/python3 {program} keep '{{}}' & fi; "
     "sleep infinity & wait"
 )
