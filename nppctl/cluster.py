@@ -147,11 +147,13 @@ class LabState:
 
     def check_purge(self) -> None:
         """Refuse (NppctlError, one line) unless every recorded path is one nppctl may remove: an
-        absolute, normalised path inside the lab folder (the working folder or the state folder), not a
-        symlink, and a file only when it is one of nppctl's own files in the state folder."""
+        absolute, normalised path inside the lab folder (the working folder or the state folder, or the
+        folder holding state folders), not a symlink, and a file only when it is one of nppctl's own
+        files in the state folder."""
         own = state_dir(self.name)
         lab = Path.cwd().resolve()
         where = own / STATE_FILE
+        base = own.parent  # ./.nppctl or $NPPCTL_STATE_DIR: a folder up may have made, removed when empty
         for raw in self.created:
             path = Path(raw)
             reason = None
@@ -159,7 +161,8 @@ class LabState:
                 reason = "not an absolute, normalised path"
             elif path.is_symlink():
                 reason = "a symlink (nppctl makes none)"
-            elif not (path.resolve().is_relative_to(lab) or path.resolve().is_relative_to(own)):
+            elif not (path.resolve().is_relative_to(lab) or path.resolve().is_relative_to(own)
+                      or path.resolve() == base):
                 reason = f"outside the lab folder {lab} and the state folder {own}"
             elif path.resolve() == lab:
                 reason = "the lab folder itself"

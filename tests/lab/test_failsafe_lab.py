@@ -138,3 +138,15 @@ def test_a_bad_kubeconfig_is_one_line_with_a_remedy(lab, kubeconfig, says):
     assert "--debug" not in line or "traceback" in line.lower()
     debug = lab.run("--debug", "label", "--name", "np6k", ok=False)
     assert "Traceback" in debug.stderr
+
+
+def test_down_purge_removes_a_state_folder_up_made_under_nppctl_state_dir(lab):
+    """$NPPCTL_STATE_DIR outside the lab folder: the folder `up` made for it is nppctl's to remove."""
+    state = lab.cwd.parent / "np6-state"
+    lab.env["NPPCTL_STATE_DIR"] = str(state)
+    lab.clusters.append("np6e")
+    lab.run("up", "--provider", "docker", "--workers", "0", "--no-mounts", "--name", "np6e",
+            "--image", lab.image)
+    assert (state / "np6e" / "state.json").is_file()
+    lab.run("down", "--name", "np6e", "--purge")
+    assert not state.exists() and lab.containers("np6e") == []
