@@ -316,6 +316,13 @@ def drop_firewall_rules(subnet: str, bridge: str) -> None:
             words = shlex.split(rule)
             if words[:1] == ["-A"] and ({subnet, bridge, f"nppnet:{bridge}"} & set(words)):
                 sh("iptables", "-w", "-t", table, "-D", *words[1:], check=False)
+    # nppnet's own chains, once no network uses them: their jumps, then the chains
+    chains = (("filter", "NPPNET-FORWARD", "FORWARD"), ("nat", "NPPNET-POSTROUTING", "POSTROUTING"))
+    for table, chain, builtin in chains:
+        listed = sh("iptables", "-w", "-t", table, "-S", chain, check=False).stdout.split("\n")
+        if [line for line in listed if line.strip()] == [f"-N {chain}"]:
+            sh("iptables", "-w", "-t", table, "-D", builtin, "-j", chain, check=False)
+            sh("iptables", "-w", "-t", table, "-X", chain, check=False)
 
 
 def report_latency(ours: Plugin, ref: Plugin) -> None:

@@ -19,6 +19,7 @@ app = typer.Typer(
     help="The kind CNI lab in one command, and the nppnet plugin it installs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 _state = {"debug": False}
 INTERRUPTED = "interrupted: node-side work stopped; nppctl's commands are idempotent: rerun to finish"

@@ -12,7 +12,7 @@ import time
 import typer
 
 cni_app = typer.Typer(help="Play the container runtime in a node: CNI ADD/DEL/CHECK on a namespace.",
-                      no_args_is_help=True)
+                      no_args_is_help=True, rich_markup_mode=None)
 
 NAME = typer.Option("kind", "--name", "-n", help="Cluster name (kind's --name).")
 NODE = typer.Option(..., "--node", help="Node: container name or short name (worker, worker2, ...).")

@@ -9,6 +9,7 @@ import typer
 plugin_app = typer.Typer(
     help="Build the nppnet plugin executables, render their conflist, test a plugin against the CNI spec.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
