@@ -93,16 +93,23 @@ def masquerade(spec, changes):
         changes.append(f"masquerade {subnet} leaving {cluster}")
 
 
-def forwarding(changes, warnings):
-    path = "/proc/sys/net/ipv4/ip_forward"
+def _switch_on(path, change, changes):
+    """A /proc/sys flag set to 1 (CHANGE reported when this call set it); False when it is 0 and
+    cannot be written (a read-only /proc/sys)."""
     with open(path) as f:
         if f.read().strip() == "1":
-            return
+            return True
     try:
         with open(path, "w") as f:
             f.write("1")
-        changes.append("enabled IPv4 forwarding")
     except OSError:
+        return False
+    changes.append(change)
+    return True
+
+
+def forwarding(changes, warnings):
+    if not _switch_on("/proc/sys/net/ipv4/ip_forward", "enabled IPv4 forwarding", changes):
         warnings.append("IPv4 forwarding is off and /proc/sys is read-only: pods cannot reach other nodes")
 
 
@@ -124,16 +131,9 @@ def bridge_netfilter(changes, warnings):
                 err = p.stderr.decode(errors="replace").strip().splitlines()
                 why = "`modprobe br_netfilter` failed: " + (err[-1] if err else f"exit {p.returncode}")
     if why is None:
-        with open(BRIDGE_NF) as f:
-            if f.read().strip() == "1":
-                return
-        try:
-            with open(BRIDGE_NF, "w") as f:
-                f.write("1")
-            changes.append("set net.bridge.bridge-nf-call-iptables=1")
+        if _switch_on(BRIDGE_NF, "set net.bridge.bridge-nf-call-iptables=1", changes):
             return
-        except OSError:
-            why = "net.bridge.bridge-nf-call-iptables is 0 and /proc/sys is read-only in this node"
+        why = "net.bridge.bridge-nf-call-iptables is 0 and /proc/sys is read-only in this node"
     warnings.append(
         f"{why}: replies bridged straight back to a pod skip conntrack, so a pod reaching a pod on its "
         "own node through a Service fails (on the host: `modprobe br_netfilter`, then recreate the node)"
