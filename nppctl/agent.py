@@ -53,7 +53,9 @@ def run_agent(node, command: str, spec: dict) -> dict:
     from nppctl.nodes import node_run
 
     res = node_run(node, [PYTHON, "-", command, json.dumps(spec)], stdin=script())
-    if res.code in (126, 127) and "python3" in (res.stdout + res.stderr):
+    # 126/127: the engine could not start PYTHON (its message, naming it, sometimes never reaches us)
+    said = (res.stdout + res.stderr).strip()
+    if res.code in (126, 127) and (not said or "python3" in said):
         raise NppctlError(
             f"node {node.name} has no python3 at {PYTHON}: nppnet and nppctl's node agent need it; rerun "
             f"`nppctl install --name {node.cluster} ... --ensure-python` to install it with the node's "
