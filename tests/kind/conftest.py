@@ -1,0 +1,156 @@
+"""The real kind world (.ci/kind-world.sh): kind v0.33.0, Kubernetes v1.37.0 built from Go modules, the
+node image assembled as kind assembles kindest/node, and a registry that mirrors docker.io for the
+course's `image: busybox` / `image: nginx`.
+
+The world is found as .ci/kind-world.sh prints it: NPPCTL_KIND, NPPCTL_KUBECTL, NPPCTL_NODE_IMAGE,
+NPPCTL_REGISTRY (the mirror URL nodes use) in the environment (.ci/run exports them), else the
+world.env file the script writes under its cache ($NPPCTL_WORLD, default /var/cache/nppctl-world).
+Missing, the tests skip on a developer's machine and fail in CI.
+
+One cluster per module (`kind_lab`), named np5*, deleted at the module's end whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+
+REPO = Path(__file__).resolve().parents[2]
+WORLD_KEYS = ("KIND", "KUBECTL", "NODE_IMAGE", "REGISTRY")
+REGISTRY_CONTAINER = "nppctl-registry"
+
+
+def load_world() -> dict[str, str]:
+    world = {k: os.environ.get(f"NPPCTL_{k}", "") for k in WORLD_KEYS}
+    env_file = Path(os.environ.get("NPPCTL_WORLD", "/var/cache/nppctl-world")) / "world.env"
+    if not all(world.values()) and env_file.is_file():
+        for line in env_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key in world and not world[key]:
+                world[key] = value.strip()
+    return world
+
+
+@pytest.fixture(scope="session")
+def world(docker_client) -> dict[str, str]:
+    found = load_world()
+    missing = [k for k in WORLD_KEYS if not found[k]]
+    require(not missing, f"the kind world ({', '.join(missing)} unset: run bash .ci/kind-world.sh)")
+    for key in ("KIND", "KUBECTL"):
+        require(os.access(found[key], os.X_OK), f"{key}={found[key]} executable")
+    try:
+        docker_client.images.get(found["NODE_IMAGE"])
+        registry = docker_client.containers.get(REGISTRY_CONTAINER)
+    except Exception as err:  # noqa: BLE001
+        require(False, f"the kind world's node image and registry ({err})")
+    require(registry.status == "running", f"{REGISTRY_CONTAINER} running")
+    return found
+
+
+@dataclass
+class KindLab:
+    """`nppctl`, `kubectl` and `kind` of the world, run in a scratch folder for cluster NAME."""
+
+    name: str
+    cwd: Path
+    env: dict
+    world: dict
+    docker: object
+    timings: dict = field(default_factory=dict)
+
+    def _run(self, argv, ok, timeout, input=None):
+        done = subprocess.run(argv, cwd=self.cwd, env=self.env, capture_output=True, text=True,
+                              timeout=timeout, input=input)
+        shown = f"{' '.join(map(str, argv))} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+        if ok is True:
+            assert done.returncode == 0, shown
+        elif ok is False:
+            assert done.returncode != 0, shown
+        return done
+
+    def nppctl(self, *args, ok: bool | None = True, timeout: float = 600):
+        return self._run([sys.executable, "-m", "nppctl", *args], ok, timeout)
+
+    def kubectl(self, *args, ok: bool | None = True, timeout: float = 120, input=None):
+        return self._run([self.world["KUBECTL"], "--context", f"kind-{self.name}", *args], ok, timeout, input)
+
+    def kind(self, *args, ok: bool | None = True, timeout: float = 300):
+        return self._run([self.world["KIND"], *args], ok, timeout)
+
+    def json(self, *args) -> dict:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def node_exec(self, node: str, *argv: str, ok: bool | None = True, timeout: float = 60):
+        return self._run(["docker", "exec", node, *argv], ok, timeout)
+
+    def wait(self, what: str, probe, timeout: float = 180, every: float = 1.0):
+        """Call PROBE until it returns a true value (given back) or TIMEOUT passes (fails the test)."""
+        end = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < end:
+            last = probe()
+            if last:
+                return last
+            time.sleep(every)
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+    def pods(self, selector: str | None = None) -> list[dict]:
+        args = ["get", "pods"] + (["-l", selector] if selector else [])
+        return self.json(*args)["items"]
+
+    def running(self, pod: str) -> dict | None:
+        item = self.json("get", "pod", pod)
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in item["status"].get("conditions", []))
+        return item if ready and item["status"].get("podIP") else None
+
+    def attach_registry(self) -> None:
+        """As kind's local-registry guide: the registry joins the cluster's Docker network."""
+        subprocess.run(["docker", "network", "connect", "kind", REGISTRY_CONTAINER], capture_output=True)
+        networks = self.docker.containers.get(REGISTRY_CONTAINER).attrs["NetworkSettings"]["Networks"]
+        assert "kind" in networks, networks
+
+
+def delete_cluster(world: dict, name: str, env: dict, docker_client) -> None:
+    subprocess.run([world["KIND"], "delete", "cluster", "--name", name], env=env, capture_output=True,
+                   timeout=300)
+    for c in docker_client.containers.list(all=True, filters={"label": f"io.x-k8s.kind.cluster={name}"}):
+        c.remove(force=True, v=True)
+
+
+def make_lab(tmp_path_factory, world, docker_client, name: str):
+    cwd = tmp_path_factory.mktemp(name)
+    bindir = cwd.parent / f"{name}-bin"
+    bindir.mkdir(exist_ok=True)
+    for tool in ("KIND", "KUBECTL"):
+        link = bindir / Path(world[tool]).name
+        if not link.exists():
+            link.symlink_to(world[tool])
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join(
+        [str(bindir)] + [p for p in env.get("PATH", "").split(os.pathsep) if "standins" not in p]
+    )
+    env["KUBECONFIG"] = str(cwd.parent / f"{name}-kubeconfig")
+    env["COLUMNS"] = "200"
+    env.pop("NPPCTL_STATE_DIR", None)
+    return KindLab(name, cwd, env, world, docker_client)
+
+
+@pytest.fixture(scope="module")
+def kind_lab(request, tmp_path_factory, world, docker_client):
+    name = getattr(request.module, "CLUSTER", "np5k")
+    lab = make_lab(tmp_path_factory, world, docker_client, name)
+    delete_cluster(world, name, lab.env, docker_client)  # a leftover of an interrupted run
+    yield lab
+    for what, seconds in lab.timings.items():
+        print(f"timing {name}: {what} {seconds:.1f} s")
+    delete_cluster(world, name, lab.env, docker_client)
