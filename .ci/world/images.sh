@@ -6,7 +6,7 @@
 #     iptables, so its image is a Debian minbase with iptables and conntrack, as distroless-iptables
 #     carries them; the others are the static binary alone, with /etc/passwd, /etc/group and CA
 #     certificates. Saved as docker-archive tars in $W/images/ for the node image to import.
-#   - pod images: busybox (Debian's busybox-static, every applet linked) and nginx (Debian minbase
+#   - pod images: busybox (Debian trixie's busybox-static, every applet linked) and nginx (Debian minbase
 #     with Debian's nginx), tagged for the registry as library/busybox and library/nginx.
 #   - the registry's own image: crane's `registry serve`, storing blobs on disk.
 # A tag's suffix is a hash of this script and the versions, so a change rebuilds.
@@ -90,12 +90,14 @@ if ! have "$nginx"; then
 fi
 busybox="nppctl-world/busybox:$key"
 if ! have "$busybox"; then
-  say "image $busybox (Debian's busybox-static)"
-  d="$tmp/busybox"
-  skeleton "$d"; mkdir -p "$d/bin" "$d/root" "$d/var/www"
-  install -m 0755 /bin/busybox "$d/bin/busybox"
-  for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -sf busybox "$d/bin/$a"; done
-  import "$busybox" "$d" --change 'CMD ["sh"]' --change "LABEL io.nppctl.world=$key"
+  ( say "image $busybox (Debian trixie's busybox-static, every applet linked)"
+    # trixie's 1.37: bookworm's 1.35 build segfaults in `wget -T` (the timeout nppctl check uses)
+    minbase trixie "$tmp/busybox-src" busybox-static
+    d="$tmp/busybox"
+    skeleton "$d"; mkdir -p "$d/bin" "$d/root" "$d/var/www"
+    install -m 0755 "$tmp/busybox-src/bin/busybox" "$d/bin/busybox"
+    for a in $("$d/bin/busybox" --list); do [[ $a == busybox ]] || ln -sf busybox "$d/bin/$a"; done
+    import "$busybox" "$d" --change 'CMD ["sh"]' --change "LABEL io.nppctl.world=$key" ) & pids+=($!)
 fi
 for p in "${pids[@]}"; do wait "$p"; done
 

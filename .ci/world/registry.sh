@@ -27,7 +27,7 @@ for img in busybox nginx; do
   # the pushed image's config digest is the local image ID: push only what the registry lacks
   have=$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "http://127.0.0.1:5001/v2/library/$img/manifests/latest" 2>/dev/null \
-    | sed -n 's/.*"config":{[^}]*"digest":"\([^"]*\)".*/\1/p' || true)
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["config"]["digest"])' 2>/dev/null || true)
   if [[ $have != "$want" ]]; then
     say "push library/$img:latest"
     docker tag "nppctl-world/$img:latest" "127.0.0.1:5001/library/$img:latest"

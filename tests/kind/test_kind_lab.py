@@ -158,7 +158,8 @@ def test_pods_reach_nginx_through_a_service_via_the_real_kube_proxy(kind_lab):
     lab.kubectl("apply", "-f", str(PODS / "forexec2-node1.yaml"))
     pod_ip(lab, "forexec2")
     for client in ("forexec2", "forexec3"):  # same node as nginx, the other node
-        page = lab.wait(f"{client} -> {cluster_ip}", lambda c=client: _fetch_ok(lab, c, cluster_ip), timeout=60)
+        page = lab.wait(f"{client} -> {cluster_ip}", lambda c=client: _fetch_ok(lab, c, cluster_ip),
+                        timeout=60)
         assert "Welcome to nginx" in page
     # hairpin: nginx reaches itself through its own Service (bash's /dev/tcp: the image has no wget)
     hairpin = lab.kubectl(
@@ -215,7 +216,8 @@ def _leftovers(lab) -> dict[str, list[str]]:
     left = {}
     for node in WORKERS:
         links = lab.node_exec(node, "ip", "-o", "link", "show", "master", "cni0", ok=None).stdout.splitlines()
-        store = lab.node_exec(node, "sh", "-c", "ls /var/lib/cni/networks/*/ 2>/dev/null", ok=None).stdout.split()
+        store = lab.node_exec(node, "sh", "-c", "ls /var/lib/cni/nppnet/*/ 2>/dev/null",
+                              ok=None).stdout.split()
         left[node] = [ln.split(":")[1].strip() for ln in links] + [f for f in store if re.match(r"\d+\.", f)]
     return left
 
