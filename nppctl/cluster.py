@@ -354,9 +354,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         if provider.exists(opts.name):
             return "cluster exists: its nodes keep their image"
         chosen = image_for_up(provider, opts.image, say, opts.config)
-        if chosen is None:
-            return "left to kind; python3 from apt in each node if it lacks one"
-        spec.image = chosen.image
+        spec.image = chosen.image  # None: left to kind
         return chosen.describe()
 
     def create(say) -> str:
