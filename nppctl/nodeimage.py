@@ -21,8 +21,10 @@ KIND_DEFAULT_IMAGES, kind release -> default image recorded from each tag's imag
 not in the table either, the image is left to kind and the nodes get python3 from apt one by one
 (install's ensure_python), and `up` says why.
 
-apt runs inside the container and needs the internet there: HTTP_PROXY, HTTPS_PROXY and NO_PROXY
-(either case) of nppctl's environment are passed in, as kind passes them into its nodes.
+apt runs inside the container and needs the internet there: the proxies of ~/.docker/config.json
+(the Docker SDK sets them in the container, as kind v0.33+ sets them in its nodes), overridden by
+HTTP_PROXY, HTTPS_PROXY and NO_PROXY (either case) of nppctl's environment (proxy_env), as kind's
+environment overrides them.
 Interface: ensure_python_image(base, *, say, client) -> NodeImage; kind_binary_image(path);
 default_image(kind_version); derived_tag(base); has_python(image, client).
 """
@@ -271,10 +273,24 @@ def _build(client, base: str, img, tag: str, say: Callable[[str], None]) -> None
         box.remove(force=True)
 
 
+def proxy_env(environ) -> dict[str, str]:
+    """The proxy variables apt gets in the build container, as kind gives them to its nodes: each of
+    HTTP_PROXY, HTTPS_PROXY and NO_PROXY from ENVIRON (upper case first), in both cases. The
+    container already holds ~/.docker/config.json's proxies (the Docker SDK puts them in, as kind
+    v0.33+ does for its nodes when the environment names none); these override them, lower case
+    (which apt reads) too."""
+    env = {}
+    for name in PROXY_VARS[:3]:
+        value = environ.get(name) or environ.get(name.lower())
+        if value:
+            env[name] = env[name.lower()] = value
+    return env
+
+
 def _apt(box, argv: list[str], say, base: str, missing: str | None = None) -> None:
     """Run ARGV in the build container, each output line to `say`; a failure is one NppctlError line."""
     api = box.client.api
-    env = {k: v for k in PROXY_VARS if (v := os.environ.get(k))}
+    env = proxy_env(os.environ)
     env["DEBIAN_FRONTEND"] = "noninteractive"
     run = api.exec_create(box.id, argv, environment=env)
     lines: list[str] = []
@@ -301,7 +317,8 @@ def _apt(box, argv: list[str], say, base: str, missing: str | None = None) -> No
         raise NppctlError(
             f"apt cannot reach its mirror while adding python3 to {base} ({offline[:160]}): apt runs "
             "inside a node container and needs the internet there, or a proxy in HTTP_PROXY/HTTPS_PROXY "
-            "(nppctl and kind pass them into nodes); or pass --image with a node image that has python3"
+            "or ~/.docker/config.json's proxies (nppctl and kind pass them into nodes); or pass --image "
+            "with a node image that has python3"
         )
     last = lines[-1] if lines else f"exit {code}"
     raise NppctlError(f"adding python3 to {base}: `{' '.join(argv)}` failed: {last[:200]}")
