@@ -53,6 +53,15 @@ def up(
         help="Install python3 (the plugin's interpreter) with apt-get in nodes that lack it, "
         "as kindest/node does.",
     ),
+    registry_mirrors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--registry-mirror",
+            metavar="URL",
+            help="A pull-through cache of Docker Hub (http[s]://HOST[:PORT]) every node's containerd "
+            "pulls docker.io images through; repeat for several, tried in order (kind provider).",
+        ),
+    ] = None,
 ) -> None:
     """Create the cluster (kept when it exists), label workers, install the plugin, wait until Ready."""
     from nppctl import cluster
@@ -69,6 +78,7 @@ def up(
         image=image,
         timeout=timeout,
         ensure_python=ensure_python,
+        registry_mirrors=tuple(registry_mirrors or ()),
     )
     console = _console()
     console.print(f"Bringing up lab {name!r} with the {provider} provider ...")

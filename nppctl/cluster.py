@@ -228,6 +228,7 @@ class UpOptions:
     image: str | None = None
     timeout: float = 300.0
     ensure_python: bool = True  # a node image without python3 gets it (nppctl.nodeimage, else apt per node)
+    registry_mirrors: tuple[str, ...] = ()  # docker.io mirrors for every node's containerd (registrymirror)
 
 
 def preflight(opts: UpOptions, provider) -> None:
@@ -239,6 +240,7 @@ def preflight(opts: UpOptions, provider) -> None:
     from nppctl.nodes import docker_client
 
     check_name(opts.name)
+    _check_mirrors(opts, provider)
     subnets.parse_cidr(opts.pod_cidr, "--pod-cidr")
     install.resolve_plugin(opts.plugin)
     if opts.config is not None:
@@ -248,6 +250,21 @@ def preflight(opts: UpOptions, provider) -> None:
 
         raise NppctlError(f"kind not found on PATH: {INSTALL_HINT}")
     docker_client()
+
+
+def _check_mirrors(opts: UpOptions, provider) -> None:
+    """--registry-mirror: valid URLs (normalised in OPTS), and only for nodes that run containerd."""
+    from nppctl import registrymirror
+
+    if not opts.registry_mirrors:
+        return
+    mirrors = tuple(dict.fromkeys(registrymirror.parse(raw) for raw in opts.registry_mirrors))
+    if not provider.has_kubernetes:
+        raise NppctlError(
+            f"--registry-mirror is for the containerd of kind nodes; --provider {provider.name}'s nodes "
+            "run none (no pods pull images there): drop --registry-mirror, or use --provider kind"
+        )
+    opts.registry_mirrors = mirrors
 
 
 def half_made(provider, name: str) -> str | None:
@@ -324,6 +341,8 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
     result: dict = {"ready": None, "pod_cidr": opts.pod_cidr}  # pod_cidr: a --config's podSubnet
 
     def prepare(say) -> str:
+        from nppctl import kindpatches
+
         user = None
         if opts.config is not None:
             user = kindconfig.load(opts.config, opts.name)
@@ -334,11 +353,15 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         for folder in spec.mounts.values():
             state.make_dir(folder)
         if provider.has_kubernetes:
+            patches = kindpatches.for_up(
+                result["cgroup"], opts.registry_mirrors, user.data if user is not None else None
+            )
+            result["cgroup_note"] = patches.cgroup_note
             if user is not None:  # a copy: kindnet disabled (unless kept), hostPaths absolute
-                text = kindconfig.render_copy(user, opts.name, opts.keep_kindnet, opts.mounts)
+                text = kindconfig.render_copy(user, opts.name, opts.keep_kindnet, opts.mounts, patches)
             else:
                 text = render_kind_config(
-                    opts.name, spec.mounts, opts.workers, opts.pod_cidr, opts.keep_kindnet
+                    opts.name, spec.mounts, opts.workers, opts.pod_cidr, opts.keep_kindnet, patches
                 )
             spec.config_file = state.write_file(state_dir(opts.name) / KIND_CONFIG_FILE, text)
             result["kindnet"] = opts.keep_kindnet and not (user is not None and user.disable_default_cni)
@@ -354,9 +377,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         if provider.exists(opts.name):
             return "cluster exists: its nodes keep their image"
         chosen = image_for_up(provider, opts.image, say, opts.config)
-        if chosen is None:
-            return "left to kind; python3 from apt in each node if it lacks one"
-        spec.image = chosen.image
+        spec.image = chosen.image  # None: left to kind
         return chosen.describe()
 
     def create(say) -> str:
@@ -373,6 +394,14 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         provider.create(spec)
         result["created"] = True
         return f"provider {provider.name}"
+
+    def mirror(say) -> str:
+        from nppctl import registrymirror
+
+        done = registrymirror.write_hosts(opts.name, opts.registry_mirrors)
+        counts = {what: sum(v == what for v in done.values()) for what in ("written", "unchanged")}
+        return f"{registrymirror.HOSTS_FILE} on {len(done)} node(s) (" + ", ".join(
+            f"{n} {what}" for what, n in counts.items() if n) + ")"
 
     def register(say) -> str:
         from nppctl import kube
@@ -422,11 +451,20 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         result["ready"] = kube.wait_ready(opts.name, opts.timeout)
         return f"{len(result['ready'])} node(s) Ready"
 
+    existed = provider.exists(opts.name)
+    if provider.has_kubernetes:
+        from nppctl.kindpatches import host_cgroup_version
+
+        result["cgroup"] = host_cgroup_version()
     actions = [
         Action("Preparing config and mount folders", prepare),
+        *_cgroup_v1_line(result, existed),
         *([Action("Ensuring a node image with python3", node_image)] if opts.ensure_python else []),
         Action(f"Creating cluster {opts.name!r} ({provider.name})", create),
     ]
+    if opts.registry_mirrors:
+        mirrors = ", ".join(opts.registry_mirrors)
+        actions.append(Action(f"Pointing every node's containerd at the docker.io mirror {mirrors}", mirror))
     if provider.has_kubernetes:
         actions.append(Action("Waiting for every node to register with the API (podCIDRs)", register))
         actions.append(Action("Labelling workers node=node1, node2, ...", label))
@@ -435,7 +473,6 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         actions.append(
             Action(f"Waiting for every node to be Ready (timeout {opts.timeout:.0f}s)", wait_ready)
         )
-    existed = provider.exists(opts.name)
     try:
         run_actions(actions, console)
     except BaseException as err:
@@ -443,6 +480,14 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
             raise
         raise _after_failure(err, opts, provider, state, existed) from err
     return result["ready"]
+
+
+def _cgroup_v1_line(result: dict, existed: bool) -> list[Action]:
+    """The one status line of a cgroup v1 Docker host (after prepare rendered the kind config); none
+    on cgroup v2, or when the cluster exists (kind is not run with that config)."""
+    if existed or result.get("cgroup") != "1":
+        return []
+    return [Action("Docker host on cgroup v1", lambda _say: result.get("cgroup_note"))]
 
 
 def _config_pod_cidr(opts: UpOptions, user: kindconfig.KindConfig) -> str:

@@ -1,7 +1,8 @@
 """`nppctl doctor`: is this machine ready for the lab? Each failed check says how to fix it.
 
-Checks: Docker engine reachable (its version), kind on PATH (its version), kubectl (optional),
-free disk where Docker keeps its data. The run fails when a required check fails.
+Checks: Docker engine reachable (its version), the Docker host's cgroup version (a row), kind on PATH
+(its version), kubectl (optional), free disk where Docker keeps its data. The run fails when a
+required check fails.
 """
 
 from __future__ import annotations
@@ -48,6 +49,25 @@ def check_docker() -> tuple[Check, str]:
     return Check("docker engine", True, f"server {version}"), root
 
 
+def check_cgroup() -> Check:
+    """The Docker host's cgroup version (a row, never a failure: `up` handles v1 itself)."""
+    from nppctl.errors import NppctlError
+    from nppctl.kindpatches import host_cgroup_version
+
+    try:
+        version = host_cgroup_version()
+    except NppctlError:
+        return Check("docker cgroup", False, "unknown: the Docker engine does not answer", required=False)
+    if version == "2":
+        return Check("docker cgroup", True, "v2", required=False)
+    return Check(
+        "docker cgroup", True,
+        "v1: Kubernetes 1.35+ kubelets refuse it unless failCgroupV1: false, which `nppctl up` adds "
+        "to the kind config it renders",
+        required=False,
+    )
+
+
 def check_tool(name: str, argv: list[str], fix: str, required: bool) -> Check:
     if shutil.which(name) is None:
         return Check(name, False, f"not on PATH: {fix}", required)
@@ -76,6 +96,7 @@ def run_checks() -> list[Check]:
     docker, root = check_docker()
     return [
         docker,
+        check_cgroup(),
         check_tool(
             "kind", ["kind", "version"],
             "install the kind binary (kind's Quick Start), or use `nppctl up --provider docker`",

@@ -1,9 +1,10 @@
 """kind cluster configs (kind.x-k8s.io/v1alpha4): read a user's, render nppctl's own, render a user's copy.
 
 `nppctl up --config FILE` never hands FILE to kind as is: it renders a copy into .nppctl/<name>/ with
-`networking.disableDefaultCNI: true` (unless --keep-kindnet), every hostPath made absolute, and the
-cluster's name. kind's defaults apply as kind applies them: a node without a role is a control plane,
-no nodes is one control plane, no podSubnet is 10.244.0.0/16.
+`networking.disableDefaultCNI: true` (unless --keep-kindnet), every hostPath made absolute, the
+cluster's name, and the patches of nppctl.kindpatches (cgroup v1, a registry mirror) after its own.
+kind's defaults apply as kind applies them: a node without a role is a control plane, no nodes is
+one control plane, no podSubnet is 10.244.0.0/16.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nppctl import kindpatches
 from nppctl.errors import NppctlError
+from nppctl.kindpatches import UpPatches
 from nppctl.providers.base import kind_node_names
 
 API_VERSION = "kind.x-k8s.io/v1alpha4"
@@ -79,13 +82,13 @@ def read_kind_config(path: Path, cluster: str) -> tuple[int, dict[str, Path]]:
     return cfg.workers, cfg.mounts
 
 
-def render_copy(cfg: KindConfig, cluster: str, keep_kindnet: bool, mounts: bool = True) -> str:
+def render_copy(
+    cfg: KindConfig, cluster: str, keep_kindnet: bool, mounts: bool = True, patches: UpPatches | None = None
+) -> str:
     """The config nppctl hands kind for `up --config`: the user's, named CLUSTER, hostPaths absolute,
-    without kindnet unless KEEP_KINDNET (a config that disables it itself keeps that), and without
-    its /npp-temp mounts when not MOUNTS (--no-mounts)."""
+    without kindnet unless KEEP_KINDNET (a config that disables it itself keeps that), without
+    its /npp-temp mounts when not MOUNTS (--no-mounts), PATCHES after the user's own (kindpatches)."""
     import copy
-
-    import yaml
 
     data = copy.deepcopy(cfg.data)
     data["name"] = cluster
@@ -105,16 +108,20 @@ def render_copy(cfg: KindConfig, cluster: str, keep_kindnet: bool, mounts: bool 
         networking = data.get("networking") or {}
         networking["disableDefaultCNI"] = True
         data["networking"] = networking
+    if patches is not None:
+        kindpatches.merge(data, patches)
     head = f"# Rendered by `nppctl up` from {cfg.path.resolve()}"
     if not keep_kindnet and not cfg.disable_default_cni:
         head += "\n# (networking.disableDefaultCNI added: no kindnet, nppctl installs the CNI plugin)"
-    return head + "\n" + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    return head + "\n" + kindpatches.dump(data)
 
 
 def render_kind_config(
-    cluster: str, mounts: dict[str, Path], workers: int, pod_cidr: str, keep_kindnet: bool
+    cluster: str, mounts: dict[str, Path], workers: int, pod_cidr: str, keep_kindnet: bool,
+    patches: UpPatches | None = None,
 ) -> str:
-    """nppctl's own config (no --config): a control plane and WORKERS workers, MOUNTS at /npp-temp."""
+    """nppctl's own config (no --config): a control plane and WORKERS workers, MOUNTS at /npp-temp,
+    then PATCHES (kindpatches) as top-level keys."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     from nppctl.resources import resource_dir
@@ -129,10 +136,11 @@ def render_kind_config(
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
-    return env.get_template("kind-cluster.yaml.j2").render(
+    text = env.get_template("kind-cluster.yaml.j2").render(
         name=cluster,
         nodes=nodes,
         pod_cidr=pod_cidr,
         keep_kindnet=keep_kindnet,
         mount_point=MOUNT_POINT,
     )
+    return text + (kindpatches.as_yaml(patches) if patches is not None else "")

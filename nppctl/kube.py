@@ -48,7 +48,7 @@ def kubeconfig_dict(cluster: str) -> dict:
     env = os.environ.get("KUBECONFIG", "")
     for raw in filter(None, env.split(os.pathsep)):
         path = Path(raw).expanduser()
-        if path.is_file():
+        if _is_file(path):
             try:
                 data = yaml.safe_load(path.read_text()) or {}
             except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
@@ -65,6 +65,15 @@ def kubeconfig_dict(cluster: str) -> dict:
         f"no kubeconfig for cluster {cluster!r}: `kind get kubeconfig --name {cluster}` gave none "
         "and KUBECONFIG names no file; create the cluster with `nppctl up` or set KUBECONFIG"
     )
+
+
+def _is_file(path: Path) -> bool:
+    """A KUBECONFIG entry that is a file; one stat cannot read (name too long, a folder it may not
+    search) is not, as kind v0.33 reads it (a skipped entry, not a traceback)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def core(cluster: str):

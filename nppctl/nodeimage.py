@@ -13,15 +13,20 @@ creating a cluster, `up` asks ensure_python_image(base) for the image to use:
   io.nppctl.base-image (the reference) and io.nppctl.base-image-id (the base's image ID). A later
   call whose tag carries the base's current ID reuses it: no container, no apt, no network.
 
-The base is --image, else the default node image of the installed kind release (kind only prints
-it while creating, so KIND_DEFAULT_IMAGES records it per release, from kind's
-pkg/apis/config/defaults/image.go); for a release not in the table default_image() gives None and
-the nodes get python3 from apt one by one (install's ensure_python).
+The base is --image, else the default node image of the installed kind: the constant of kind's
+pkg/apis/config/defaults/image.go (`kindest/node:vX.Y.Z@sha256:<64 hex>`), read out of the kind
+binary's data by kind_binary_image() (Go keeps string constants whole in the binary), so a new kind
+release needs no change here. A kind binary without it (a wrapper script, a shim) falls back to
+KIND_DEFAULT_IMAGES, kind release -> default image recorded from each tag's image.go; for a release
+not in the table either, the image is left to kind and the nodes get python3 from apt one by one
+(install's ensure_python), and `up` says why.
 
-apt runs inside the container and needs the internet there: HTTP_PROXY, HTTPS_PROXY and NO_PROXY
-(either case) of nppctl's environment are passed in, as kind passes them into its nodes.
-Interface: ensure_python_image(base, *, say, client) -> NodeImage; default_image(kind_version);
-derived_tag(base); has_python(image, client).
+apt runs inside the container and needs the internet there: the proxies of ~/.docker/config.json
+(the Docker SDK sets them in the container, as kind v0.33+ sets them in its nodes), overridden by
+HTTP_PROXY, HTTPS_PROXY and NO_PROXY (either case) of nppctl's environment (proxy_env), as kind's
+environment overrides them.
+Interface: ensure_python_image(base, *, say, client) -> NodeImage; kind_binary_image(path);
+default_image(kind_version); derived_tag(base); has_python(image, client).
 """
 
 from __future__ import annotations
@@ -60,8 +65,11 @@ KIND_DEFAULT_IMAGES = {
     "v0.30.0": "kindest/node:v1.34.0@sha256:7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a",
     "v0.31.0": "kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f",
     "v0.32.0": "kindest/node:v1.36.1@sha256:3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5",
+    "v0.33.0": "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5",
 }
-LATEST_KIND = "v0.32.0"
+LATEST_KIND = "v0.33.0"
+# kind's defaults.Image as it sits in the kind binary's string data.
+_KIND_IMAGE_CONST = re.compile(rb"kindest/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}")
 # What apt prints when it cannot reach its mirror (or the proxy it was given).
 _OFFLINE = re.compile(
     r"Temporary failure resolving|Could not resolve|Could not connect|Failed to fetch|"
@@ -72,11 +80,19 @@ _TAG_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 
 @dataclass
 class NodeImage:
-    image: str  # what to create the nodes from
-    base: str
-    action: str  # "has python3" | "cached" | "built"
+    image: str | None  # what to create the nodes from (None: left to kind)
+    base: str | None
+    action: str  # "has python3" | "cached" | "built" | "left to kind"
+    source: str = ""  # where the base came from, when not from --image or the kind binary
 
     def describe(self) -> str:
+        if self.image is None:
+            return f"left to kind ({self.source}); python3 from apt in each node if it lacks one"
+        if self.source:
+            return f"{self._what()}; {self.source}"
+        return self._what()
+
+    def _what(self) -> str:
         if self.action == "has python3":
             return f"{self.image} (has python3)"
         return f"{self.image} ({self.action}: {self.base} + python3)"
@@ -88,6 +104,38 @@ def default_image(kind_version: str) -> str | None:
     words = kind_version.split()
     release = words[1] if len(words) > 1 and words[0] == "kind" else (words[0] if words else "")
     return KIND_DEFAULT_IMAGES.get(release)
+
+
+def kind_binary_image(binary) -> str | None:
+    """The default node image compiled into the kind executable BINARY (kind's defaults.Image), or
+    None when it holds no such constant or several different ones (a wrapper, a shim, not kind)."""
+    import mmap
+
+    try:
+        with open(binary, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            found = {m.group(0) for m in _KIND_IMAGE_CONST.finditer(data)}
+    except (OSError, ValueError):  # unreadable, or empty (mmap of 0 bytes)
+        return None
+    return found.pop().decode() if len(found) == 1 else None
+
+
+def installed_kind_image(kind_version: Callable[[], str]) -> tuple[str | None, str]:
+    """(kind's default node image, where it came from ("" for the binary itself)) for the kind on
+    PATH: its binary's constant, else KIND_DEFAULT_IMAGES by KIND_VERSION() (`kind version`)."""
+    import shutil
+
+    binary = shutil.which("kind")
+    if binary is not None:
+        found = kind_binary_image(binary)
+        if found is not None:
+            return found, ""
+    version = kind_version()
+    release = version.split()[1] if version.startswith("kind ") else version
+    why = f"{binary or 'kind'} holds no kindest/node default image"
+    table = default_image(version)
+    if table is not None:
+        return table, f"{why}: {release}'s from nppctl's table"
+    return None, f"{why} and {release or 'its release'} is not in nppctl's table"
 
 
 def derived_tag(base: str) -> str:
@@ -225,10 +273,24 @@ def _build(client, base: str, img, tag: str, say: Callable[[str], None]) -> None
         box.remove(force=True)
 
 
+def proxy_env(environ) -> dict[str, str]:
+    """The proxy variables apt gets in the build container, as kind gives them to its nodes: each of
+    HTTP_PROXY, HTTPS_PROXY and NO_PROXY from ENVIRON (upper case first), in both cases. The
+    container already holds ~/.docker/config.json's proxies (the Docker SDK puts them in, as kind
+    v0.33+ does for its nodes when the environment names none); these override them, lower case
+    (which apt reads) too."""
+    env = {}
+    for name in PROXY_VARS[:3]:
+        value = environ.get(name) or environ.get(name.lower())
+        if value:
+            env[name] = env[name.lower()] = value
+    return env
+
+
 def _apt(box, argv: list[str], say, base: str, missing: str | None = None) -> None:
     """Run ARGV in the build container, each output line to `say`; a failure is one NppctlError line."""
     api = box.client.api
-    env = {k: v for k in PROXY_VARS if (v := os.environ.get(k))}
+    env = proxy_env(os.environ)
     env["DEBIAN_FRONTEND"] = "noninteractive"
     run = api.exec_create(box.id, argv, environment=env)
     lines: list[str] = []
@@ -255,7 +317,8 @@ def _apt(box, argv: list[str], say, base: str, missing: str | None = None) -> No
         raise NppctlError(
             f"apt cannot reach its mirror while adding python3 to {base} ({offline[:160]}): apt runs "
             "inside a node container and needs the internet there, or a proxy in HTTP_PROXY/HTTPS_PROXY "
-            "(nppctl and kind pass them into nodes); or pass --image with a node image that has python3"
+            "or ~/.docker/config.json's proxies (nppctl and kind pass them into nodes); or pass --image "
+            "with a node image that has python3"
         )
     last = lines[-1] if lines else f"exit {code}"
     raise NppctlError(f"adding python3 to {base}: `{' '.join(argv)}` failed: {last[:200]}")
@@ -272,20 +335,22 @@ def config_images(config) -> set[str]:
     return {str(n["image"]) for n in data.get("nodes") or [] if isinstance(n, dict) and n.get("image")}
 
 
-def image_for_up(provider, image: str | None, say: Callable[[str], None], config=None) -> NodeImage | None:
+def image_for_up(provider, image: str | None, say: Callable[[str], None], config=None) -> NodeImage:
     """What `up` creates nodes from: ensure_python_image() of --image, else of the provider's default
-    (the docker provider's; kind's for the installed release). None leaves the image to kind and
-    python3 to apt in each node: a kind release not in KIND_DEFAULT_IMAGES, or a --config that names
-    node images itself."""
-    base = image
+    (the docker provider's; the installed kind's, see installed_kind_image). Image None leaves it to
+    kind and python3 to apt in each node: a --config that names node images itself, or a kind whose
+    default image nppctl cannot tell."""
+    base, source = image, ""
     if base is None and provider.name == "docker":
         from nppctl.providers.docker import DEFAULT_IMAGE
 
         base = DEFAULT_IMAGE
     if base is None:
         if config is not None and config_images(config):
-            return None
-        base = default_image(provider.version())
+            return NodeImage(None, None, "left to kind", f"{config} names its node images")
+        base, source = installed_kind_image(provider.version)
         if base is None:
-            return None
-    return ensure_python_image(base, say=say)
+            return NodeImage(None, None, "left to kind", source)
+    chosen = ensure_python_image(base, say=say)
+    chosen.source = source
+    return chosen

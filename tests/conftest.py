@@ -50,6 +50,14 @@ def reference_plugins() -> Path:
 
 
 @pytest.fixture(scope="session")
+def kind_binary() -> Path:
+    """A real kind executable as a user downloads or `go install`s it: $NPPCTL_KIND (CI: kind v0.33.0)."""
+    path = os.environ.get("NPPCTL_KIND", "")
+    require(bool(path) and os.access(path, os.X_OK), f"a real kind binary in NPPCTL_KIND (got {path!r})")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
 def docker_client():
     """A Docker SDK client whose engine answers."""
     try:

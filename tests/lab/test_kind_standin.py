@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -99,6 +100,9 @@ def test_up_labels_installs_waits_ready_and_down_purges(lab, docker_client):
     assert "subnets from the API's spec.podCIDR" in out and "3 node(s) Ready" in out
     config = yaml.safe_load((lab.cwd / ".nppctl" / "np4k" / "kind-config.yaml").read_text())
     assert config["networking"]["disableDefaultCNI"] is True
+    cgroup_v1 = not Path("/sys/fs/cgroup/cgroup.controllers").exists()  # the kernel's answer
+    v1_line = "✓ Docker host on cgroup v1 — every kubelet gets failCgroupV1: false in the kind config"
+    assert (v1_line in out) == cgroup_v1 and ("kubeadmConfigPatches" in config) == cgroup_v1
     worker2 = docker_client.containers.get("np4k-worker2")
     assert {(m["Source"], m["Destination"]) for m in worker2.attrs["Mounts"] if m["Type"] == "bind"} == {
         (str(lab.cwd / "tmp" / "np4k" / "w2"), "/npp-temp")
@@ -117,9 +121,15 @@ def test_up_labels_installs_waits_ready_and_down_purges(lab, docker_client):
     ping = lab.run("cni", "ping", "--name", "np4k", "--node", "worker", "p1", "10.244.1.2", "-c", "1")
     assert "1 sent, 1 received, 0% packet loss" in ping.stdout
 
-    second = lab.run("up", "--name", "np4k", "--workers", "2", "--timeout", "60")
-    assert "exists, kept" in second.stdout
+    # a second up: kept, and --registry-mirror on the existing cluster writes every node's hosts.toml
+    second = lab.run("up", "--name", "np4k", "--workers", "2", "--timeout", "60",
+                     "--registry-mirror", "http://np4k-registry:5000")
+    assert "exists, kept" in second.stdout and "Docker host on cgroup v1" not in second.stdout
+    assert ("✓ Pointing every node's containerd at the docker.io mirror http://np4k-registry:5000 — "
+            "/etc/containerd/certs.d/docker.io/hosts.toml on 3 node(s) (3 written)") in second.stdout
     assert len(lab.containers("np4k")) == 3
+    hosts = worker2.exec_run(["cat", "/etc/containerd/certs.d/docker.io/hosts.toml"]).output.decode()
+    assert '[host."http://np4k-registry:5000"]' in hosts
 
     lab.run("label", "--name", "np4k", "--set", "worker2=tier=web")
     lab.run("label", "--name", "np4k")  # the default again: changes nothing

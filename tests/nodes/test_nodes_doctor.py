@@ -24,6 +24,18 @@ def test_doctor_fails_without_kind_and_says_how_to_fix(docker_client, tmp_path, 
     assert "free disk" in proc.stdout and "Traceback" not in proc.stderr
 
 
+def test_doctor_shows_the_docker_hosts_cgroup_version(docker_client):
+    proc = nppctl("doctor")
+    rows = [ln.strip() for ln in proc.stdout.splitlines() if "docker cgroup:" in ln]
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():  # the kernel's answer: unified hierarchy
+        assert rows == ["✓ docker cgroup: v2"], proc.stdout
+    else:
+        assert rows == [
+            "✓ docker cgroup: v1: Kubernetes 1.35+ kubelets refuse it unless failCgroupV1: false, which "
+            "`nppctl up` adds to the kind config it renders"
+        ], proc.stdout
+
+
 def test_doctor_passes_with_kind_on_path(docker_client, tmp_path, monkeypatch):
     assert STANDIN_KIND.exists(), "the stand-in kind of tests/standins"
     bin_dir = tmp_path / "bin"

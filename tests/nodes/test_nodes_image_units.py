@@ -39,9 +39,10 @@ def test_kind_release_table_gives_kinds_default_image():
     current = nodeimage.default_image("kind v0.32.0 go1.24.2 linux/amd64")
     assert current.startswith("kindest/node:v1.36.1@sha256:")
     assert nodeimage.default_image("kind v0.21.0 go1.21.6 linux/amd64").startswith("kindest/node:v1.29.1@")
-    assert nodeimage.default_image("kind v0.33.0-alpha+1a2b go1.25 linux/amd64") is None  # not in the table
+    assert nodeimage.default_image("kind v0.33.0 go1.26.8 linux/amd64").startswith("kindest/node:v1.37.0@")
+    assert nodeimage.default_image("kind v0.34.0-alpha+1a2b go1.26 linux/amd64") is None  # not in the table
     assert nodeimage.default_image("") is None
-    assert sorted(nodeimage.KIND_DEFAULT_IMAGES) == [f"v0.{n}.0" for n in range(21, 33)]
+    assert sorted(nodeimage.KIND_DEFAULT_IMAGES) == [f"v0.{n}.0" for n in range(21, 34)]
     assert docker_provider.DEFAULT_IMAGE == nodeimage.KIND_DEFAULT_IMAGES[nodeimage.LATEST_KIND]
 
 
