@@ -17,6 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_PLUGIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+REGISTRY_CONTAINER = "nppctl-registry"
 
 
 def require(ok: bool, what: str) -> None:
@@ -146,3 +147,34 @@ def _remove_chains_made_by_tests():
     yield
     for table, chain in absent:
         _remove_chain(table, chain)
+
+
+# The kind world of .ci/kind-world.sh: real kind, Kubernetes, node image and registry (tests/kind).
+WORLD_KEYS = ("KIND", "KUBECTL", "NODE_IMAGE", "REGISTRY")
+
+
+def load_world() -> dict[str, str]:
+    world = {k: os.environ.get(f"NPPCTL_{k}", "") for k in WORLD_KEYS}
+    env_file = Path(os.environ.get("NPPCTL_WORLD", "/var/cache/nppctl-world")) / "world.env"
+    if not all(world.values()) and env_file.is_file():
+        for line in env_file.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key in world and not world[key]:
+                world[key] = value.strip()
+    return world
+
+
+@pytest.fixture(scope="session")
+def world(docker_client) -> dict[str, str]:
+    found = load_world()
+    missing = [k for k in WORLD_KEYS if not found[k]]
+    require(not missing, f"the kind world ({', '.join(missing)} unset: run bash .ci/kind-world.sh)")
+    for key in ("KIND", "KUBECTL"):
+        require(os.access(found[key], os.X_OK), f"{key}={found[key]} executable")
+    try:
+        docker_client.images.get(found["NODE_IMAGE"])
+        registry = docker_client.containers.get(REGISTRY_CONTAINER)
+    except Exception as err:  # noqa: BLE001
+        require(False, f"the kind world's node image and registry ({err})")
+    require(registry.status == "running", f"{REGISTRY_CONTAINER} running")
+    return found

@@ -22,38 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
+from tests.conftest import REGISTRY_CONTAINER
 
 REPO = Path(__file__).resolve().parents[2]
-WORLD_KEYS = ("KIND", "KUBECTL", "NODE_IMAGE", "REGISTRY")
-REGISTRY_CONTAINER = "nppctl-registry"
-
-
-def load_world() -> dict[str, str]:
-    world = {k: os.environ.get(f"NPPCTL_{k}", "") for k in WORLD_KEYS}
-    env_file = Path(os.environ.get("NPPCTL_WORLD", "/var/cache/nppctl-world")) / "world.env"
-    if not all(world.values()) and env_file.is_file():
-        for line in env_file.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key in world and not world[key]:
-                world[key] = value.strip()
-    return world
-
-
-@pytest.fixture(scope="session")
-def world(docker_client) -> dict[str, str]:
-    found = load_world()
-    missing = [k for k in WORLD_KEYS if not found[k]]
-    require(not missing, f"the kind world ({', '.join(missing)} unset: run bash .ci/kind-world.sh)")
-    for key in ("KIND", "KUBECTL"):
-        require(os.access(found[key], os.X_OK), f"{key}={found[key]} executable")
-    try:
-        docker_client.images.get(found["NODE_IMAGE"])
-        registry = docker_client.containers.get(REGISTRY_CONTAINER)
-    except Exception as err:  # noqa: BLE001
-        require(False, f"the kind world's node image and registry ({err})")
-    require(registry.status == "running", f"{REGISTRY_CONTAINER} running")
-    return found
 
 
 @dataclass
@@ -92,8 +63,9 @@ class KindLab:
     def node_exec(self, node: str, *argv: str, ok: bool | None = True, timeout: float = 60):
         return self._run(["docker", "exec", node, *argv], ok, timeout)
 
-    def wait(self, what: str, probe, timeout: float = 180, every: float = 1.0):
-        """Call PROBE until it returns a true value (given back) or TIMEOUT passes (fails the test)."""
+    def wait(self, what: str, probe, timeout: float = 180, every: float = 1.0, explain=None):
+        """Call PROBE until it returns a true value (given back) or TIMEOUT passes (fails the test,
+        with EXPLAIN() in the message when given)."""
         end = time.monotonic() + timeout
         last = None
         while time.monotonic() < end:
@@ -101,7 +73,8 @@ class KindLab:
             if last:
                 return last
             time.sleep(every)
-        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+        seen = explain() if explain else last
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for {what} (last: {seen!r})")
 
     def pods(self, selector: str | None = None) -> list[dict]:
         args = ["get", "pods"] + (["-l", selector] if selector else [])

@@ -43,6 +43,7 @@ def test_up_creates_the_course_cluster_with_the_skeleton(kind_lab):
     assert {p.name for p in (lab.cwd / "tmp").iterdir()} == {"cp", "w1", "w2"}
     (lab.cwd / "tmp" / "w1" / "hello").write_text("from the host\n")
     assert lab.node_exec(WORKERS[0], "cat", "/npp-temp/hello").stdout == "from the host\n"
+    (lab.cwd / "tmp" / "w1" / "hello").unlink()  # down --purge keeps what nppctl did not make
     # the real API server: three nodes, the workers labelled by name, each with its podCIDR
     nodes = {n["metadata"]["name"]: n for n in lab.json("get", "nodes")["items"]}
     assert set(nodes) == {f"{CLUSTER}-control-plane", *WORKERS}
@@ -104,7 +105,8 @@ def test_the_skeleton_leaves_the_pod_creating_and_says_why(kind_lab):
     log = lab.nppctl("logs", "--name", CLUSTER, "--node", "worker").stdout
     add = [ln for ln in log.splitlines() if " ADD " in ln]
     assert add, log
-    assert re.search(r"netns=\S*/var/run/netns/cni-[0-9a-f-]+", add[-1]) and "ifname=eth0" in add[-1], add[-1]
+    assert re.search(r"netns=\S*/var/run/netns/cni-[0-9a-f-]+", add[-1]), add[-1]
+    assert 'ifname="eth0"' in add[-1], add[-1]
     assert "K8S_POD_NAME=mynginx" in add[-1] and "K8S_POD_NAMESPACE=default" in add[-1], add[-1]
     assert 'outcome="error 100: nppnet-skel is a skeleton plugin' in add[-1], add[-1]
     # the kubelet's own journal names the failed sandbox
@@ -212,21 +214,34 @@ def _scale(lab, replicas: int) -> None:
 
 
 def _leftovers(lab) -> dict[str, list[str]]:
-    """Per worker: veths on cni0 and address reservations nppnet still holds."""
+    """Per worker: what nppnet holds for a sandbox that is not running (anymore): host veths on cni0
+    (their ifalias names the container) and address reservations (their file names the container)."""
     left = {}
     for node in WORKERS:
-        links = lab.node_exec(node, "ip", "-o", "link", "show", "master", "cni0", ok=None).stdout.splitlines()
-        store = lab.node_exec(node, "sh", "-c", "ls /var/lib/cni/nppnet/*/ 2>/dev/null",
-                              ok=None).stdout.split()
-        left[node] = [ln.split(":")[1].strip() for ln in links] + [f for f in store if re.match(r"\d+\.", f)]
+        ready_pods = lab.node_exec(node, "crictl", "pods", "--state", "ready", "-q", "--no-trunc")
+        live = set(ready_pods.stdout.split())
+        links = lab.node_exec(node, "ip", "-o", "link", "show", "master", "cni0", ok=None).stdout
+        held = {m.group(1): "veth" for m in re.finditer(r"alias nppnet:[^:]+:([0-9a-f]+):", links)}
+        store = lab.node_exec(node, "sh", "-c", "grep -m1 -H . /var/lib/cni/nppnet/*/[0-9]* 2>/dev/null",
+                              ok=None).stdout
+        for line in store.splitlines():
+            path, _, cid = line.partition(":")
+            held.setdefault(cid.strip(), "address " + path.rsplit("/", 1)[-1])
+        left[node] = sorted(f"{what} of {cid[:12]}" for cid, what in held.items() if cid not in live)
     return left
+
+
+def _clean(lab):
+    left = _leftovers(lab)
+    return None if any(left.values()) else True
 
 
 def test_a_deployment_churn_gets_distinct_addresses_and_leaves_nothing(kind_lab):
     lab = kind_lab
     for pod in ("forexec1", "forexec2", "forexec3", "mynginx"):
         lab.kubectl("delete", "pod", pod, "--wait=true", "--ignore-not-found", timeout=180)
-    lab.wait("the workers empty of pods", lambda: not any(_leftovers(lab).values()), timeout=120)
+    lab.wait("nothing held for a dead sandbox", lambda: _clean(lab), timeout=120,
+                 explain=lambda: _leftovers(lab))
     manifest = (
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: churn}\nspec:\n  replicas: 0\n"
         "  selector: {matchLabels: {app: churn}}\n  template:\n    metadata: {labels: {app: churn}}\n"
@@ -253,8 +268,8 @@ def test_a_deployment_churn_gets_distinct_addresses_and_leaves_nothing(kind_lab)
         started = time.monotonic()
         _scale(lab, 0)
         lab.wait(f"churn pods gone (round {rnd})", lambda: not lab.pods("app=churn"), timeout=300, every=2)
-        lab.wait(f"nothing left on the workers (round {rnd})", lambda: not any(_leftovers(lab).values()),
-                 timeout=120)
+        lab.wait(f"nothing left on the workers (round {rnd})", lambda: _clean(lab), timeout=120,
+                 explain=lambda: _leftovers(lab))
         lab.timings[f"churn round {rnd}: 0->30 running"] = up_s
         lab.timings[f"churn round {rnd}: 30->0 clean"] = time.monotonic() - started
     lab.kubectl("delete", "deployment", "churn")

@@ -1,7 +1,10 @@
-"""Fixtures of the lab tests: the nppctl CLI as a subprocess, the stand-ins on PATH, clusters cleaned up.
+"""Fixtures of the lab tests: the nppctl CLI as a subprocess, the real kind of the kind world on PATH
+(tests/kind/conftest.py finds it), clusters cleaned up.
 
-Every cluster these tests create is named np4*; a finalizer removes its containers, its stand-in API
-server and the files nppctl wrote, whatever the test did.
+Every cluster these tests create is named np4*..np8*; a finalizer removes its containers and the files
+nppctl wrote, whatever the test did. `standin_lab` puts the stand-in kind (tests/standins/) first on
+PATH instead, for the one behaviour the world cannot give: kindnet, kind's default CNI (kindnetd's
+module is not served by the Go module proxy here, so its image cannot be built).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class Lab:
     image: str
     docker: object
     clusters: list[str] = field(default_factory=list)  # names to remove when the test ends
+    kind_image: str = ""  # the world's node image (kind's default names a digest only a pull gives)
 
     def run(self, *args: str, ok: bool | None = True, timeout: float = 180) -> subprocess.CompletedProcess:
         done = subprocess.run(
@@ -50,19 +54,33 @@ class Lab:
 
     def kind(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [str(STANDINS / "kind"), *args],
+            ["kind", *args],
             cwd=self.cwd,
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=300,
         )
+
+    def kind_create(self, name: str, workers: int = 0) -> subprocess.CompletedProcess:
+        """`kind create cluster` as a user runs it, with what this host needs: the world's node image
+        and, on a cgroup v1 host, failCgroupV1: false (nppctl.kindpatches, as `up` renders it)."""
+        from nppctl import kindpatches
+
+        config = self.cwd.parent / f"{name}-kind.yaml"
+        data = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",
+                "networking": {"disableDefaultCNI": True},
+                "nodes": [{"role": "control-plane"}] + [{"role": "worker"}] * workers}
+        data = kindpatches.merge(data, kindpatches.for_up(kindpatches.host_cgroup_version()))
+        config.write_text(kindpatches.dump(data))
+        argv = ["create", "cluster", "--name", name, "--config", str(config)]
+        return self.kind(*argv, *(["--image", self.kind_image] if self.kind_image else []))
 
 
 def remove_cluster(docker_client, name: str, env: dict) -> None:
     """Whatever a test left: the stand-in cluster (API server too), then any container still labelled."""
     subprocess.run(
-        [str(STANDINS / "kind"), "delete", "cluster", "--name", name],
+        ["kind", "delete", "cluster", "--name", name],
         env=env,
         capture_output=True,
         timeout=60,
@@ -71,19 +89,47 @@ def remove_cluster(docker_client, name: str, env: dict) -> None:
         c.remove(force=True, v=True)
 
 
-@pytest.fixture
-def lab(tmp_path, docker_client, node_image, python_node_image):
+def _lab(tmp_path, docker_client, node_image, python_node_image, first_on_path: str, kind_image: str):
     env = dict(os.environ)
-    env["PATH"] = f"{STANDINS}{os.pathsep}{env.get('PATH', '')}"
+    path = [p for p in env.get("PATH", "").split(os.pathsep) if p and "standins" not in p]
+    env["PATH"] = os.pathsep.join(([first_on_path] if first_on_path else []) + path)
     # The stand-in kind's default image; lab.image (trixie, no python3) is what tests pass as --image.
     env["NPPCTL_TEST_IMAGE"] = python_node_image
     env["NPPCTL_STANDIN_DIR"] = str(tmp_path / "standin-kind")
     env["COLUMNS"] = "200"  # rich tables unwrapped
-    env.pop("KUBECONFIG", None)
+    env["KUBECONFIG"] = str(tmp_path / "kubeconfig")  # kind writes its contexts here, not in ~/.kube
     env.pop("NPPCTL_STATE_DIR", None)
     work = tmp_path / "lab"
     work.mkdir()
-    made = Lab(work, env, node_image, docker_client)
+    made = Lab(work, env, node_image, docker_client, kind_image=kind_image)
     yield made
     for name in made.clusters:
         remove_cluster(docker_client, name, env)
+
+
+@pytest.fixture
+def lab(tmp_path, docker_client, node_image, python_node_image):
+    """The world's real kind and kubectl first on PATH, when the world is there (tests that create kind
+    clusters ask for `kind_world` too, which requires it)."""
+    from tests.conftest import load_world
+
+    world = load_world()
+    bindir = ""
+    if world["KIND"] and world["KUBECTL"]:
+        bindir = str(tmp_path / "world-bin")
+        os.mkdir(bindir)
+        for tool in ("KIND", "KUBECTL"):
+            os.symlink(world[tool], os.path.join(bindir, os.path.basename(world[tool])))
+    yield from _lab(tmp_path, docker_client, node_image, python_node_image, bindir, world["NODE_IMAGE"])
+
+
+@pytest.fixture
+def kind_world(world) -> dict:
+    """The kind world is required (real kind clusters)."""
+    return world
+
+
+@pytest.fixture
+def standin_lab(tmp_path, docker_client, node_image, python_node_image):
+    """The stand-in kind and API server first on PATH (kindnet only: see the module docstring)."""
+    yield from _lab(tmp_path, docker_client, node_image, python_node_image, str(STANDINS), "")
