@@ -53,7 +53,7 @@ def reference_plugins() -> Path:
 @pytest.fixture(scope="session")
 def kind_binary() -> Path:
     """A real kind executable as a user downloads or `go install`s it: $NPPCTL_KIND (CI: kind v0.33.0)."""
-    path = os.environ.get("NPPCTL_KIND", "")
+    path = load_world()["KIND"]  # $NPPCTL_KIND, else the kind world's world.env
     require(bool(path) and os.access(path, os.X_OK), f"a real kind binary in NPPCTL_KIND (got {path!r})")
     return Path(path)
 

@@ -10,8 +10,12 @@ The tests run in file order on one cluster (np5k): skeleton first, then the real
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import time
+from pathlib import Path
+
+import yaml
 
 from nppctl.resources import resource_dir
 
@@ -52,6 +56,20 @@ def test_up_creates_the_course_cluster_with_the_skeleton(kind_lab):
     cidrs = {n: ipaddress.ip_network(nodes[n]["spec"]["podCIDR"]) for n in nodes}
     assert len(set(cidrs.values())) == 3
     assert all(c.subnet_of(ipaddress.ip_network("10.244.0.0/16")) for c in cidrs.values())
+    # each node's conflist and `status` hold the podCIDR the API gave it (registration order, not names)
+    rows = {r["node"]: r for r in json.loads(lab.nppctl("status", "--name", CLUSTER, "--json").stdout)}
+    for n in nodes:
+        conf = json.loads(lab.node_exec(n, "cat", "/etc/cni/net.d/09-nppnet.conflist").stdout)
+        assert conf["plugins"][0]["subnet"] == str(cidrs[n]) == rows[n]["subnet"], (n, conf, rows[n])
+    # kind got the rendered copy: no kindnet, and on a cgroup v1 host failCgroupV1: false for kubelets
+    rendered = yaml.safe_load((lab.cwd / ".nppctl" / CLUSTER / "kind-config.yaml").read_text())
+    assert rendered["networking"]["disableDefaultCNI"] is True
+    cgroup_v1 = not Path("/sys/fs/cgroup/cgroup.controllers").exists()  # the kernel's answer
+    assert ("every kubelet gets failCgroupV1: false" in done.stdout) == cgroup_v1
+    kubelet_conf = lab.node_exec(WORKERS[0], "cat", "/var/lib/kubelet/config.yaml").stdout
+    assert ("failCgroupV1: false" in kubelet_conf) == cgroup_v1, kubelet_conf
+    hosts = lab.node_exec(WORKERS[1], "cat", "/etc/containerd/certs.d/docker.io/hosts.toml").stdout
+    assert f'[host."{lab.world["REGISTRY"]}"]' in hosts, hosts
     # every node Ready with the skeleton's conflist (containerd needs a conflist, not a working plugin)
     assert all(ready(lab, n) for n in nodes)
     assert "Ready" in done.stdout and "nppnet-skel" in done.stdout
@@ -67,9 +85,20 @@ def test_up_creates_the_course_cluster_with_the_skeleton(kind_lab):
     again = lab.nppctl("up", "--name", CLUSTER, "--config", str(CONFIG), "--plugin", "skel",
                        "--image", lab.world["NODE_IMAGE"], "--registry-mirror", lab.world["REGISTRY"])
     lab.timings["up (second)"] = time.monotonic() - started
-    assert "Ready" in again.stdout
+    assert "Ready" in again.stdout and "exists, kept" in again.stdout, again.stdout
     uids = {n["metadata"]["name"]: n["metadata"]["uid"] for n in lab.json("get", "nodes")["items"]}
     assert uids == {n: nodes[n]["metadata"]["uid"] for n in nodes}
+
+
+def test_label_sets_and_keeps_labels_through_the_api(kind_lab):
+    lab = kind_lab
+    lab.nppctl("label", "--name", CLUSTER, "--set", "worker2=tier=web")
+    lab.nppctl("label", "--name", CLUSTER)  # the default again: changes nothing
+    labels = {n["metadata"]["name"]: n["metadata"]["labels"] for n in lab.json("get", "nodes")["items"]}
+    assert labels[WORKERS[0]]["node"] == "node1" and labels[WORKERS[1]]["node"] == "node2"
+    assert labels[WORKERS[1]]["tier"] == "web" and "node" not in labels[f"{CLUSTER}-control-plane"]
+    bad = lab.nppctl("label", "--name", CLUSTER, "--set", "nonode=a=b", ok=False)
+    assert f"node '{CLUSTER}-nonode' not found" in bad.stderr
 
 
 def test_a_node_without_a_conflist_is_not_ready_until_install(kind_lab):

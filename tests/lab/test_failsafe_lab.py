@@ -23,7 +23,9 @@ def one_line_error(done) -> str:
 
 
 def test_up_without_kind_writes_nothing(lab):
-    lab.env["PATH"] = os.pathsep.join(p for p in lab.env["PATH"].split(os.pathsep) if "standins" not in p)
+    lab.env["PATH"] = os.pathsep.join(
+        p for p in lab.env["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(p, "kind"))
+    )
     done = lab.run("up", "--name", "np6a", ok=False)
     assert "kind not found on PATH" in one_line_error(done)
     assert files_under(lab.cwd) == []
@@ -63,12 +65,13 @@ def test_dockers_bracketed_message_reaches_the_user_intact_and_the_run_removes_i
     assert files_under(lab.cwd) == []
 
 
-def test_a_cluster_half_made_by_kind_is_detected_and_down_purge_is_the_way_out(lab):
+def test_a_cluster_half_made_by_kind_is_detected_and_down_purge_is_the_way_out(lab, kind_world):
     lab.clusters.append("np6h")
-    assert lab.kind("create", "cluster", "--name", "np6h").returncode == 0
-    # as when `kind create` is interrupted before the control plane is up: nodes, no kubeconfig
-    (lab.cwd.parent / "standin-kind" / "np6h" / "kubeconfig").unlink()
-    done = lab.run("up", "--name", "np6h", ok=False)
+    assert lab.kind_create("np6h").returncode == 0
+    # as when `kind create` is interrupted before kubeadm init is done: nodes, no admin.conf, so
+    # `kind get kubeconfig` has nothing to give
+    lab.docker.containers.get("np6h-control-plane").exec_run(["rm", "-f", "/etc/kubernetes/admin.conf"])
+    done = lab.run("up", "--name", "np6h", "--image", lab.kind_image, ok=False)
     line = one_line_error(done)
     assert "exists but is half made (kind gives no kubeconfig for it)" in line, line
     assert "nppctl down --purge --name np6h" in line and "exists, kept" not in done.stdout
@@ -76,11 +79,12 @@ def test_a_cluster_half_made_by_kind_is_detected_and_down_purge_is_the_way_out(l
     assert lab.containers("np6h") == [] and files_under(lab.cwd) == []
 
 
-def test_a_stopped_node_makes_up_say_half_made(lab):
+def test_a_stopped_node_makes_up_say_half_made(lab, kind_world):
     lab.clusters.append("np6t")
-    assert lab.kind("create", "cluster", "--name", "np6t").returncode == 0
+    assert lab.kind_create("np6t").returncode == 0
     lab.docker.containers.get("np6t-control-plane").stop(timeout=0)
-    line = one_line_error(lab.run("up", "--name", "np6t", "--workers", "0", ok=False))
+    done = lab.run("up", "--name", "np6t", "--workers", "0", "--image", lab.kind_image, ok=False)
+    line = one_line_error(done)
     assert "half made (np6t-control-plane is exited)" in line, line
 
 

@@ -1,6 +1,8 @@
 """kindnet, kind's default CNI, against our plugin: `up --config` gives kind a copy without it unless
---keep-kindnet; where it is active (the stand-in kind lays down its conflist and its host-local state
-as kindnetd would), install of a real plugin refuses, or only warns when kindnet is kept on purpose."""
+--keep-kindnet (on real kind); where kindnet is active, install of a real plugin refuses, or only warns
+when kindnet is kept on purpose. That part runs on the stand-in kind, which lays down kindnet's conflist
+and host-local state as kindnetd would: kindnetd's module is not served by the Go module proxy here, so
+the kind world has no kindnetd image."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ def _ls(docker_client, node: str, folder: str) -> list[str]:
     return out.decode().split() if rc == 0 else []
 
 
-def test_kept_kindnet_holds_addresses_install_refuses_unless_kept(lab, docker_client):
+def test_kept_kindnet_holds_addresses_install_refuses_unless_kept(standin_lab, docker_client):
+    lab = standin_lab
     lab.clusters.append("np8k")
     config = lab.cwd / "keep.yaml"
     config.write_text(COURSE_LIKE)
@@ -59,15 +62,16 @@ def test_kept_kindnet_holds_addresses_install_refuses_unless_kept(lab, docker_cl
     assert "exists, kept" in again.stdout and "duplicate addresses" in again.stderr
 
 
-def test_up_config_without_kindnet_takes_its_podsubnet(lab, docker_client):
+def test_up_config_without_kindnet_takes_its_podsubnet(lab, kind_world, docker_client):
     lab.clusters.append("np8d")
     config = lab.cwd / "course.yaml"
     config.write_text(
         COURSE_LIKE.replace("kind: Cluster\n", "kind: Cluster\nnetworking:\n  podSubnet: 10.245.0.0/16\n")
         + "  extraMounts:\n  - hostPath: ./tmp/w1/\n    containerPath: /npp-temp\n"
     )
-    up = lab.run("up", "--name", "np8d", "--config", str(config), "--timeout", "60")
-    assert "warning" not in up.stdout and "2 node(s) Ready" in up.stdout
+    up = lab.run("up", "--name", "np8d", "--config", str(config), "--image", lab.kind_image,
+                 "--timeout", "300")
+    assert "warning" not in up.stdout and "2 node(s) Ready" in up.stdout, up.stdout
     rendered = yaml.safe_load((lab.cwd / ".nppctl" / "np8d" / "kind-config.yaml").read_text())
     assert rendered["networking"] == {"podSubnet": "10.245.0.0/16", "disableDefaultCNI": True}
     assert rendered["nodes"][1]["extraMounts"][0]["hostPath"] == str(lab.cwd / "tmp" / "w1")
@@ -75,7 +79,7 @@ def test_up_config_without_kindnet_takes_its_podsubnet(lab, docker_client):
         assert _ls(docker_client, node, "/etc/cni/net.d") == ["09-nppnet.conflist"]
         assert _ls(docker_client, node, "/run/cni-ipam-state") == []
     rows = {r["node"]: r for r in yaml.safe_load(lab.run("status", "--name", "np8d", "--json").stdout)}
-    assert rows["np8d-worker"]["subnet"] == "10.245.1.0/24"
+    assert rows["np8d-worker"]["subnet"] == "10.245.1.0/24"  # the API's podCIDR (the second /24)
     conf = json.loads(_cat(docker_client, "np8d-worker", "/etc/cni/net.d/09-nppnet.conflist"))
     assert conf["plugins"][0]["clusterCIDR"] == "10.245.0.0/16"
     lab.run("down", "--name", "np8d", "--purge")

@@ -1,7 +1,6 @@
-"""Every `nppctl` line of the README's walkthroughs, run as written (plus --name np4..., and --image for
-the kindless lab, whose nodes lose `ping` first: kind's node image has none). The kind walkthrough runs
-against the stand-ins (tests/standins/): its `kubectl` lines and `nppctl check` (which needs a kubelet to
-run pods) cannot run here."""
+"""Every `nppctl` line of the README's kindless walkthrough, run as written (plus --name np4w and --image;
+its nodes lose `ping` first: kind's node image has none). The kind walkthrough runs on real kind, kubectl
+lines included: tests/kind/test_kind_walkthrough.py."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from nppctl.resources import resource_dir
 from tests.lab.kindnode import drop_ping, leftovers
 
 README = resource_dir("templates").parent / "README.md"
-NEEDS_KUBELET = {"nppctl check"}  # in the kind block only
 
 
 def walkthrough(block: str) -> list[tuple[list[str], bool, str]]:
@@ -24,7 +22,7 @@ def walkthrough(block: str) -> list[tuple[list[str], bool, str]]:
     for raw in match.group(1).splitlines():
         command, _, comment = raw.partition(" #")
         command = command.strip()
-        if command.startswith("nppctl ") and not (block == "kind" and command in NEEDS_KUBELET):
+        if command.startswith("nppctl "):
             lines.append((shlex.split(command)[1:], comment.strip().startswith("fails"), comment))
     return lines
 
@@ -65,22 +63,4 @@ def test_kindless_walkthrough(lab):
         if argv[0] == "logs" and skeleton_failed:
             assert 'outcome="error 100: nppnet-skel is a skeleton plugin' in done.stdout
     assert skeleton_failed
-    assert not lab.containers(name) and list(lab.cwd.iterdir()) == []
-
-
-def test_kind_walkthrough_with_standins(lab):
-    name = "np4wk"
-    lab.clusters.append(name)
-    steps = walkthrough("kind")
-    assert steps[0][0][0] == "up" and steps[-1][0] == ["down", "--purge"]
-    configs = resource_dir("cluster-configs")
-    for argv, fails, _ in steps:
-        argv = [str(configs / a.split("/", 1)[1]) if a.startswith("cluster-configs/") else a for a in argv]
-        argv = with_name(argv, name)
-        if argv[0] == "up":
-            argv += ["--timeout", "60"]
-        done = lab.run(*argv, ok=not fails)
-        if argv[0] == "up":  # the course's mount folders, created first, bound at /npp-temp
-            assert {p.name for p in (lab.cwd / "tmp").iterdir()} == {"cp", "w1", "w2"}
-            assert "node=node1" in done.stdout and "Ready" in done.stdout
     assert not lab.containers(name) and list(lab.cwd.iterdir()) == []

@@ -1,7 +1,10 @@
 """STAND-IN Kubernetes API server for nppctl's tests — not Kubernetes.
 
-No API server, kubelet or kind can run on the test machines, so this small HTTP server answers the
-few paths of the Kubernetes API that the official Python client uses for nodes:
+Real kind, kubelet and API server run in the tests now (.ci/kind-world.sh, tests/kind/). This stays
+for one thing only: kindnet, kind's default CNI (tests/lab/test_kindnet.py's --keep-kindnet test).
+kindnetd's module is not served by the Go module proxy on the test machines, so the kind world has
+no kindnetd image, and a real cluster that keeps kindnet would have no kindnet pods. This small HTTP
+server answers the few paths of the Kubernetes API that the official Python client uses for nodes:
 
   GET   /version                  a version object
   GET   /api/v1/nodes             NodeList
