@@ -59,7 +59,8 @@ def test_up_creates_the_course_cluster_with_the_skeleton(kind_lab):
     # each node's conflist and `status` hold the podCIDR the API gave it (registration order, not names)
     rows = {r["node"]: r for r in json.loads(lab.nppctl("status", "--name", CLUSTER, "--json").stdout)}
     for n in nodes:
-        conf = json.loads(lab.node_exec(n, "cat", "/etc/cni/net.d/09-nppnet.conflist").stdout)
+        name = lab.node_exec(n, "ls", "/etc/cni/net.d").stdout.split()[0]
+        conf = json.loads(lab.node_exec(n, "cat", f"/etc/cni/net.d/{name}").stdout)
         assert conf["plugins"][0]["subnet"] == str(cidrs[n]) == rows[n]["subnet"], (n, conf, rows[n])
     # kind got the rendered copy: no kindnet, and on a cgroup v1 host failCgroupV1: false for kubelets
     rendered = yaml.safe_load((lab.cwd / ".nppctl" / CLUSTER / "kind-config.yaml").read_text())
@@ -184,8 +185,11 @@ def test_pods_reach_nginx_through_a_service_via_the_real_kube_proxy(kind_lab):
 
     lab.wait("the service's endpoint", endpoint, timeout=60)
     # kube-proxy (iptables mode) programmed the ClusterIP on the nodes
-    nat = lab.node_exec(WORKERS[1], "iptables-save", "-t", "nat").stdout
-    assert cluster_ip in nat and "KUBE-SVC-" in nat
+    def programmed():
+        nat = lab.node_exec(WORKERS[1], "iptables-save", "-t", "nat").stdout
+        return cluster_ip in nat and "KUBE-SVC-" in nat
+
+    lab.wait(f"kube-proxy's rules for {cluster_ip}", programmed, timeout=60)
     lab.kubectl("apply", "-f", str(PODS / "forexec2-node1.yaml"))
     pod_ip(lab, "forexec2")
     for client in ("forexec2", "forexec3"):  # same node as nginx, the other node
