@@ -2,10 +2,11 @@
 
 run_card(plugin, ...) resolves PLUGIN (nppnet, skel or an executable's path) and the config, ships
 card.py's source to a python3 where the "node" is, and returns the card it prints (a dict, see
-card.py). The sandbox: `unshare --mount --net --fork`, in which card.py makes / private and mounts
-empty tmpfs over /tmp, /run, /var/lib/cni and /var/log, so the plugin's files, netns, links and
-iptables rules never reach the host and go with the namespaces. In a node: the node's
-/usr/bin/python3 runs it through `docker exec`, pods are netns of that node, removed at the end.
+card.py). The sandbox: `unshare --mount --net --pid --fork --mount-proc`, in which card.py makes the
+host's mounts read-only and mounts fresh tmpfs where plugins write (card.SANDBOX_DIRS), so the
+plugin's files, netns, links and iptables rules never reach the host and go with the namespaces.
+In a node: the node's /usr/bin/python3 runs it through `docker exec`, pods are netns of that node,
+removed at the end.
 """
 
 from __future__ import annotations
@@ -154,8 +155,8 @@ def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
         cni_path = [plugin_dir] + [d for d in REFERENCE_DIRS if os.path.isdir(d) and d != plugin_dir]
         spec = _spec(ptype, plugin_dir, conf, bridge, parallel, timeout)
         spec.update(cni_path=cni_path, sandbox=True)
-        argv = ["unshare", "--mount", "--net", "--fork", "--kill-child", sys.executable, "-",
-                json.dumps(spec)]
+        argv = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child",
+                sys.executable, "-", json.dumps(spec)]
         done = subprocess.run(argv, input=(HERE / "card.py").read_bytes(), capture_output=True)
     finally:
         if work:
