@@ -9,7 +9,8 @@ its source passed in SPEC.
 
 SPEC: plugin (its CNI type), plugin_dir, cni_path (dirs), conf (a conflist or a single conf; or
 conf_dir: the first file there), bridge ({"name", "address"} made first), parallel, timeout (per
-call), sandbox (make the private mounts), icmp (source), prefix (netns names).
+call), sandbox (make the private mounts), icmp (source), prefix (netns names), isolate (in a node:
+the network name, bridge, dataDir and subnet the config is given instead of its own; see isolated()).
 
 Every check is one function `check_<id>` returning (result, detail); CHECKS lists them in order with
 the SPEC.md section and the requirement in our own words. A check that needs an earlier one's pod
@@ -376,6 +377,8 @@ class Engine:
         conf = spec.get("conf")
         if conf is None:
             conf = _first_conf(spec.get("conf_dir", "/etc/cni/net.d"))
+        if spec.get("isolate"):
+            conf = isolated(conf, spec["isolate"])
         self.rt = Runtime(spec, conf, self)
         self.parallel = int(spec.get("parallel", 16))
         self.pods = {}
@@ -1048,6 +1051,51 @@ def enter_sandbox(spec):
     return spec
 
 
+def isolated(conf, own):
+    """The config with a network name, bridge, dataDir and subnet of the card's own (own: "name",
+    "bridge", "data_dir", "subnet"), so that in a node its ADDs, DELs and GC never touch the node's
+    real pods: nppnet's and the reference bridge's "bridge", nppnet's and host-local's "dataDir",
+    every subnet key; a plugin naming its bridge or store otherwise is beyond what this can see."""
+    conf = json.loads(json.dumps(conf))
+    conf["name"] = own["name"]
+    for i, p in enumerate(conf["plugins"] if "plugins" in conf else [conf]):
+        kind = p.get("type")
+        if "bridge" in p or kind in ("nppnet", "bridge"):
+            p["bridge"] = own["bridge"]
+        if "dataDir" in p or kind == "nppnet":
+            p["dataDir"] = f"{own['data_dir']}/{i}"
+        for key in ("gateway", "subnet_network", "subnet_node"):
+            p.pop(key, None)
+        for key in ("subnet", "clusterCIDR"):
+            if key in p or (kind == "nppnet" and key == "subnet"):
+                p[key] = own["subnet"]
+        ipam = p.get("ipam")
+        if isinstance(ipam, dict):
+            if "dataDir" in ipam or ipam.get("type") == "host-local":
+                ipam["dataDir"] = f"{own['data_dir']}/ipam{i}"
+            for key in ("gateway", "rangeStart", "rangeEnd"):
+                ipam.pop(key, None)
+            if "subnet" in ipam:
+                ipam["subnet"] = own["subnet"]
+            if "ranges" in ipam:
+                ipam["ranges"] = [[{"subnet": own["subnet"]}]]
+    return conf
+
+
+def remove_isolated(own):
+    """What the card's own network leaves in a node: its bridge, iptables rules naming its subnet."""
+    import shlex
+
+    _run(["ip", "link", "del", own["bridge"]])
+    saved = _run(["iptables-save"]).stdout.decode(errors="replace")
+    table = None
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-A ") and own["subnet"] in line.split():
+            _run(["iptables", "-w", "-t", table, "-D", *shlex.split(line)[1:]])
+
+
 def make_bridge(bridge):
     """The bridge with that address, up; True when this call created it (removed at the end)."""
     name, address = bridge["name"], bridge["address"]
@@ -1070,6 +1118,8 @@ def main(argv):
         finally:
             if made:  # in a node: the bridge goes with the card's pods
                 _run(["ip", "link", "del", spec["bridge"]["name"]])
+            if spec.get("isolate"):
+                remove_isolated(spec["isolate"])
     except Exception as err:  # noqa: BLE001 - one JSON line, whatever happened
         sys.stdout.write(json.dumps({"error": f"{type(err).__name__}: {err}"}) + "\n")
         return 1
