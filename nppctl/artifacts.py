@@ -25,7 +25,8 @@ script that leaves with os._exit takes about 4.6 ms here, the Go reference's who
   in a kind v0.32 node, when the builder ran 3.11) runs a short boot as source (~0.1 ms to
   compile) that reads byte code made for that python from CACHE_DIR/<name>.<magic>.<payload>
   (keyed by its magic number and the digest of the modules and sources; trusted only when the
-  file's own header says that key and its crc32 matches). The first call on that python makes
+  file's own header says that key and its crc32 matches, and only when folder and file belong to
+  the caller, root, and no group or other may write them). The first call on that python makes
   the file: the builder's compiler in a fresh interpreter of that python, so the cache holds
   the bytes a build by that python would embed; written whole (temporary file, rename) under an
   exclusive lock, parallel first calls wait for one compile; other cache files of the
@@ -107,18 +108,25 @@ else:  # another python3 minor version: byte code made for it, kept in {cache}
 _BOOT = """import sys
 from binascii import a2b_base64, crc32
 from marshal import loads
-from posix import O_RDONLY, close, fstat, open, read
+from posix import O_NOFOLLOW, O_RDONLY, close, fstat, geteuid, open, read, stat
 
 magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
 path = "{cache}/{name}." + magic.hex() + ".{payload}"
 key = magic + b"{payload}"
 
 
+def safe(st):
+    return st.st_uid == geteuid() and not st.st_mode & 0o022
+
+
 def cached():
     try:
-        fd = open(path, O_RDONLY)
+        if not safe(stat("{cache}")):
+            return None
+        fd = open(path, O_RDONLY | O_NOFOLLOW)
         try:
-            blob = read(fd, fstat(fd).st_size)
+            st = fstat(fd)
+            blob = read(fd, st.st_size) if safe(st) else b""
         finally:
             close(fd)
         body = blob[len(key) + 4 :]
@@ -168,7 +176,12 @@ def fresh():
 def write(body):
     blob = key + crc32(body).to_bytes(4, "big") + body
     tmp = path + ".tmp"
-    fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC | posix.O_CLOEXEC, 0o644)
+    try:
+        posix.unlink(tmp)  # left by a killed maker (we hold the lock)
+    except FileNotFoundError:
+        pass
+    flags = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
+    fd = posix.open(tmp, flags, 0o644)
     try:
         view = memoryview(blob)
         while view:
@@ -192,7 +205,10 @@ def make():
         posix.mkdir(folder, 0o755)
     except FileExistsError:
         pass
-    lock = posix.open(folder + "/.lock", posix.O_RDWR | posix.O_CREAT | posix.O_CLOEXEC, 0o600)
+    if not safe(posix.stat(folder)):
+        raise OSError(folder + " is not this user's alone: not used")
+    flags = posix.O_RDWR | posix.O_CREAT | posix.O_NOFOLLOW | posix.O_CLOEXEC
+    lock = posix.open(folder + "/.lock", flags, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         made = cached()
@@ -434,8 +450,12 @@ def plugin_script(name: str, module: str, python: str = PYTHON, cache: str = CAC
 
 def build_plugin(path: Path, module: str, cache: str = CACHE_DIR) -> Path:
     """Write one executable (mode 0755) at path, atomically."""
+    data = plugin_script(path.name, module, cache=cache)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(plugin_script(path.name, module, cache=cache))
+    tmp.unlink(missing_ok=True)  # never followed: a link planted there is removed, not written through
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o755)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
     os.chmod(tmp, 0o755)
     os.replace(tmp, path)
     return path

@@ -52,6 +52,7 @@ TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # A conflist file name read back from a node's own record: checked before it is removed there as root.
 CONFLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.(conflist|conf|json)$")
 KEEPER_UNIT = "/etc/systemd/system/nppctl-keeper.service"
+KEEPER_NEW = KEEPER_PROGRAM + ".new"  # the keeper's next program, renamed over it by the node's setup
 KEEPER_ARGV = ["/usr/bin/python3", KEEPER_PROGRAM, "keep", "{}"]  # the fixed command, as PID 1 runs it
 KEEPER_UNIT_TEXT = f"""[Unit]
 Description=nppctl keeper: this node's routes to the other nodes' pods, kept right after restarts
@@ -283,6 +284,12 @@ def _keeper_files(probe: dict) -> dict[str, tuple[bytes, int]]:
     return files
 
 
+def _beside_keeper(stale: dict[str, tuple[bytes, int]]) -> dict[str, tuple[bytes, int]]:
+    """The files to put, the keeper's program beside its place (KEEPER_NEW): put_archive rewrites a
+    file in place, and a keeper re-executing itself then could read half of it. setup renames it."""
+    return {KEEPER_NEW if path == KEEPER_PROGRAM else path: data for path, data in stale.items()}
+
+
 def _start_keeper(node: Node, probe: dict, unit_written: bool) -> list[str]:
     """The keeper running in NODE (never two: the keeper itself refuses a second); what was done."""
     if probe.get("init") == "systemd":
@@ -408,7 +415,7 @@ def install(
         wanted = {exe_path: (pf.executable, 0o755), conf_path: (conflist, 0o644), **_keeper_files(facts)}
         stale, warnings = _files_to_write(wanted, chained, facts["files"])
         if stale:
-            put_files(node, stale)
+            put_files(node, _beside_keeper(stale))
         previous = _recorded(probes[node.name], "conflist")
         if previous is not None and not CONFLIST_NAME.match(str(previous)):
             warnings.append(f"ignored the conflist name {previous!r} in the node's record (not a file name)")
@@ -427,6 +434,7 @@ def install(
                 "cluster_cidr": pod_cidr,
                 "masquerade": node_owns,
                 "remove": sorted(remove),
+                "rename": [[KEEPER_NEW, KEEPER_PROGRAM]] if KEEPER_PROGRAM in stale else [],
                 "keeper": True,
                 "state": {
                     "plugin": pf.type,

@@ -1,14 +1,16 @@
 """The conformance card's engine: plays the container runtime against one plugin, check by check.
 
 It runs where the "node" is: in the throwaway sandbox on the host (launch.py starts it under
-`unshare --mount --net --fork`, and it makes its private mounts itself) or inside a lab node. So it
-is one file, standard library only, Python 3.9 syntax, run as `python3 - SPEC_JSON` with this
-source on stdin; it prints the card as one JSON line. What it needs besides: iproute2's `ip` (and
-`mount` in the sandbox). Pings use nppctl/nodeside/icmp.py, its source passed in SPEC.
+`unshare --mount --net --pid --fork --mount-proc`, and it makes its private mounts itself) or
+inside a lab node. So it is one file, standard library only, Python 3.9 syntax, run as
+`python3 - SPEC_JSON` with this source on stdin; it prints the card as one JSON line. What it
+needs besides: iproute2's `ip` (and `mount` in the sandbox). Pings use nppctl/nodeside/icmp.py,
+its source passed in SPEC.
 
 SPEC: plugin (its CNI type), plugin_dir, cni_path (dirs), conf (a conflist or a single conf; or
 conf_dir: the first file there), bridge ({"name", "address"} made first), parallel, timeout (per
-call), sandbox (make the private mounts), icmp (source), prefix (netns names).
+call), sandbox (make the private mounts), icmp (source), prefix (netns names), isolate (in a node:
+the network name, bridge, dataDir and subnet the config is given instead of its own; see isolated()).
 
 Every check is one function `check_<id>` returning (result, detail); CHECKS lists them in order with
 the SPEC.md section and the requirement in our own words. A check that needs an earlier one's pod
@@ -28,7 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 RUNTIME_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NETNS_DIR = "/var/run/netns"
-SANDBOX_DIRS = ("/tmp", "/run", "/var/run", "/var/lib/cni", "/var/log")
+# where CNI plugins write: fresh tmpfs in the sandbox (everything else is the host's, read-only)
+SANDBOX_DIRS = ("/tmp", "/run", "/var/lib/cni", "/var/cache", "/var/log", "/dev/shm", "/etc/cni")
+OWN_FS = ("/proc", "/sys")  # the sandbox's own proc (unshare --mount-proc) and sysfs
 STAGE = "/run/nppctl-conformance"  # inside the sandbox's own /run
 HOST_LOCAL_DIR = "/var/lib/cni/networks"
 NPPNET_DIR = "/var/lib/cni/nppnet"
@@ -373,6 +377,8 @@ class Engine:
         conf = spec.get("conf")
         if conf is None:
             conf = _first_conf(spec.get("conf_dir", "/etc/cni/net.d"))
+        if spec.get("isolate"):
+            conf = isolated(conf, spec["isolate"])
         self.rt = Runtime(spec, conf, self)
         self.parallel = int(spec.get("parallel", 16))
         self.pods = {}
@@ -967,23 +973,74 @@ def _first_conf(conf_dir):
         return json.load(f)
 
 
+def _mount_points():
+    """(mount point, fs type) of every mount in this namespace, parents first."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].encode().decode("unicode_escape")  # \040 for a space
+            found.append((point, fields[fields.index("-") + 1]))
+    return found
+
+
+def _under(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _writable_dir(d, stage):
+    """A fresh tmpfs at d; where d does not exist on the host, its nearest parent becomes an overlay
+    whose writes go to a tmpfs (d is made there), so nothing is created on the host."""
+    missing = []
+    while not os.path.isdir(d):
+        missing.append(os.path.basename(d))
+        d = os.path.dirname(d)
+    if missing:
+        upper = os.path.join(stage, "overlay", d.strip("/").replace("/", "_") or "root")
+        os.makedirs(upper + "/u")
+        os.makedirs(upper + "/w")
+        _run(["mount", "-t", "overlay", "nppctl-conformance", "-o",
+              f"lowerdir={d},upperdir={upper}/u,workdir={upper}/w", d], check=True)
+        d = os.path.join(d, *reversed(missing))
+        os.makedirs(d)
+    _run(["mount", "-t", "tmpfs", "-o", "mode=0755", "nppctl-conformance", d], check=True)
+
+
+def _read_only(point):
+    _run(["mount", "-o", "remount,bind,ro", point], check=True)
+
+
 def enter_sandbox(spec):
-    """In a fresh mount and network namespace: private mounts, empty /tmp /run /var/lib/cni /var/log,
-    the plugin dirs bound in from before, lo up, forwarding on (as on a kind node)."""
+    """In fresh mount, network and PID namespaces (launch.py's unshare, /proc mounted anew): the
+    host's mounts read-only, fresh tmpfs where plugins write (SANDBOX_DIRS), /proc/sys read-only
+    but for the namespace's own /proc/sys/net, a read-only sysfs of this network namespace, no
+    namespace file of the host left mounted; the plugin dirs bound in read-only from before, lo up,
+    forwarding on (as on a kind node)."""
     _run(["mount", "--make-rprivate", "/"], check=True)
     dirs = [spec["plugin_dir"]] + [d for d in spec["cni_path"] if d != spec["plugin_dir"]]
     fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
+    mounts = _mount_points()
+    for point, fstype in reversed(mounts):  # bind-mounted namespaces of the host: a way out
+        if fstype == "nsfs":
+            _run(["umount", "-l", point])
+    for point, fstype in mounts:
+        if fstype != "nsfs" and not any(_under(point, top) for top in OWN_FS) and os.path.isdir(point):
+            _read_only(point)
+    _run(["mount", "-t", "tmpfs", "-o", "mode=0700", "nppctl-conformance", "/run"], check=True)
+    os.makedirs(STAGE)
     for d in SANDBOX_DIRS:
-        while not os.path.isdir(d):  # no /var/lib/cni on this host: an empty /var/lib, not a new dir
-            d = os.path.dirname(d)
-        if not os.path.islink(d):
-            _run(["mount", "-t", "tmpfs", "-o", "mode=0755", "nppctl-conformance", d], check=True)
-    _run(["mount", "-t", "sysfs", "sysfs", "/sys"])
+        if d != "/run" and not os.path.islink(d):
+            _writable_dir(d, STAGE)
+    _run(["mount", "-t", "sysfs", "-o", "ro", "sysfs", "/sys"], check=True)
+    _run(["mount", "--bind", "/proc/sys", "/proc/sys"], check=True)
+    _run(["mount", "--bind", "/proc/sys/net", "/proc/sys/net"], check=True)
+    _read_only("/proc/sys")
     bound = []
     for i, fd in enumerate(fds):
         target = os.path.join(STAGE, "path", str(i))
         os.makedirs(target)
         _run(["mount", "--bind", f"/proc/{os.getpid()}/fd/{fd}", target], check=True)
+        _read_only(target)
         os.close(fd)
         bound.append(target)
     os.makedirs(NETNS_DIR, exist_ok=True)
@@ -992,6 +1049,51 @@ def enter_sandbox(spec):
         f.write("1")
     spec = dict(spec, plugin_dir=bound[0], cni_path=bound)
     return spec
+
+
+def isolated(conf, own):
+    """The config with a network name, bridge, dataDir and subnet of the card's own (own: "name",
+    "bridge", "data_dir", "subnet"), so that in a node its ADDs, DELs and GC never touch the node's
+    real pods: nppnet's and the reference bridge's "bridge", nppnet's and host-local's "dataDir",
+    every subnet key; a plugin naming its bridge or store otherwise is beyond what this can see."""
+    conf = json.loads(json.dumps(conf))
+    conf["name"] = own["name"]
+    for i, p in enumerate(conf["plugins"] if "plugins" in conf else [conf]):
+        kind = p.get("type")
+        if "bridge" in p or kind in ("nppnet", "bridge"):
+            p["bridge"] = own["bridge"]
+        if "dataDir" in p or kind == "nppnet":
+            p["dataDir"] = f"{own['data_dir']}/{i}"
+        for key in ("gateway", "subnet_network", "subnet_node"):
+            p.pop(key, None)
+        for key in ("subnet", "clusterCIDR"):
+            if key in p or (kind == "nppnet" and key == "subnet"):
+                p[key] = own["subnet"]
+        ipam = p.get("ipam")
+        if isinstance(ipam, dict):
+            if "dataDir" in ipam or ipam.get("type") == "host-local":
+                ipam["dataDir"] = f"{own['data_dir']}/ipam{i}"
+            for key in ("gateway", "rangeStart", "rangeEnd"):
+                ipam.pop(key, None)
+            if "subnet" in ipam:
+                ipam["subnet"] = own["subnet"]
+            if "ranges" in ipam:
+                ipam["ranges"] = [[{"subnet": own["subnet"]}]]
+    return conf
+
+
+def remove_isolated(own):
+    """What the card's own network leaves in a node: its bridge, iptables rules naming its subnet."""
+    import shlex
+
+    _run(["ip", "link", "del", own["bridge"]])
+    saved = _run(["iptables-save"]).stdout.decode(errors="replace")
+    table = None
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-A ") and own["subnet"] in line.split():
+            _run(["iptables", "-w", "-t", table, "-D", *shlex.split(line)[1:]])
 
 
 def make_bridge(bridge):
@@ -1016,6 +1118,8 @@ def main(argv):
         finally:
             if made:  # in a node: the bridge goes with the card's pods
                 _run(["ip", "link", "del", spec["bridge"]["name"]])
+            if spec.get("isolate"):
+                remove_isolated(spec["isolate"])
     except Exception as err:  # noqa: BLE001 - one JSON line, whatever happened
         sys.stdout.write(json.dumps({"error": f"{type(err).__name__}: {err}"}) + "\n")
         return 1

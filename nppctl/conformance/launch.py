@@ -2,10 +2,11 @@
 
 run_card(plugin, ...) resolves PLUGIN (nppnet, skel or an executable's path) and the config, ships
 card.py's source to a python3 where the "node" is, and returns the card it prints (a dict, see
-card.py). The sandbox: `unshare --mount --net --fork`, in which card.py makes / private and mounts
-empty tmpfs over /tmp, /run, /var/lib/cni and /var/log, so the plugin's files, netns, links and
-iptables rules never reach the host and go with the namespaces. In a node: the node's
-/usr/bin/python3 runs it through `docker exec`, pods are netns of that node, removed at the end.
+card.py). The sandbox: `unshare --mount --net --pid --fork --mount-proc`, in which card.py makes the
+host's mounts read-only and mounts fresh tmpfs where plugins write (card.SANDBOX_DIRS), so the
+plugin's files, netns, links and iptables rules never reach the host and go with the namespaces.
+In a node: the node's /usr/bin/python3 runs it through `docker exec`, pods are netns of that node,
+removed at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ REFERENCE_DIRS = ("/opt/cni/bin", "/usr/lib/cni")  # reference plugins for chain
 NODE_CNI_BIN = "/opt/cni/bin"
 NODE_SCRATCH = "/var/lib/nppctl/conformance"
 TEST_SUBNET = "10.244.99.0/24"  # nppnet/skel's own conflist in the sandbox
+NODE_SUBNET = "198.18.99.0/24"  # the card's own network in a node (RFC 2544's test range: no node's pods)
 BUILT = {"nppnet": "nppnet", "skel": "nppnet-skel"}
 PARALLEL_MAX = 200
 
@@ -154,8 +156,8 @@ def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
         cni_path = [plugin_dir] + [d for d in REFERENCE_DIRS if os.path.isdir(d) and d != plugin_dir]
         spec = _spec(ptype, plugin_dir, conf, bridge, parallel, timeout)
         spec.update(cni_path=cni_path, sandbox=True)
-        argv = ["unshare", "--mount", "--net", "--fork", "--kill-child", sys.executable, "-",
-                json.dumps(spec)]
+        argv = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child",
+                sys.executable, "-", json.dumps(spec)]
         done = subprocess.run(argv, input=(HERE / "card.py").read_bytes(), capture_output=True)
     finally:
         if work:
@@ -171,20 +173,26 @@ def _in_node(plugin, conf, bridge, parallel, timeout, cluster, node_name) -> dic
     from nppctl.nodes import get_node, node_exec, node_run, put_file
 
     target = get_node(cluster, node_name)
-    scratch = None
+    scratch = f"{NODE_SCRATCH}/{os.getpid()}"
+    node_exec(target, ["mkdir", "-p", scratch])
     if plugin in BUILT:
         ptype, plugin_dir = BUILT[plugin], NODE_CNI_BIN
     else:
         path = Path(plugin).resolve()
         if not path.is_file() or not os.access(path, os.X_OK):
             raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an executable file")
-        scratch = f"{NODE_SCRATCH}/{os.getpid()}"
-        node_exec(target, ["mkdir", "-p", scratch])
         put_file(target, f"{scratch}/{path.name}", path.read_bytes(), 0o755)
         ptype, plugin_dir = path.name, scratch
+    # a network, bridge, store and subnet of the card's own: the node's real pods are never touched
+    own = {"name": f"nppctl-card-{os.getpid()}", "bridge": f"npptbr{os.getpid() % 100000}",
+           "data_dir": f"{scratch}/data", "subnet": NODE_SUBNET}
+    if bridge:
+        net = ipaddress.ip_network(NODE_SUBNET)
+        bridge = {"name": own["bridge"], "address": f"{net.network_address + 1}/{net.prefixlen}"}
     try:
         spec = _spec(ptype, plugin_dir, conf, bridge, parallel, timeout)
-        spec.update(cni_path=[plugin_dir] + ([NODE_CNI_BIN] if plugin_dir != NODE_CNI_BIN else []))
+        spec.update(cni_path=[plugin_dir] + ([NODE_CNI_BIN] if plugin_dir != NODE_CNI_BIN else []),
+                    isolate=own)
         res = node_run(target, [PYTHON, "-", json.dumps(spec)], stdin=(HERE / "card.py").read_bytes())
     finally:
         if scratch:

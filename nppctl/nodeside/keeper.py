@@ -11,7 +11,11 @@ routes from /proc/net/route; only when a peer moved, a route or the node's bridg
 config or the program changed, or every FULL_EVERY rounds, does it run make_right again (which spawns
 `ip`/`iptables`). A round where all is right spawns no process. Its actions go to LOG (size-capped)
 and to stdout (the journal under systemd, `docker logs` under the docker provider's entrypoint).
-One keeper per node: it holds an exclusive lock on LOCK (in /run, a tmpfs: gone after a restart).
+One keeper per node: it holds an exclusive POSIX lock on LOCK (in /run, a tmpfs: gone after a
+restart); running() asks the kernel who holds it (F_GETLK) without taking it, so a keeper starting
+while `nppctl install` probes the node never finds the lock taken by the probe. `nppctl install`
+replaces PROGRAM whole (written beside it, renamed over it), so a keeper re-executing itself never
+reads a half-written program.
 """
 
 import fcntl
@@ -49,19 +53,23 @@ def log(msg):
         pass
 
 
+_FLOCK = "hhqqi4x"  # struct flock: l_type, l_whence, l_start, l_len, l_pid (and padding)
+
+
 def running():
-    """True when a keeper holds LOCK in this node (nothing is started or left behind)."""
+    """True when a keeper holds LOCK in this node; the lock is only looked at, never taken."""
     try:
         fd = os.open(LOCK, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        held = struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, query))[0]
     except OSError:
-        return True
+        return False
     finally:
         os.close(fd)
-    return False
+    return held != fcntl.F_UNLCK
 
 
 def kernel_routes():
@@ -167,7 +175,7 @@ def keep(spec):
     os.makedirs(os.path.dirname(LOCK), exist_ok=True)
     fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # POSIX: running() can see it without taking it
     except OSError:
         os.close(fd)
         return {"kept": False, "detail": f"another keeper holds {LOCK}"}

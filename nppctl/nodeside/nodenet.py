@@ -5,7 +5,8 @@ A route to every other node's pod subnet via that node's address (stale ones pru
 forwarding, br_netfilter with net.bridge.bridge-nf-call-iptables=1 (replies bridged straight back to
 a pod must pass conntrack for Services); and where the node owns them (spec["make_bridge"] and
 spec["masquerade"]: any plugin but nppnet, which makes its bridge and masquerade itself on ADD) cni0
-with the subnet's gateway address and one MASQUERADE rule for pods leaving the cluster CIDR.
+with the subnet's gateway address and one MASQUERADE rule for pods leaving the cluster CIDR (and
+nppnet's own chains removed). Every iptables call waits for the xtables lock (-w).
 `setup` also removes stale conflists, records the installed state and writes the keeper's config.
 Each step changes only what differs and reports what it changed, so a second run reports nothing.
 """
@@ -21,6 +22,7 @@ MASQ_COMMENT = "nppctl pod masquerade"
 KEEPER_CONF = "/etc/nppctl/keeper.json"  # what the keeper keeps: written by `setup` from install's spec
 KEEPER_KEYS = ("bridge", "make_bridge", "gateway_cidr", "routes", "pod_subnet", "cluster_cidr", "masquerade")
 BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+NPPNET_CHAINS = (("filter", "NPPNET-FORWARD", "FORWARD"), ("nat", "NPPNET-POSTROUTING", "POSTROUTING"))
 
 
 def bridge(spec, changes):
@@ -75,7 +77,7 @@ def masquerade(spec, changes):
     (spec["masquerade"]); every other rule of ours removed (all of them where the plugin owns it)."""
     subnet, cluster = spec["pod_subnet"], spec["cluster_cidr"]
     wanted = (subnet, cluster) if spec.get("masquerade") else None
-    listed = run(["iptables", "-t", "nat", "-S", "POSTROUTING"]).stdout.decode()
+    listed = run(["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"]).stdout.decode()
     have = set()
     for line in listed.splitlines():
         args = shlex.split(line)
@@ -85,12 +87,25 @@ def masquerade(spec, changes):
         if (src, dst) == wanted and wanted not in have:
             have.add(wanted)
             continue
-        run(["iptables", "-t", "nat", "-D", *args[1:]])
+        run(["iptables", "-w", "-t", "nat", "-D", *args[1:]])
         changes.append(f"removed {'stale ' if wanted else ''}masquerade of {src} leaving {dst}")
     if wanted and wanted not in have:
         rule = ["-s", subnet, "!", "-d", cluster, "-m", "comment", "--comment", MASQ_COMMENT]
-        run(["iptables", "-t", "nat", "-A", "POSTROUTING", *rule, "-j", "MASQUERADE"])
+        run(["iptables", "-w", "-t", "nat", "-A", "POSTROUTING", *rule, "-j", "MASQUERADE"])
         changes.append(f"masquerade {subnet} leaving {cluster}")
+
+
+def nppnet_chains_removed(changes):
+    """nppnet's chains (plugin/firewall.py) and the jumps to them gone, where another plugin is
+    installed now: its pods are not nppnet's, and an old subnet's rules would accept them."""
+    for table, chain, builtin in NPPNET_CHAINS:
+        if run(["iptables", "-w", "-t", table, "-S", chain], check=False).returncode != 0:
+            continue  # no such chain
+        while run(["iptables", "-w", "-t", table, "-D", builtin, "-j", chain], check=False).returncode == 0:
+            pass
+        run(["iptables", "-w", "-t", table, "-F", chain])
+        run(["iptables", "-w", "-t", table, "-X", chain])
+        changes.append(f"removed nppnet's chain {chain} ({table}) and its jumps")
 
 
 def _switch_on(path, change, changes):
@@ -148,6 +163,8 @@ def make_right(spec, changes, warnings):
     if spec.get("pod_subnet"):
         if shutil.which("iptables"):
             masquerade(spec, changes)
+            if spec.get("make_bridge"):  # another plugin than nppnet
+                nppnet_chains_removed(changes)
         else:
             warnings.append("no iptables in this node: pod traffic leaving the cluster is not masqueraded")
         forwarding(changes, warnings)
@@ -167,6 +184,8 @@ def keeper_config(spec):
 
 def setup(spec):
     changes, warnings = [], []
+    for new, old in spec.get("rename", []):  # a file written beside its place, replaced whole
+        os.replace(new, old)
     make_right(spec, changes, warnings)
     for path in spec.get("remove", []):
         if os.path.exists(path):

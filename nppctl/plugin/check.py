@@ -200,7 +200,7 @@ def _check_firewall(nc):
         return
     from . import firewall
 
-    rules = firewall.wanted_rules(nc.bridge, nc.subnet, nc.cluster_cidr, nc.ip_masq)
+    rules = firewall.wanted_rules(nc.bridge, nc.subnet, nc.cluster_cidr, nc.ip_masq, nc.name)
     try:
         missing = firewall.missing(rules)
     except firewall.FirewallError as err:

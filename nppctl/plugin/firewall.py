@@ -10,14 +10,17 @@ as narrow as the reference `firewall` plugin's (replies toward pods, what pods s
 pod network's own traffic on top. NPPNET-FORWARD is jumped from the END of FORWARD, so whatever
 comes first (kube-proxy's INVALID drop, a policy engine, DOCKER-USER) sees pod traffic before
 nppnet accepts it; NPPNET-POSTROUTING from the top of POSTROUTING, as masquerading plugins do.
-Every rule carries the comment nppnet:BRIDGE. One `iptables-save` and one
-`iptables-restore --noflush` do it all.
+Every rule carries the comment "nppnet:BRIDGE NETWORK:RULE" (NETWORK and RULE: crc32 digests of
+the network's name and of the rule), so a rule names its bridge and network and is found by its
+comment alone. One `iptables-save` and one `iptables-restore -w --noflush` do it all.
 
-Spawning iptables costs milliseconds, so ADD calls ensure() only when the bridge was just
-created or the marker DATA_DIR/.firewall/<bridge>.<subnet>.stamp (boot ID + the rules) does not match:
-rules do not survive a reboot, and the boot ID changes with it. A rule of the bridge the config no
-longer asks for is deleted when it names this network's subnet: two networks sharing one bridge keep
-each other's rules.
+Rules vanish (a reboot, `iptables -F`, an `iptables-restore` without --noflush), so every ADD
+verifies them: in_place() reads the four chains through nf_tables' netlink (no process spawned:
+about 0.1 ms) and looks for the jumps and for each wanted rule's comment; only when one is missing
+(or the kernel's nf_tables does not hold iptables' rules: the legacy backend) does ADD run
+ensure(), which spawns iptables under a lock. ensure() deletes the rules of this network that are
+not wanted any more (an old subnet, ipMasq turned off) and the rules of the bridge from before
+rules named their network; other networks' rules on the same bridge stay.
 """
 
 import fcntl
@@ -27,30 +30,39 @@ from . import fs
 
 FILTER_CHAIN = "NPPNET-FORWARD"
 NAT_CHAIN = "NPPNET-POSTROUTING"
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 _SEARCH = ("/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin")
+CHAINS = (  # table, nppnet's chain, the built-in chain jumping to it, how the jump is added
+    ("filter", FILTER_CHAIN, "FORWARD", "-A FORWARD"),
+    ("nat", NAT_CHAIN, "POSTROUTING", "-I POSTROUTING 1"),
+)
 
 
 class FirewallError(Exception):
     pass
 
 
-def wanted_rules(bridge, subnet, cluster_cidr, ip_masq):
-    """{table: [rule lines as iptables-save prints them]} for one bridge."""
-    tag = f'-m comment --comment "{_tag(bridge)}"'
-    rules = {
-        "subnet": str(subnet),  # the rules' scope: networks sharing a bridge keep each other's
-        "filter": [
-            f"-A {FILTER_CHAIN} -d {subnet} {tag} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-            f"-A {FILTER_CHAIN} -s {subnet} {tag} -j ACCEPT",
-        ],
-        "nat": [],
-    }
+def _digest(text):
+    return f"{crc32(text.encode('utf-8', 'surrogateescape')):08x}"
+
+
+def wanted_rules(bridge, subnet, cluster_cidr, ip_masq, network=""):
+    """{table: [rule lines as iptables-save prints them]} of one network on one bridge, with
+    "subnet", "network" (the comment's network part) and "marks" ({table: [comments as bytes]})."""
+    net = _digest(network)
+    rules = {"subnet": str(subnet), "network": f"{_tag(bridge)} {net}:", "filter": [], "nat": [], "marks": {}}
+    wanted = [
+        ("filter", FILTER_CHAIN, f"-d {subnet}", "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
+        ("filter", FILTER_CHAIN, f"-s {subnet}", "-j ACCEPT"),
+    ]
     if cluster_cidr != subnet:
-        rules["filter"].append(f"-A {FILTER_CHAIN} -s {cluster_cidr} -d {subnet} {tag} -j ACCEPT")
+        wanted.append(("filter", FILTER_CHAIN, f"-s {cluster_cidr} -d {subnet}", "-j ACCEPT"))
     if ip_masq:
-        rules["nat"].append(f"-A {NAT_CHAIN} -s {subnet} ! -d {cluster_cidr} {tag} -j MASQUERADE")
+        wanted.append(("nat", NAT_CHAIN, f"-s {subnet} ! -d {cluster_cidr}", "-j MASQUERADE"))
+    for table, chain, match, action in wanted:
+        comment = f"{_tag(bridge)} {net}:{_digest(match + ' ' + action)}"
+        rules[table].append(f'-A {chain} {match} -m comment --comment "{comment}" {action}')
+        rules["marks"].setdefault(table, []).append(comment.encode())
     return rules
 
 
@@ -65,30 +77,27 @@ def _dir(data_dir):
     return fs.join(data_dir, ".firewall")  # a network (store) name never starts with "."
 
 
-def _marker(data_dir, bridge, rules):
-    """DATA_DIR/.firewall/<bridge>.<subnet>.stamp: one per network of the bridge."""
-    return fs.join(_dir(data_dir), "{}.{}.stamp".format(bridge, rules["subnet"].replace("/", "_")))
+def in_place(rules):
+    """True when nf_tables holds the jumps to nppnet's chains and every wanted rule (found by its
+    comment); False when one is missing or the rules cannot be read so (then ensure() decides)."""
+    from .netlink import Netlink, NetlinkError
 
-
-def _boot_id():
     try:
-        with open(BOOT_ID, "rb") as f:
-            return f.read().strip().decode()
-    except OSError:
-        return "unknown"
-
-
-def _stamp(rules):
-    return "{}\n{}\n".format(_boot_id(), "\n".join(rules["filter"] + rules["nat"]))
-
-
-def in_place(data_dir, bridge, rules):
-    """True when the marker says these rules were set up since this boot (no process spawned)."""
-    try:
-        with open(_marker(data_dir, bridge, rules)) as f:
-            return f.read() == _stamp(rules)
-    except OSError:
+        with Netlink(NETFILTER) as nft:
+            for table, chain, builtin, _ in CHAINS:
+                if not rules[table]:
+                    continue
+                if chain.encode() + b"\0" not in nft.nft_rules(table, builtin):
+                    return False
+                held = nft.nft_rules(table, chain)
+                if any(mark not in held for mark in rules["marks"][table]):
+                    return False
+    except (NetlinkError, OSError):
         return False
+    return True
+
+
+NETFILTER = 12  # NETLINK_NETFILTER
 
 
 def _tool(name):
@@ -128,15 +137,19 @@ def _parse_save(text):
     return tables
 
 
+def _owned(line, tag):
+    """True for a rule line whose comment names the bridge of tag (both comment forms)."""
+    return f'--comment "{tag}"' in line or f'--comment "{tag} ' in line
+
+
 def restore_script(saved, bridge, rules):
-    """The iptables-restore --noflush input that turns `saved` into `saved` + rules of bridge."""
-    tag = f'--comment "{_tag(bridge)}" '
-    scope = rules.get("subnet")  # None: every rule of the bridge (remove)
+    """The iptables-restore --noflush input that turns `saved` into `saved` + rules of bridge,
+    less the rules of this network (rules["network"]) that are not wanted and the bridge's rules
+    from before comments named a network. Without rules["network"]: every rule of the bridge goes."""
+    tag = _tag(bridge)
+    network = rules.get("network")
     script = []
-    for table, chain, builtin, jump in (
-        ("filter", FILTER_CHAIN, "FORWARD", "-A FORWARD"),
-        ("nat", NAT_CHAIN, "POSTROUTING", "-I POSTROUTING 1"),
-    ):
+    for table, chain, builtin, jump in CHAINS:
         chains, lines = saved.get(table, (set(), []))
         want = rules[table]
         changes = []
@@ -148,8 +161,8 @@ def restore_script(saved, bridge, rules):
             "-D" + line[2:]
             for line in lines
             if line.startswith(f"-A {chain} ")
-            and tag in line + " "
-            and (scope is None or f" {scope} " in line)
+            and _owned(line, tag)
+            and (network is None or f'--comment "{network}' in line or f'--comment "{tag}"' in line)
             and line not in want
         ]
         changes += [line for line in want if line not in lines]
@@ -159,25 +172,22 @@ def restore_script(saved, bridge, rules):
 
 
 def ensure(data_dir, bridge, rules):
-    """Put rules (and net.ipv4.ip_forward=1) in place once per boot; FirewallError on failure."""
+    """Put rules (and net.ipv4.ip_forward=1) in place; FirewallError on failure. Parallel ADDs
+    take turns (a lock in DATA_DIR/.firewall), and iptables-restore waits for the xtables lock."""
     fs.makedirs(_dir(data_dir))
     lock = fs.open(fs.join(_dir(data_dir), "lock"), fs.O_RDWR | fs.O_CREAT | fs.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _enable_forwarding()
         saved = _parse_save(_run([_tool("iptables-save")]))
         script = restore_script(saved, bridge, rules)
         if script:
-            _run([_tool("iptables-restore"), "--noflush"], script.encode())
-        tmp = _marker(data_dir, bridge, rules) + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(_stamp(rules))
-        fs.replace(tmp, _marker(data_dir, bridge, rules))
+            _run([_tool("iptables-restore"), "-w", "--noflush"], script.encode())
     finally:
         fs.close(lock)
 
 
-def _enable_forwarding():
+def enable_forwarding():
+    """net.ipv4.ip_forward=1 (one read when it is on already)."""
     try:
         with open(IP_FORWARD, "r+") as f:
             if f.read().strip() != "1":
@@ -187,31 +197,21 @@ def _enable_forwarding():
         pass  # a read-only /proc/sys: pods on this bridge still reach each other
 
 
-def remove(data_dir, bridge):
-    """Delete this bridge's rules and markers, of every network on it (tests and uninstall);
-    chains and jumps stay."""
+def remove(bridge):
+    """Delete this bridge's rules, of every network on it (tests and uninstall); chains and
+    jumps stay."""
     saved = _parse_save(_run([_tool("iptables-save")]))
     script = restore_script(saved, bridge, {"filter": [], "nat": []})
     lines = [x for x in script.splitlines() if not x.startswith(("-I ", "-A ", ":"))]
     if any(x.startswith("-D") for x in lines):
-        _run([_tool("iptables-restore"), "--noflush"], ("\n".join(lines) + "\n").encode())
-    try:
-        names = fs.listdir(_dir(data_dir))
-    except OSError:
-        return
-    for name in names:
-        if name.startswith(bridge + ".") and name.endswith(".stamp"):
-            try:
-                fs.unlink(fs.join(_dir(data_dir), name))
-            except OSError:
-                pass
+        _run([_tool("iptables-restore"), "-w", "--noflush"], ("\n".join(lines) + "\n").encode())
 
 
 def missing(rules):
     """The wanted rules (and jumps to nppnet's chains) iptables does not hold now (CHECK)."""
     saved = _parse_save(_run([_tool("iptables-save")]))
     gone = []
-    for table, chain, builtin in (("filter", FILTER_CHAIN, "FORWARD"), ("nat", NAT_CHAIN, "POSTROUTING")):
+    for table, chain, builtin, _ in CHAINS:
         lines = saved.get(table, (set(), []))[1]
         if rules[table] and f"-A {builtin} -j {chain}" not in lines:
             gone.append(f"-A {builtin} -j {chain}")

@@ -1,8 +1,9 @@
-"""rtnetlink from the standard library: links, addresses and routes without spawning `ip`.
+"""rtnetlink from the standard library: links, addresses and routes without spawning `ip`; and
+nf_tables' rules of one chain (Netlink(NETLINK_NETFILTER).nft_rules), read without `iptables`.
 
-One `Netlink` object is one NETLINK_ROUTE socket in the network namespace it was opened in
-(see netns.socket_in). Requests wait for the kernel's ACK; failures raise NetlinkError carrying
-the errno and the kernel's extended-ACK message when it sends one.
+One `Netlink` object is one NETLINK_ROUTE (or NETLINK_NETFILTER) socket in the network namespace
+it was opened in (see netns.socket_in). Requests wait for the kernel's ACK; failures raise
+NetlinkError carrying the errno and the kernel's extended-ACK message when it sends one.
 """
 
 from _socket import SOCK_CLOEXEC, SOCK_RAW, socket
@@ -37,6 +38,8 @@ IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RTN_UNICAST = 254, 3, 0, 253, 1
 AF_INET = 2
+NFNL_SUBSYS_NFTABLES, NFT_MSG_GETRULE = 10, 7
+NFTA_RULE_TABLE, NFTA_RULE_CHAIN = 1, 2
 
 _HDR = "=IHHII"
 _HDR_LEN = calcsize(_HDR)
@@ -125,10 +128,10 @@ class Route:
 
 
 class Netlink:
-    """A NETLINK_ROUTE socket; use as a context manager or call close()."""
+    """A NETLINK_ROUTE socket (or another netlink protocol's); use as a context manager or call close()."""
 
-    def __init__(self):
-        self.sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)
+    def __init__(self, protocol=NETLINK_ROUTE):
+        self.sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol)
         try:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
             self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
@@ -331,3 +334,19 @@ class Netlink:
     def routes(self):
         body = pack(_RTMSG, AF_INET, 0, 0, 0, 0, 0, 0, 0, 0)
         return [Route(b) for b in self.query(RTM_GETROUTE, body, "list routes", dump=True)]
+
+    # -- nf_tables (a NETLINK_NETFILTER socket) --------------------------------------------------
+
+    def nft_rules(self, table, chain):
+        """The raw netlink messages of every rule of the IPv4 nf_tables chain (iptables-nft's
+        tables are named as iptables', "filter", "nat"), as one bytes; b"" when it has none or
+        the chain does not exist."""
+        body = pack("=BBH", AF_INET, 0, 0) + _attr(NFTA_RULE_TABLE, _name(table))
+        body += _attr(NFTA_RULE_CHAIN, _name(chain))
+        kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
+        try:
+            return b"".join(self.query(kind, body, f"list rules of {table} {chain}", dump=True))
+        except NetlinkError as err:
+            if err.errno == 2:  # ENOENT: no such table or chain
+                return b""
+            raise

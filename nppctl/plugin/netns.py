@@ -1,7 +1,7 @@
-"""Network namespaces by path: validate, open a netlink socket inside, pin as /var/run/netns/NAME.
+"""Network namespaces by path: validate, open a netlink socket inside; remove an old pin.
 
-Python 3.11 has no fs.setns, and `import ctypes` costs 2-3 ms, so the three libc calls needed
-(setns, mount, umount2) are bound through `_ctypes` directly.
+Python 3.11 has no fs.setns, and `import ctypes` costs 2-3 ms, so the two libc calls needed
+(setns, umount2) are bound through `_ctypes` directly.
 """
 
 import fcntl
@@ -11,7 +11,6 @@ from .errors import INVALID_ENVIRONMENT, CNIError
 
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703
-MS_BIND = 0x1000
 MNT_DETACH = 0x2
 NETNS_RUN_DIR = "/var/run/netns"
 
@@ -20,7 +19,7 @@ _functions = {}
 
 def _bind(name):
     """The libc function `name` through _ctypes; only what a call uses is bound (ADD needs just
-    setns: binding mount and umount2 too cost ~60 us of every ADD)."""
+    setns: binding umount2 too would cost every ADD tens of microseconds)."""
     import _ctypes
 
     flags = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
@@ -38,16 +37,13 @@ def _bind(name):
         class Int(_ctypes._SimpleCData):
             _type_ = "i"
 
-        class ULong(_ctypes._SimpleCData):
-            _type_ = "L"
-
         class CharP(_ctypes._SimpleCData):
             _type_ = "z"
 
         class Function(_ctypes.CFuncPtr):  # _ctypes wants _flags_ in each class's own dict
             _flags_ = flags
             _restype_ = Int
-            _argtypes_ = {"mount": (CharP, CharP, CharP, ULong, CharP), "umount2": (CharP, Int)}[name]
+            _argtypes_ = {"umount2": (CharP, Int)}[name]
 
     _functions[name] = function = Function((name, Libc))
     return function
@@ -101,30 +97,8 @@ def entry_path(name):
     return fs.join(NETNS_RUN_DIR, name)
 
 
-def lives_in_run_dir(netns_path):
-    """True for /var/run/netns/NAME: `ip netns` lists it already (containerd's cni-... live there)."""
-    return fs.dirname(netns_path) in (NETNS_RUN_DIR, "/run/netns")
-
-
-def pin(netns_path, name):
-    """Make /var/run/netns/NAME a bind mount of netns_path (what `ip netns attach` does); True when
-    this call created it, False when an entry of that name exists already."""
-    entry = entry_path(name)
-    if fs.lexists(entry):
-        return False
-    fs.makedirs(NETNS_RUN_DIR)
-    fd = fs.open(entry, fs.O_RDONLY | fs.O_CREAT | fs.O_EXCL | fs.O_CLOEXEC, 0)
-    fs.close(fd)
-    try:
-        _call("mount", netns_path.encode(), entry.encode(), b"none", MS_BIND, None)
-    except OSError:
-        fs.unlink(entry)
-        raise
-    return True
-
-
 def unpin(name):
-    """Undo pin(): unmount and remove /var/run/netns/NAME (quietly when already gone)."""
+    """Unmount and remove /var/run/netns/NAME, a pin an older nppnet made (quietly when gone)."""
     entry = entry_path(name)
     try:
         _call("umount2", entry.encode(), MNT_DETACH)

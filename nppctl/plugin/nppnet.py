@@ -1,8 +1,9 @@
 """nppnet: CNI bridge plugin. cmd_add / cmd_del / cmd_check / cmd_status / cmd_gc.
 
-ADD: bridge up with the gateway address (and the firewall rules once), an address reserved under
-the store's lock, a veth pair created in one netlink request (host end up on the bridge, peer
-named CNI_IFNAME up inside CNI_NETNS), then address and default route inside the namespace.
+ADD: bridge up with the gateway address (its firewall rules verified, restored when missing), an
+address reserved under the store's lock, a veth pair created in one netlink request (host end up
+on the bridge, peer named CNI_IFNAME up inside CNI_NETNS), then address and default route inside
+the namespace.
 
 Each command imports what it needs when it runs (a VERSION loads none of it, a DEL no firewall
 or namespace code): every module a call imports is start-up time it pays.
@@ -11,7 +12,9 @@ or namespace code): every module a call imports is start-up time it pays.
 from . import fs, jsonio, protocol
 from .errors import INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE, CNIError
 
-# DATA_DIR/.pins/<network>/<containerID> (holds the ifname): this plugin made /var/run/netns/<containerID>
+# DATA_DIR/.pins/<network>/<containerID> (holds the ifname): an nppnet before this one bind-mounted a
+# namespace given as /proc/PID/ns/net at /var/run/netns/<containerID>, which kept it (and the pod's
+# veth) alive after its owner died. ADD never pins now; DEL and GC remove the pins left from then.
 PIN_DIR = ".pins"
 
 
@@ -62,8 +65,9 @@ def ensure_bridge(host, nc):
     if not bridge.up:
         host.set_up(bridge.index)
     host.add_addr(bridge.index, nc.gateway, nc.subnet.prefixlen, nc.subnet.broadcast_address)
-    rules = firewall.wanted_rules(nc.bridge, nc.subnet, nc.cluster_cidr, nc.ip_masq)
-    if created or not firewall.in_place(nc.data_dir, nc.bridge, rules):
+    rules = firewall.wanted_rules(nc.bridge, nc.subnet, nc.cluster_cidr, nc.ip_masq, nc.name)
+    firewall.enable_forwarding()
+    if created or not firewall.in_place(rules):  # verified on every ADD: rules vanish (a flush)
         try:
             firewall.ensure(nc.data_dir, nc.bridge, rules)
         except (firewall.FirewallError, OSError) as err:
@@ -104,7 +108,6 @@ def cmd_add(call, conf, version):
                 raise
     finally:
         fs.close(ns_fd)
-    _pin(nc, call)
     return _with_prev(prev, result, dns)
 
 
@@ -324,31 +327,6 @@ def _create_veth(host, nc, bridge, veth, host_mac, ifname, ip, ns_fd):
 
 def _pin_marker(nc, container_id):
     return fs.join(nc.data_dir, PIN_DIR, nc.name, container_id)
-
-
-def _pin(nc, call):
-    """/var/run/netns/<containerID> for `ip netns` when the namespace lives elsewhere (say
-    /proc/PID/ns/net); best effort, never fails ADD. The marker is written before the mount, so a
-    call killed in between leaves something DEL and GC act on."""
-    from . import netns
-
-    if netns.lives_in_run_dir(call.netns):
-        return
-    marker = _pin_marker(nc, call.container_id)
-    if fs.exists(marker):
-        return  # pinned by an earlier ADD of this container
-    try:
-        fs.makedirs(fs.dirname(marker))
-        with open(marker, "w") as f:
-            f.write(call.ifname)
-        if netns.pin(call.netns, call.container_id):
-            return
-    except OSError:
-        pass
-    try:  # not ours to remove later
-        fs.unlink(marker)
-    except OSError:
-        pass
 
 
 def _unpin(nc, container_id, ifname=None):

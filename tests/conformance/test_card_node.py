@@ -3,6 +3,7 @@ removed afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -71,3 +72,30 @@ def test_card_of_a_copied_executable_in_a_node(lab_node):
     assert done.returncode == 0, done.stdout + done.stderr
     assert by_result(card)["fail"] == set(), card
     assert _node_state(lab_node) == before
+
+
+def test_a_1_1_0_card_in_a_node_leaves_its_real_pods_on_the_network(lab_node, tmp_path):
+    """The installed conflist's nppnet at cniVersion 1.1.0 (so the card runs GC, with only its own
+    pod listed; the node's portmap stops at 1.0.0): the card uses a network, bridge, store and
+    subnet of its own, so the node's pods keep their veths, reservations and each other."""
+    from nppctl import agent, runtime
+
+    installed = json.loads(lab_node.exec_run(["cat", "/etc/cni/net.d/09-nppnet.conflist"]).output)
+    conf = tmp_path / "installed-1.1.0.conflist"
+    conf.write_text(json.dumps(dict(installed, cniVersion="1.1.0", plugins=installed["plugins"][:1])))
+    pods = {}
+    try:
+        for pod in ("np11p1", "np11p2"):
+            pods[pod] = runtime.cni_call(CLUSTER, "worker", pod, "ADD")["ips"][0]["address"].split("/")[0]
+        before = _node_state(lab_node)
+        done, card = run_card("nppnet", "--conf", str(conf), "--node", "worker", "--name", CLUSTER, "--json")
+        assert card is not None, done.stdout + done.stderr
+        results = by_result(card)
+        assert results["fail"] == set() and {"gc", "status"} <= results["pass"], card
+        replies = agent.pod_ping(CLUSTER, "worker", "np11p1", [pods["np11p2"]])
+        assert all(r.get("ok") for r in replies), replies
+        assert _node_state(lab_node) == before
+        assert card["network"] != installed["name"]
+    finally:
+        for pod in pods:
+            runtime.cni_call(CLUSTER, "worker", pod, "DEL")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 
@@ -83,3 +85,24 @@ def test_fixture_plugin_fails_exactly_its_checks(host_untouched, tmp_path, fixtu
     assert done.returncode == (1 if must_fail else 0)
     if phrase:
         assert any(phrase in row["detail"] for row in card["checks"] if row["result"] == "fail"), card
+
+
+ESCAPES = ["/etc/nppt-escape", "/var/cache/nppt-escape", "/var/lib/nppt-escape", "/usr/lib/cni/nppt-escape",
+           "/dev/shm/nppt-escape", "/opt/cni/bin/nppt-escape", str(PLUGINS / "nppt-escape")]
+
+
+def test_a_plugin_writing_outside_its_sandbox_changes_nothing_on_the_host(host_untouched, tmp_path):
+    """escapee writes to /etc, /var/cache, /var/lib, /usr/lib/cni, /dev/shm, its own folder and tries
+    `nsenter --net=/proc/1/ns/net ip link add` before it works as bashnet: its card is bashnet's,
+    and none of it is on the host."""
+    for path in ESCAPES:
+        assert not os.path.exists(path), f"{path} exists before the test"
+    done, card = run_card(
+        str(PLUGINS / "escapee"), "--conf", str(fixture_conf(tmp_path, "escapee")),
+        "--bridge", "cni0=10.244.96.1/24", "--json",
+    )
+    assert card is not None, done.stdout + done.stderr
+    assert by_result(card)["fail"] == set(), json.dumps(card, indent=1)
+    assert [p for p in ESCAPES if os.path.exists(p)] == []
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert "nppt-escape" not in links

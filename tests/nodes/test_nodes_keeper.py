@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -34,6 +35,54 @@ def test_kernel_routes_are_what_ip_route_lists():
         dst = "0.0.0.0/0" if r["dst"] == "default" else r["dst"] if "/" in r["dst"] else r["dst"] + "/32"
         want.add((dst, r.get("gateway"), r["dev"]))
     assert keeper.kernel_routes() == want
+
+
+KEEPER_AT = """
+import sys
+from nppctl.nodeside import keeper
+keeper.LOCK, keeper.LOG = sys.argv[1], sys.argv[2]
+if sys.argv[3] == "probe":
+    while True:
+        keeper.running()
+print(keeper.keep({"config": sys.argv[3], "period": 0.05}))
+"""
+
+
+def _keeper_process(tmp_path, what: str) -> subprocess.Popen:
+    argv = [sys.executable, "-c", KEEPER_AT, str(tmp_path / "lock"), str(tmp_path / "log"), what]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+
+def test_a_keeper_started_while_install_probes_stays_running(tmp_path):
+    """install's probe (keeper.running(), here in a tight loop) only looks at the keeper's lock:
+    every keeper started meanwhile gets it and stays; a second one at once refuses, and the probe
+    sees the keeper exactly while it runs."""
+    prober = _keeper_process(tmp_path, "probe")
+    try:
+        time.sleep(0.3)
+        exited = []
+        for _ in range(15):
+            one = _keeper_process(tmp_path, str(tmp_path / "no-config.json"))
+            time.sleep(0.3)
+            if one.poll() is not None:
+                exited.append(one.stdout.read().strip())
+            else:
+                assert _probe_at(tmp_path) is True
+                second = _keeper_process(tmp_path, str(tmp_path / "no-config.json"))
+                assert "another keeper holds" in second.communicate(timeout=10)[0]
+            one.kill()
+            one.wait()
+        assert exited == []
+        assert _probe_at(tmp_path) is False
+    finally:
+        prober.kill()
+        prober.wait()
+
+
+def _probe_at(tmp_path) -> bool:
+    code = "import sys; from nppctl.nodeside import keeper as k; k.LOCK = sys.argv[1]; print(k.running())"
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "lock")], capture_output=True, text=True)
+    return {"True": True, "False": False}[out.stdout.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +169,39 @@ def test_nppnet_takes_cni0_and_the_masquerade_over(cluster):
     assert node_exec(get_node(CLUSTER, "worker"), ["ip", "link", "show", "cni0"], check=False)[0] != 0
     st = status.status(CLUSTER)[1]
     assert st.ok and st.bridge_by == "plugin" and st.bridge_pending, st
+
+
+def test_a_replaced_keeper_program_is_renamed_into_place(cluster):
+    """install writes the keeper's program beside its place and renames it over it (never a half
+    file for a keeper re-executing itself): a new inode, nothing left beside, the same keeper."""
+    pid = in_node("worker", "cat", keeper.LOCK).strip()
+
+    def restarts() -> int:
+        return in_node("worker", "cat", "/var/log/nppctl-keeper.log").count("changed: restarting")
+
+    before = restarts()
+    in_node("worker", "sh", "-c", f"echo '# changed by hand' >> {keeper.PROGRAM}")
+    wait_for("the keeper restarted on the hand's change", lambda: restarts() >= before + 1)
+    inode = in_node("worker", "stat", "-c", "%i", keeper.PROGRAM).strip()
+    done = install.install(CLUSTER, nodes=["worker"])
+    assert f"wrote {keeper.PROGRAM}" in done[0].changes, done[0].changes
+    assert in_node("worker", "stat", "-c", "%i", keeper.PROGRAM).strip() != inode
+    assert node_exec(get_node(CLUSTER, "worker"), ["test", "-e", install.KEEPER_NEW], check=False)[0] != 0
+    wait_for("the keeper restarted itself (twice: the hand's change, then install's)",
+             lambda: restarts() >= before + 2)
+    wait_for("one keeper again", lambda: status.status(CLUSTER)[1].keeper)
+    assert in_node("worker", "cat", keeper.LOCK).strip() == pid
+
+
+def test_another_plugin_removes_nppnets_chains_and_jumps(cluster):
+    """nppnet (installed by the test before) makes its chains at its first ADD; installing another
+    plugin removes them, with the jumps to them."""
+    from nppctl import runtime
+
+    runtime.cni_call(CLUSTER, "worker", "np9pod", "ADD")
+    runtime.cni_call(CLUSTER, "worker", "np9pod", "DEL")
+    assert "NPPNET-FORWARD" in in_node("worker", "iptables", "-w", "-S", "FORWARD")
+    done = install.install(CLUSTER, plugin=str(BASH_PLUGIN))
+    worker = next(r for r in done if r.node == f"{CLUSTER}-worker")
+    assert "removed nppnet's chain NPPNET-FORWARD (filter) and its jumps" in worker.changes, worker.changes
+    assert "NPPNET" not in in_node("worker", "iptables-save")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,13 @@ _serial = itertools.count(1)
 
 def _run(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), capture_output=True, text=True)
+
+
+def iptables_save(*args: str) -> str:
+    """`iptables-save` with nppnet's rule comments shortened to their bridge part: "nppnet:BR"
+    (the digests of network and rule are firewall.py's business)."""
+    text = _run("iptables-save", *args).stdout
+    return re.sub(r'--comment "(nppnet:[^ "]+) [0-9a-f]{8}:[0-9a-f]{8}"', r'--comment "\1"', text)
 
 
 @dataclass
@@ -162,7 +170,7 @@ class Net:
             _run("ip", "link", "del", name)
         _run("ip", "link", "del", self.bridge)
         try:
-            firewall.remove(str(self.data_dir), self.bridge)
+            firewall.remove(self.bridge)
         except firewall.FirewallError:
             pass
         for entry in Path("/var/run/netns").glob(f"np1c{PID}x{self.n}x*"):

@@ -139,6 +139,50 @@ def test_without_a_writable_cache_the_call_compiles_its_own_code(tmp_path, monke
     assert "<embedded>/loader.py" in rec["compiled"]
 
 
+def test_a_cache_folder_others_may_write_or_a_file_of_another_user_is_never_used(tmp_path, monkeypatch):
+    """Byte code from the cache runs as root: a folder a group or others may write (anyone could
+    put a file there) is not used at all, nor a cache file of another owner or writable by others."""
+    nppnet = _other_python_build(tmp_path, monkeypatch)
+    assert _run(nppnet, "VERSION", b"", cwd=tmp_path).returncode == 0
+    [name] = _cache_files(tmp_path)
+    folder, path = tmp_path / "cache", tmp_path / "cache" / name
+    folder.chmod(0o777)
+    done, rec = _record(nppnet, "VERSION", b"", cwd=tmp_path)
+    assert done.returncode == 0 and set(rec["cached"].values()) == {None}, done
+    assert "<embedded>/loader.py" in rec["compiled"]
+    folder.chmod(0o755)
+    for change in (lambda: path.chmod(0o666), lambda: os.chown(path, 65534, 65534)):
+        change()
+        inode = path.stat().st_ino
+        done, rec = _record(nppnet, "VERSION", b"", cwd=tmp_path)
+        assert done.returncode == 0 and set(rec["cached"].values()) == {str(path)}, done
+        # not read: replaced by one this call made, this user's and written by it alone
+        assert path.stat().st_ino != inode
+        assert path.stat().st_uid == os.geteuid() and not path.stat().st_mode & 0o022
+
+
+def test_temporary_files_are_never_written_through_a_link(tmp_path, monkeypatch):
+    """The cache's and the build's temporary files: a symlink planted where they go is replaced,
+    its target never written."""
+    victim = tmp_path / "victim"
+    victim.write_text("untouched")
+    nppnet = _other_python_build(tmp_path, monkeypatch)
+    (tmp_path / "cache").mkdir()
+    _record(nppnet, "VERSION", b"", cwd=tmp_path)  # the cache file's name
+    [name] = _cache_files(tmp_path)
+    (tmp_path / "cache" / name).unlink()
+    (tmp_path / "cache" / (name + ".tmp")).symlink_to(victim)
+    done, rec = _record(nppnet, "VERSION", b"", cwd=tmp_path)
+    assert done.returncode == 0 and set(rec["cached"].values()) == {str(tmp_path / "cache" / name)}
+    assert victim.read_text() == "untouched"
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".nppnet.tmp").symlink_to(victim)
+    artifacts.build_plugins(out)
+    assert victim.read_text() == "untouched"
+    assert not (out / ".nppnet.tmp").exists() and (out / "nppnet").stat().st_size > 1000
+
+
 def test_the_builders_python_runs_the_embedded_byte_code(tmp_path, plugins):
     done, rec = _record(plugins / "nppnet", "VERSION", b"", cwd=tmp_path)
     assert done.returncode == 0, done

@@ -7,9 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-
-def iptables_save() -> str:
-    return subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+from tests.plugin.conftest import _run, iptables_save
 
 
 def _ping(net, ns: str, address: str) -> bool:
@@ -51,10 +49,99 @@ def test_firewall_rules_come_back_when_marker_is_stale(net, forward_drop):
     net.add(a, net.cid(1))
     from nppctl.plugin import firewall
 
-    firewall.remove(str(net.data_dir), net.bridge)  # rules gone (as after a reboot), marker gone
+    firewall.remove(net.bridge)  # rules gone, as after a reboot
     b = net.netns()
     rb = net.add(b, net.cid(2))
     assert _ping(net, a, rb.address)
+
+
+def test_flushed_rules_come_back_at_the_next_add(net, forward_drop):
+    """After `iptables -F` of nppnet's chains (cni0 still there), the next ADD restores the
+    MASQUERADE and FORWARD rules: every ADD verifies them."""
+    from nppctl.plugin import firewall
+
+    a = net.netns()
+    net.add(a, net.cid(1))
+    conf = net.conf()
+    rules = firewall.wanted_rules(net.bridge, net.subnet, net.subnet, True, conf["name"])
+    assert firewall.missing(rules) == []
+    for table, chain in (("nat", "NPPNET-POSTROUTING"), ("filter", "NPPNET-FORWARD")):
+        assert subprocess.run(["iptables", "-w", "-t", table, "-F", chain]).returncode == 0
+    assert len(firewall.missing(rules)) == 3
+    b = net.netns()
+    rb = net.add(b, net.cid(2))
+    assert firewall.missing(rules) == []
+    assert _ping(net, a, rb.address)
+    # and a jump removed from FORWARD comes back too
+    assert subprocess.run(["iptables", "-w", "-D", "FORWARD", "-j", "NPPNET-FORWARD"]).returncode == 0
+    net.add(net.netns(), net.cid(3))
+    assert firewall.missing(rules) == []
+
+
+def test_rules_of_an_old_subnet_go_when_the_network_changes_subnet(net, tmp_path):
+    """Reinstalled with another subnet, the network's old rules are removed at its next ADD; a
+    second network on the same bridge keeps its own."""
+    other_subnet = f"10.201.{(net.n % 240) + 1}.0/24"
+    neighbour = net.conf(name=f"np1other{net.n}", subnet="10.202.99.0/24", dataDir=str(tmp_path / "o"))
+    net.add(net.netns(), net.cid(1))
+    net.add(net.netns(), "np1neighbour", conf=neighbour)
+    assert net.call("DEL", net.namespaces[0], net.cid(1)).rc == 0
+    moved = net.conf(subnet=other_subnet)
+    net.add(net.netns(), net.cid(2), conf=moved)
+    mine = [line for line in iptables_save().splitlines() if f"nppnet:{net.bridge}" in line]
+    assert not [line for line in mine if net.subnet in line], mine
+    assert any(f"-s {other_subnet} " in line for line in mine), mine
+    assert any("-s 10.202.99.0/24 " in line for line in mine), mine  # the neighbour's stay
+    assert net.call("DEL", net.namespaces[1], "np1neighbour", conf=neighbour).rc == 0
+
+
+XTABLES_LOCKED_ADD = """
+import json, os, subprocess, sys, time
+exe, conf, tools = sys.argv[1], sys.argv[2], sys.argv[3]
+subprocess.run(["mount", "-t", "tmpfs", "np1", "/run"], check=True)  # a private xtables lock
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+subprocess.run(["ip", "netns", "add", "np1pod"], check=True)
+holder = subprocess.Popen(["flock", "/run/xtables.lock", "sleep", "2"])
+time.sleep(0.5)
+env = {"PATH": tools + ":/usr/sbin:/usr/bin:/sbin:/bin", "CNI_COMMAND": "ADD", "CNI_PATH": "/usr/lib/cni",
+       "CNI_CONTAINERID": "np1locked", "CNI_NETNS": "/var/run/netns/np1pod", "CNI_IFNAME": "eth0"}
+started = time.monotonic()
+done = subprocess.run([exe], input=conf.encode(), env=env, capture_output=True)
+took = time.monotonic() - started
+holder.wait()
+saved = subprocess.run([tools + "/iptables-save"], capture_output=True, text=True).stdout
+print(json.dumps({"rc": done.returncode, "out": done.stdout.decode(), "took": took, "saved": saved}))
+"""
+
+
+def test_add_waits_for_the_xtables_lock(net, tmp_path):
+    """iptables' legacy backend (kind nodes may use it): while another process holds the xtables
+    lock, as kube-proxy often does, ADD waits for it and succeeds, asking for the wait itself
+    (`-w`: an iptables older than 1.8.8 does not wait without it). Run in namespaces of its own:
+    a private /run (the lock) and network (the legacy tables)."""
+    import json
+
+    from tests.conftest import require
+
+    legacy = [Path(f"/usr/sbin/iptables-legacy{s}") for s in ("-save", "-restore")]
+    require(all(p.exists() for p in legacy), "iptables' legacy backend (iptables-legacy-save, -restore)")
+    tools, calls = tmp_path / "legacy", tmp_path / "calls"
+    tools.mkdir()
+    for path, name in zip(legacy, ("iptables-save", "iptables-restore"), strict=True):
+        (tools / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {calls}\nexec {path} "$@"\n')
+        (tools / name).chmod(0o755)
+    conf = json.dumps(net.conf())
+    done = subprocess.run(
+        ["unshare", "--mount", "--net", "python3", "-c", XTABLES_LOCKED_ADD, str(net.exe), conf, str(tools)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["rc"] == 0, seen["out"]
+    assert seen["took"] > 1.2, seen  # it waited for the holder (2 s from 0.5 s before the ADD)
+    assert f"-A NPPNET-POSTROUTING -s {net.subnet}" in seen["saved"], seen["saved"]
+    restores = [ln.split() for ln in calls.read_text().splitlines() if ln.startswith("iptables-restore")]
+    assert restores and all("-w" in argv for argv in restores), restores
 
 
 def test_masquerade_lets_pods_reach_a_network_without_a_route_back(net, forward_drop):
@@ -100,25 +187,57 @@ def test_del_succeeds_when_namespace_and_veth_are_gone(net):
     assert reservations == []
 
 
-def test_netns_given_as_proc_path_is_pinned_for_ip_netns_and_unpinned_on_del(net):
+def _netns_holder() -> tuple[subprocess.Popen, str]:
+    """A process in a network namespace of its own (as nerdctl's containers): it and /proc/PID/ns/net."""
     holder = subprocess.Popen(["unshare", "-n", "sleep", "60"])
+    time.sleep(0.2)
+    path = f"/proc/{holder.pid}/ns/net"
+    for _ in range(20):  # unshare has exec'd sleep inside the new namespace
+        if os.stat(path).st_ino != os.stat("/proc/self/ns/net").st_ino:
+            break
+        time.sleep(0.05)
+    return holder, path
+
+
+def test_a_proc_netns_dies_with_its_owner_and_takes_the_veth_along(net):
+    """ADD never pins a namespace given as /proc/PID/ns/net: killing its owner ends it (the kernel
+    removes the pod's interface, so the host veth goes too), and the runtime's DEL then succeeds
+    and leaves nothing."""
+    holder, path = _netns_holder()
     try:
-        time.sleep(0.2)
-        path = f"/proc/{holder.pid}/ns/net"
-        for _ in range(20):  # unshare has exec'd sleep inside the new namespace
-            if os.stat(path).st_ino != os.stat("/proc/self/ns/net").st_ino:
-                break
-            time.sleep(0.05)
         reply = net.add(path, net.cid(1))
         assert reply.obj["interfaces"][2]["sandbox"] == path
-        pinned = Path("/var/run/netns") / net.cid(1)
-        assert pinned.exists() and os.stat(pinned).st_ino == os.stat(path).st_ino
-        assert net.cid(1) in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        veth = reply.obj["interfaces"][1]["name"]
+        assert not (Path("/var/run/netns") / net.cid(1)).exists()
+        assert net.cid(1) not in _run("ip", "netns", "list").stdout
+    finally:
+        holder.kill()
+        holder.wait()
+    for _ in range(50):  # the namespace is freed asynchronously
+        if veth not in net.ports():
+            break
+        time.sleep(0.1)
+    assert veth not in net.ports()
+    assert net.call("DEL", path, net.cid(1)).rc == 0
+    assert "veth" not in net.ports()
+    store = net.data_dir / net.conf()["name"]
+    assert not [p for p in store.iterdir() if p.name.startswith("10.")]
+
+
+def test_del_and_gc_remove_a_pin_an_older_nppnet_made(net):
+    """Pins of older nppnets (DATA_DIR/.pins marker, /var/run/netns/<containerID> bind mount):
+    DEL removes its attachment's, GC those of attachments no longer listed."""
+    holder, path = _netns_holder()
+    net.version = "1.1.0"
+    try:
+        for i in (1, 2):
+            net.add(path if i == 1 else net.netns(), net.cid(i))
+            marker = net.data_dir / ".pins" / net.conf()["name"] / net.cid(i)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("eth0")
+            assert subprocess.run(["ip", "netns", "attach", net.cid(i), str(holder.pid)]).returncode == 0
         assert net.call("DEL", path, net.cid(1)).rc == 0
-        assert not pinned.exists()
-        # GC (1.1.0) removes the pin of an attachment the runtime no longer lists
-        net.version = "1.1.0"
-        net.add(path, net.cid(2))
+        assert not (Path("/var/run/netns") / net.cid(1)).exists()
         assert (Path("/var/run/netns") / net.cid(2)).exists()
         assert net.call("GC", conf=net.conf(**{"cni.dev/valid-attachments": []})).rc == 0
         assert not (Path("/var/run/netns") / net.cid(2)).exists()

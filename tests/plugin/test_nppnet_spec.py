@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.plugin.conftest import Net, _run
+from tests.plugin.conftest import Net, _run, iptables_save
 
 VALID = "cni.dev/valid-attachments"
 
@@ -49,7 +49,7 @@ def test_gc_of_one_network_leaves_the_pods_of_another_on_the_same_bridge(net, tm
         net.add(a, net.cid(1))
         rb = other.add(b, other.cid(2) + "b")
         assert len(_veths(net)) == 2
-        saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout
+        saved = iptables_save("-t", "filter")
         for subnet in (net.extra["subnet"], other.extra["subnet"]):  # each keeps the other's rules
             assert f"-A NPPNET-FORWARD -s {subnet} " in saved, subnet
         reply = net.call("GC", conf=net.conf(**{VALID: []}))
@@ -250,7 +250,7 @@ def test_forward_rules_are_narrow_and_pods_still_talk_across_forward_drop(net, t
     try:
         a, b, c = net.netns(), net.netns(), other.netns()
         ra, rb, rc = net.add(a, net.cid(1)), net.add(b, net.cid(2)), other.add(c, other.cid(3))
-        saved = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout
+        saved = iptables_save("-t", "filter")
         mine = [line for line in saved.splitlines() if f"nppnet:{net.bridge}" in line]
         subnet, tag = f"10.201.{net.n}.0/24", f'-m comment --comment "nppnet:{net.bridge}"'
         assert sorted(mine) == sorted(
