@@ -17,8 +17,9 @@ def map_cmd(
         None, "--path", help="POD_A POD_B (NAME, NAMESPACE/NAME or an address): the hops between them."
     ),
 ) -> None:
-    """Per node: conflists, bridge, pods and their veths, routes, firewall; mismatches marked.
-    Exits 1 when a mismatch (or, with --path, a broken hop) is found."""
+    """The lab's data path now: per node its conflists, bridge, pods and veths, routes, firewall.
+
+    Read live from the nodes; mismatches marked. Exits 1 on a mismatch (with --path: a broken hop)."""
     from rich.console import Console
 
     from nppctl.netmap import model, tree
