@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from nppctl import cli_lab, cli_nodes, cli_plugin
+from nppctl import cli_lab, cli_map, cli_nodes, cli_plugin
 from nppctl.errors import Interrupted, NppctlError, explain, one_line
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ def _root(
 cli_plugin.register(app)
 cli_nodes.register(app)
 cli_lab.register(app)
+cli_map.register(app)
 
 
 def main() -> None:

@@ -315,3 +315,16 @@ def delete_service(cluster: str, name: str) -> None:
     except NppctlError as err:
         if ": 404 " not in str(err):
             raise
+
+
+def list_pods(cluster: str) -> list[dict]:
+    """Every pod of every namespace that has its own network (not hostNetwork): name, namespace, node
+    (spec.nodeName) and ip (status.podIP, None before it has one)."""
+    listed = _call(cluster, "list pods", core(cluster).list_pod_for_all_namespaces)
+    out = []
+    for item in listed.items:
+        if item.spec is None or item.spec.host_network:
+            continue
+        out.append({"name": item.metadata.name, "namespace": item.metadata.namespace,
+                    "node": item.spec.node_name, "ip": item.status.pod_ip if item.status else None})
+    return out

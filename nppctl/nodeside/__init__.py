@@ -10,5 +10,6 @@ JSON object `main.py` prints. One module per job:
   icmp.py     ICMP echo from Python (kind nodes have no `ping`), in the node or in a pod's namespace
   tcp.py      TCP server and clients from Python in a pod's namespace (the check's Service probe)
   kubeproxy.py  a ClusterIP Service as iptables rules shaped as kube-proxy's (labs without kube-proxy)
-  main.py     command dispatch: probe, setup, status, cni, ping, tcp-*, service, keep
+  netmap.py   map: the node's data path as `ip -j` shows it (links, routes, namespaces, iptables)
+  main.py     command dispatch: probe, setup, status, cni, ping, tcp-*, service, keep, map
 """

@@ -22,6 +22,7 @@ COMMANDS = {
     "tcp-stop": ("tcp", "stop"),
     "tcp-connect": ("tcp", "connect"),
     "service": ("kubeproxy", "service"),
+    "map": ("netmap", "read"),
 }
 
 
