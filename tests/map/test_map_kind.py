@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require
-from tests.conftest import load_world
+from tests.conftest import load_world, require
 from tests.map.conftest import REPO, MapLab, pause_keeper
 from tests.map.truth import assert_fits_80_columns, assert_map_matches, node_truth
 
