@@ -114,8 +114,8 @@ class LabState:
         path = path.resolve()
         missing = [p for p in [path, *path.parents] if not p.exists()]
         for folder in reversed(missing):
+            self._record(folder)  # first: a Ctrl-C between the two leaves no folder unrecorded
             folder.mkdir()
-            self._record(folder)
         return path
 
     def write_file(self, path: Path, text: str) -> Path:
@@ -294,34 +294,101 @@ def _after_failure(
     err: BaseException, opts: UpOptions, provider, state: LabState, existed: bool
 ) -> Exception:
     """The error `up` ends with: what went wrong, what this run left, and the command that removes it.
-    Without a cluster to show for it, the files this run created are removed first."""
-    interrupted = not isinstance(err, Exception)
-    if interrupted:
-        from nppctl.nodes import stop_node_work
+    Without a cluster to show for it (none made, or Ctrl-C took back the one this run was making), what
+    this run created is removed first, and "nothing left behind" is said only once that is checked.
+    A second Ctrl-C does not stop this clean-up."""
+    from nppctl.throwaway import sigint_held
 
-        stop_node_work()
+    interrupted = not isinstance(err, Exception)
     if interrupted:
         what = "interrupted"
     elif isinstance(err, NppctlError):
         what = str(err)
     else:
         what = explain(err) or f"{type(err).__name__}: {one_line(err)}"
-    try:
-        now = provider.exists(opts.name)
-    except Exception:  # noqa: BLE001 - cannot tell: assume the cluster is there, keep the files
-        now = True
-    purge = f"`nppctl down --purge --name {opts.name}`"
-    if not now:
-        kept = state.undo()
-        left = "nothing left behind" if not kept else f"kept (hold other files): {', '.join(kept)}"
-    elif existed:
-        left = f"cluster {opts.name!r} kept: finish with `nppctl up --name {opts.name}`, remove with {purge}"
-    else:
-        left = f"cluster {opts.name!r} is half made: {purge} removes it and the files this run created"
-    if now and "nppctl down" in what:
-        left = ""  # the message already says how to remove it
+    with sigint_held():
+        if interrupted:
+            from nppctl.nodes import stop_node_work
+
+            stop_node_work()
+        now = _still_there(provider, opts.name)
+        if now and interrupted and not existed:  # Ctrl-C: the cluster this run was making goes too
+            try:
+                provider.delete(opts.name)
+            except Exception:  # noqa: BLE001 - checked below: what stays is named
+                pass
+            now = _still_there(provider, opts.name)
+        purge = f"`nppctl down --purge --name {opts.name}`"
+        if not now:
+            made = list(state.made_now)
+            state.undo()
+            found = _left_behind(opts, provider, [p for p in made if os.path.lexists(p)])
+            left = "nothing left behind" if not found else "left behind: " + "; ".join(found)
+        elif existed:
+            left = (f"cluster {opts.name!r} kept: finish with `nppctl up --name {opts.name}`, "
+                    f"remove with {purge}")
+        else:
+            left = f"cluster {opts.name!r} is half made: {purge} removes it and the files this run created"
+        if now and "nppctl down" in what:
+            left = ""  # the message already says how to remove it
+        if now:
+            left = "; ".join([left, *_left_behind(opts, None, [])]).strip("; ")
     line = f"{what}; {left}" if left else what
     return Interrupted(line) if interrupted else NppctlError(line)
+
+
+def _still_there(provider, name: str) -> bool:
+    try:
+        return provider.exists(name)
+    except Exception:  # noqa: BLE001 - cannot tell: assume the cluster is there, keep the files
+        return True
+
+
+def _left_behind(opts: UpOptions, provider, paths: list[str]) -> list[str]:
+    """What a failed `up` still leaves, looked up in the engine and on disk, each with how to remove
+    it: containers of the cluster (PROVIDER given: it is meant to be gone), this run's throwaway
+    containers, the network this run made (PROVIDER's undo_network, when no container uses it), and
+    PATHS (this run's, still there: folders holding files nppctl did not make)."""
+    from nppctl import throwaway
+    from nppctl.nodes import docker_client
+    from nppctl.providers.base import LABEL_CLUSTER
+
+    found = []
+    try:
+        client = docker_client()
+        names = throwaway.leftovers(client)
+        if provider is not None:
+            nodes = client.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={opts.name}"})
+            names = sorted(c.name for c in nodes) + names
+        if names:
+            found.append(f"container(s) {', '.join(names)} (remove: `docker rm -f {' '.join(names)}`)")
+        network = getattr(provider, "undo_network", lambda: None)()
+        if network:
+            found.append(f"network {network} (remove: `docker network rm {network}`)")
+    except Exception as err:  # noqa: BLE001 - unchecked is not "nothing"
+        found.append(f"the Docker engine could not be checked ({one_line(explain(err) or err)})")
+    if paths:
+        found.append(f"kept (hold other files): {', '.join(paths)}")
+    return found
+
+
+def sweep_strays(console) -> None:
+    """Remove the throwaway containers of nppctl runs that are gone (nppctl.throwaway.sweep), with one
+    status line when there were any. Best effort: an engine that does not answer is left to the caller."""
+    from nppctl import throwaway
+    from nppctl.nodes import docker_client
+
+    try:
+        gone = throwaway.sweep(docker_client())
+    except NppctlError:
+        return
+    if gone:
+        console.print(
+            f" [green]✓[/] Removed {len(gone)} container(s) left by an nppctl that is gone: "
+            + ", ".join(gone),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def up(opts: UpOptions, console) -> dict[str, bool] | None:
@@ -473,6 +540,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         actions.append(
             Action(f"Waiting for every node to be Ready (timeout {opts.timeout:.0f}s)", wait_ready)
         )
+    sweep_strays(console)
     try:
         run_actions(actions, console)
     except BaseException as err:
@@ -539,6 +607,7 @@ def down(name: str, purge: bool, console) -> None:
         recorded = LabState.load(name)  # a corrupt or hostile record refuses before anything is deleted
         if recorded is not None:
             recorded.check_purge()
+    sweep_strays(console)
     provider_name = detect_provider(name)
     actions = []
     if provider_name is None:

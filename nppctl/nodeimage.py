@@ -188,17 +188,19 @@ def has_python(image: str, client=None) -> bool:
     """Whether IMAGE's /usr/bin/python3 imports every module the plugin uses (a throwaway container)."""
     import docker
 
+    from nppctl import throwaway
+
     client = _client(client)
-    box = client.containers.create(image, command=PROBE[1:], entrypoint=[PYTHON], network_mode="none")
-    try:
-        box.start()
-        return box.wait(timeout=60).get("StatusCode") == 0  # 1: a module missing
-    except docker.errors.APIError as err:
-        if "no such file" in str(err).lower() or "not found" in str(err).lower():
-            return False  # no /usr/bin/python3: the engine could not start it
-        raise
-    finally:
-        box.remove(force=True)
+    with throwaway.container(
+        client, "probe", image, command=PROBE[1:], entrypoint=[PYTHON], network_mode="none"
+    ) as box:
+        try:
+            box.start()
+            return box.wait(timeout=60).get("StatusCode") == 0  # 1: a module missing
+        except docker.errors.APIError as err:
+            if "no such file" in str(err).lower() or "not found" in str(err).lower():
+                return False  # no /usr/bin/python3: the engine could not start it
+            raise
 
 
 def ensure_python_image(
@@ -232,15 +234,16 @@ def ensure_python_image(
 def _build(client, base: str, img, tag: str, say: Callable[[str], None]) -> None:
     import docker
 
-    try:  # no labels, no env of its own: `docker commit` would keep them in the image
-        box = client.containers.run(
-            img.id, entrypoint=["sleep", "infinity"], command=[], detach=True, init=False
-        )
-    except docker.errors.APIError as err:
-        raise NppctlError(
-            f"cannot start a container of {base} to add python3: {err.explanation or err}"
-        ) from err
-    try:
+    from nppctl import throwaway
+
+    # No labels, no env of its own: `docker commit` would keep them in the image (its name is nppctl's).
+    cannot = f"cannot start a container of {base} to add python3"
+    with throwaway.container(client, "build", img.id, labelled=False, fails=cannot,
+                             entrypoint=["sleep", "infinity"], command=[], init=False) as box:
+        try:
+            box.start()
+        except docker.errors.APIError as err:
+            raise NppctlError(f"{cannot}: {err.explanation or err}") from err
         _apt(box, ["apt-get", "--version"], say, base, missing=f"{base} has no apt-get")
         _apt(box, ["apt-get", "update"], say, base)
         _apt(box, ["apt-get", "install", "-y", "--no-install-recommends", "python3"], say, base)
@@ -269,8 +272,6 @@ def _build(client, base: str, img, tag: str, say: Callable[[str], None]) -> None
         repo, _, name = tag.partition(":")
         box.commit(repository=repo, tag=name, conf=conf,
                    message=f"nppctl: {base} plus python3 from its own apt (no Recommends)")
-    finally:
-        box.remove(force=True)
 
 
 def proxy_env(environ) -> dict[str, str]:

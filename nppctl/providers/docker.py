@@ -35,6 +35,7 @@ from nppctl.providers.base import (
     kind_node_names,
     network_name,
 )
+from nppctl.throwaway import sigint_deferred
 
 DEFAULT_IMAGE = KIND_DEFAULT_IMAGES[LATEST_KIND]  # the current kind release's node image
 LABEL_PROVIDER = "io.nppctl.provider"
@@ -77,6 +78,7 @@ class DockerProvider:
 
     def __init__(self, client=None):
         self._client = client
+        self.network_made: str | None = None  # the network this object created, if any (see undo_network)
 
     @property
     def client(self):
@@ -129,22 +131,43 @@ class DockerProvider:
         mtu = self.default_bridge_mtu()
         if mtu:
             opts[MTU_OPTION] = str(mtu)
-        try:
-            return self.client.networks.create(
-                name,
-                driver="bridge",
-                options=opts,
-                enable_ipv6=True,
-                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=ula_subnet(name))]),
-            )
-        except docker.errors.APIError:
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=ula_subnet(name))])
+        for extra in ({"enable_ipv6": True, "ipam": ipam}, {}):
             # IPv6 is optional: an engine without it still gives kind's IPv4 network.
             try:
-                return self.client.networks.create(name, driver="bridge", options=opts)
+                with sigint_deferred():  # Ctrl-C: not before it is made and recorded (undo_network)
+                    net = self.client.networks.create(name, driver="bridge", options=opts, **extra)
+                    self.network_made = net.id
+                return net
             except docker.errors.APIError as err:
                 if "already exists" in str(err):  # made meanwhile by another nppctl/kind
                     return self.client.networks.get(name)
-                raise NppctlError(f"cannot create the Docker network '{name}': {err.explanation}") from err
+                if not extra:
+                    raise NppctlError(
+                        f"cannot create the Docker network '{name}': {err.explanation}"
+                    ) from err
+        raise AssertionError("unreachable")
+
+    def undo_network(self) -> str | None:
+        """Remove the network this object created unless a container is attached (also one named by
+        $KIND_EXPERIMENTAL_DOCKER_NETWORK: this run made it). The network still there, or None."""
+        import time
+
+        import docker
+
+        if self.network_made is None:
+            return None
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                net = self.client.networks.get(self.network_made)
+                if net.attrs.get("Containers") or time.monotonic() > deadline:
+                    return net.name
+                net.remove()
+            except docker.errors.NotFound:
+                return None
+            except docker.errors.APIError:
+                time.sleep(0.2)  # "has active endpoints": a node just removed is still listed
 
     def default_bridge_mtu(self) -> int:
         """The MTU option of Docker's default network "bridge" (0: none set), as kind reads it."""
@@ -217,21 +240,22 @@ class DockerProvider:
         if mount is not None:
             volumes[str(mount.resolve())] = {"bind": MOUNT_POINT, "mode": "rw"}
         try:
-            self.client.containers.run(
-                image,
-                entrypoint=["/bin/sh", "-c", ENTRYPOINT_SCRIPT.format(program=PROGRAM)],
-                command=[],
-                name=name,
-                hostname=name,
-                labels={LABEL_CLUSTER: spec.name, LABEL_ROLE: role, LABEL_PROVIDER: self.name},
-                cap_add=CAPS,
-                security_opt=SECURITY_OPT,
-                sysctls=sysctls,
-                network=network.name,
-                volumes=volumes,
-                tmpfs={"/run": "", "/tmp": ""},
-                detach=True,
-                init=False,
-            )
+            with sigint_deferred():  # Ctrl-C: not while the engine may still be making it (delete finds it)
+                made = self.client.containers.create(
+                    image,
+                    entrypoint=["/bin/sh", "-c", ENTRYPOINT_SCRIPT.format(program=PROGRAM)],
+                    command=[],
+                    name=name,
+                    hostname=name,
+                    labels={LABEL_CLUSTER: spec.name, LABEL_ROLE: role, LABEL_PROVIDER: self.name},
+                    cap_add=CAPS,
+                    security_opt=SECURITY_OPT,
+                    sysctls=sysctls,
+                    network=network.name,
+                    volumes=volumes,
+                    tmpfs={"/run": "", "/tmp": ""},
+                    init=False,
+                )
+            made.start()
         except docker.errors.APIError as err:
             raise NppctlError(f"cannot create node {name}: {err.explanation or err}") from err
