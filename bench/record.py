@@ -1,6 +1,6 @@
 """Which byte code a plugin executable ran: its loader's record, read by running it in-process.
 
-`argv(exe, command)` runs the executable's script as its shebang would (python3 -I -S), with
+`argv(exe, command)` runs the executable's program as its shebang would (python3 -I -S -c), with
 posix._exit and builtins.compile patched, and prints on stderr, as its last line,
 `RECORD {json}`: "cached", the __cached__ of each embedded module (the loader's record:
 "<embedded>" for the byte code the build embedded, the cache file's path for byte code made
@@ -27,11 +27,13 @@ class Exit(BaseException):
 def fake_exit(code):
     raise Exit(code)
 posix._exit = fake_exit
-sys.argv = [exe]
 with open(exe, "rb") as f:
-    code = real(f.read(), exe, "exec")
+    line = f.readline()
+# the shebang's program, as the kernel runs it: python3 -ISc CODE FILE
+code = real(line.rstrip(b"\\n").split(b" ", 1)[1].partition(b"c")[2], "<string>", "exec")
+sys.argv = ["-c", exe]
 try:
-    exec(code, {"__name__": "__main__", "__file__": exe})
+    exec(code, {"__name__": "__main__"})
 except (Exit, SystemExit):
     pass
 sys.stdout.flush()

@@ -7,20 +7,24 @@ script that leaves with os._exit takes about 4.6 ms here, the Go reference's who
 - the file is a plain script, not a zipapp: running a zip imports runpy and importlib.util
   (4 ms) before the first line of the plugin runs;
 - the shebang runs /usr/bin/python3 directly (`/usr/bin/env -S python3 ...` costs 0.6 ms more)
-  with FLAGS: -I -S (no site, no user paths, no PYTHON* variables) and -X frozen_modules=on
-  (Debian's python3.11 otherwise loads os, codecs, io ... from .pyc files: 1.2-1.5 ms more),
-  spelled as one argument because a shebang passes only one;
-- python compiles the script's code on every run, so that code is a dozen lines: it reads its
-  own file and runs the loader, which follows (with everything else) as comment lines: python
-  tokenizes every byte of the file, but a comment costs about 2.9 ns a byte against 4.3 for a
-  string literal, and byte code is not compiled again (the loader as code cost ~0.4 ms);
+  with FLAGS and a one-line program: `-I -S` (no site, no user paths, no PYTHON* variables) and
+  `-c CODE`, all one argument because a shebang passes only one (frozen modules are the default
+  of Debian's python3.11 and 3.13); the kernel appends the file's path. CODE reads the file and
+  runs its first lines (up to a line holding only "#"), so python never tokenizes the rest: run
+  as `python3 FILE`, python tokenizes every byte of it, comments too (a 217 kB nppnet: 11.6 of
+  33 million instructions of a VERSION, counted by callgrind; with CODE 21.3, a bare
+  interpreter 15.8);
+- those first lines are a dozen lines python compiles on every run: they check the file and run
+  the loader, which follows (with everything else) as comment lines (the loader as code cost
+  ~0.4 ms);
 - the loader puts every module in sys.modules up front and decodes one from its own base64 line
   when one of its names is first used (no finder or spec: import machinery costs ~25 us a
   module), and the file carries only the modules its entry module can import (the import
   closure, lazy imports included): a VERSION or a DEL never decodes what only ADD needs;
-- the byte code is not compressed: inflating costs more (zlib's import plus ~3.5 ns per byte of
-  byte code) than tokenizing the larger text saves; it is compiled with optimize=2 (no
-  docstrings, no asserts: the plugin has none) and -X no_debug_ranges (no column tables);
+- the byte code is not compressed: inflating costs zlib's import plus ~3.5 ns per byte of byte
+  code, and reading the larger file costs next to nothing (it is never tokenized); it is
+  compiled with optimize=2 (no docstrings, no asserts: the plugin has none) and
+  -X no_debug_ranges (no column tables);
 - a python3 whose byte code differs from the builder's (another minor version: trixie's 3.13
   in a kind v0.32 node, when the builder ran 3.11) runs a short boot as source (~0.1 ms to
   compile) that reads byte code made for that python from CACHE_DIR/<name>.<magic>.<payload>
@@ -59,48 +63,44 @@ PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
 PLUGIN_PACKAGE = "nppctl.plugin"
 PYTHON = "/usr/bin/python3"  # Debian's (and so a kind node's) python3
 CACHE_DIR = "/var/cache/nppnet"  # byte code for a node's python3 when it is not the builder's
-FLAGS = "-ISXfrozen_modules=on"
-EXECUTABLES = {"nppnet": "nppctl.plugin.nppnet", "nppnet-skel": "nppctl.plugin.skel"}
+FLAGS = "-ISc"  # then the code: python3 -I -S -c CODE FILE
+EXECUTABLES = {"nppnet": "nppctl.plugin.entry", "nppnet-skel": "nppctl.plugin.skel"}
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 _PACKAGE_INIT = b'"""nppctl, as far as the plugin executables need it: the plugin package."""\n'
 _RESTARTED = "--restarted"  # argv marker of the one re-exec after a replaced file
 
-# The executable: a few lines python compiles on every run (each line of code compiled costs
-# start-up: the loader below used to be code here and cost ~0.4 ms), then comment lines it reads
-# back from its own file: the tag (a digest of what follows: a file replaced since the exec is
-# re-run once, then refused), the loader as byte code, the boot of another python, the modules,
-# the sources.
-_SCRIPT = """#!{python} {flags}
+# The executable: its first line runs python3 -I -S -c CODE FILE; CODE reads the file into `d` and
+# runs the lines up to the one holding only "#": a few lines python compiles on every call (each
+# line compiled costs: ~0.5 ms per kB of code on a loaded 2-core machine), which run the loader
+# (byte code) when the file is whole and this python is the builder's. Then comment lines, never
+# tokenized: the tag (a digest of what follows), the loader as byte code, the slow start (source),
+# the modules, the sources.
+_SHEBANG = (
+    "#!{python} {flags}import sys,posix;f=posix.open(sys.argv[1],0);d=posix.read(f,posix.fstat(f).st_size);"
+    'exec(d[:d.find(b"\\n#\\n")])\n'
+)
+_SCRIPT = (
+    _SHEBANG
+    + """\
 # {name}: the nppnet CNI plugin's {role}, built by `nppctl plugin build` from nppctl/plugin
 # (standard library only). Its code follows as comment lines: {modules}.
-import gc
-import sys
 from binascii import a2b_base64
-from posix import O_RDONLY, close, open, read
 
-gc.disable()  # one short call: no cycles worth collecting, and imports would trigger collections
-fd = open(sys.argv[0], O_RDONLY)
-data = read(fd, {size} + 1)
-close(fd)
-if len(data) != {size} or data[{tag_at}:{tag_end}] != {tag!r}:  # replaced since the exec
-    from posix import _exit, execv
-
-    if sys.argv[1:] != ["{restarted}"]:
-        execv("{python}", ["{python}", "{flags}", sys.argv[0], "{restarted}"])
-    sys.stdout.write('{{"cniVersion": "1.0.0", "code": 11, "msg": "the plugin file changed '
-                     'while it started: try again", "details": ""}}')
-    sys.stdout.flush()
-    _exit(1)
-if sys.modules["_frozen_importlib_external"].MAGIC_NUMBER == {magic!r}:
+whole = len(d) == {size} and d[{tag_at}:{tag_end}] == {tag!r}
+magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
+if whole and magic == {magic!r}:
     from marshal import loads
 
-    exec(loads(a2b_base64(data[{boot_at}:{boot_end}])), {{"data": data, "base": {base}}})
-else:  # another python3 minor version: byte code made for it, kept in {cache}
-    exec(a2b_base64(data[{boot_src_at}:{boot_src_end}]), {{"data": data, "base": {base}}})
+    exec(loads(a2b_base64(d[{boot_at}:{boot_end}])), {{"data": d, "base": {base}}})
+else:  # the slow start: changed since the exec, or another python3 (byte code kept in {cache})
+    exec(a2b_base64(d[{boot_src_at}:{boot_src_end}]), {{"data": d, "base": {base}, "whole": whole}})
+#
 """
+)
 
-# The boot of a python3 whose byte code differs from the builder's (another minor version), run
-# as source (with `data` and `base`): the byte code for this python comes from the cache file
+# The slow start, run as source (with `data`, `base` and `whole`: the file is as built): the
+# restart when the file changed, else the boot of a python3 whose byte code differs from the
+# builder's (another minor version): the byte code for this python comes from the cache file
 # {cache}/{name}.<magic>.{payload}, keyed by this python's magic number and the digest of the
 # executable's modules and sources, and trusted only when its own header says the same key and
 # the checksum of its body matches. Missing (the first call on this python), the maker (in the
@@ -110,6 +110,8 @@ from binascii import a2b_base64, crc32
 from marshal import loads
 from posix import O_NOFOLLOW, O_RDONLY, close, fstat, geteuid, open, read, stat
 
+if not whole:  # changed since the exec: the restart line
+    exec(a2b_base64(data[base - {restart_len} : base - 1]))
 magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
 path = "{cache}/{name}." + magic.hex() + ".{payload}"
 key = magic + b"{payload}"
@@ -144,6 +146,20 @@ if codes is None:
     sources = loads(decompress(a2b_base64(data[base + {sources[0]} : base + {sources[1]}])))
     exec(sources[2], globals())
 exec(loads(codes[0]), {{"data": data, "base": base, "codes": codes, "cached": path}})
+"""
+
+# The restart (source, run by the slow start with `data`): a file changed in place since the exec
+# (a copy over it, not a rename) is run again once, then refused with error 11.
+_RESTART = """import sys
+from posix import _exit, execv
+
+if sys.argv[2:] != ["{restarted}"]:
+    python, code = data[2 : data.find(b"\\n")].split(b" ", 1)
+    execv(python, [python, code, sys.argv[1], "{restarted}"])
+sys.stdout.write('{{"cniVersion": "1.0.0", "code": 11, "msg": "the plugin file changed '
+                 'while it started: try again", "details": ""}}')
+sys.stdout.flush()
+_exit(1)
 """
 
 # The maker, run by the boot (in its namespace) when the cache is missing or does not match:
@@ -235,9 +251,12 @@ except Exception:  # noqa: BLE001 - whatever fails, the sources are here
 # from): makes the embedded modules importable, each one's code run when first used, and runs
 # {module}.main(). {modules} maps a module name to (is_package, start, end) of its base64 byte
 # code line relative to base. A module's __cached__ says where its byte code came from.
-_LOADER = """import sys
+_LOADER = """import gc
+import sys
 from binascii import a2b_base64
 from marshal import loads
+
+gc.disable()  # one short call: no cycles worth collecting, and imports would trigger collections
 
 modules = {modules!r}
 codes = globals().get("codes")
@@ -406,15 +425,18 @@ def plugin_script(name: str, module: str, python: str = PYTHON, cache: str = CAC
     sources_span = (at + 1, at + len(sources_line) - 1)
     tail = b"".join(module_lines) + sources_line
     payload = hashlib.sha256(tail).hexdigest()[:16]
-    boot = _BOOT.format(cache=cache, name=name, payload=payload, sources=sources_span)
+    restart_line = _line(_RESTART.format(restarted=_RESTARTED).encode())
+    boot = _BOOT.format(
+        cache=cache, name=name, payload=payload, sources=sources_span, restart_len=len(restart_line)
+    )
     loader_code = _compile_fresh([("<embedded>/loader.py", loader.encode())])[0]
-    boot_lines = [_line(loader_code), _line(boot.encode())]
+    boot_lines = [_line(loader_code), _line(boot.encode()), restart_line]
     tag = b"#" + hashlib.sha256(b"".join(boot_lines) + tail).hexdigest()[:16].encode() + b"\n"
     role = "skeleton" if name.endswith("-skel") else "executable"
 
     def script(code_len: int) -> bytes:
         boot_at = code_len + len(tag)
-        base = boot_at + len(boot_lines[0]) + len(boot_lines[1])
+        base = boot_at + sum(len(line) for line in boot_lines)
         return _SCRIPT.format(
             python=python,
             flags=FLAGS,
@@ -431,7 +453,7 @@ def plugin_script(name: str, module: str, python: str = PYTHON, cache: str = CAC
             boot_at=boot_at + 1,
             boot_end=boot_at + len(boot_lines[0]) - 1,
             boot_src_at=boot_at + len(boot_lines[0]) + 1,
-            boot_src_end=base - 1,
+            boot_src_end=boot_at + len(boot_lines[0]) + len(boot_lines[1]) - 1,
             base=base,
         ).encode()
 

@@ -5,7 +5,6 @@ so a long lab keeps at most about 2 x MAX_BYTES on a node's disk. One line is cu
 Writes use O_APPEND with a single write() per line, so lines of parallel calls never interleave.
 """
 
-import fcntl
 import posix  # not os: `import os` costs ~1.2 ms of start-up (see fs.py)
 
 from . import fs
@@ -57,6 +56,8 @@ def _open(log_file: str) -> int:
 
 def _rotate(log_file: str, fd: int, incoming: int, max_bytes: int) -> bool:
     """Move the full file behind fd to .1 unless another call did; True when fd is stale now."""
+    import fcntl  # only here: a module's first import costs every call that makes it
+
     fcntl.flock(fd, fcntl.LOCK_EX)  # parallel calls: one at a time decides and rotates
     try:
         mine, now = posix.fstat(fd), posix.stat(log_file)

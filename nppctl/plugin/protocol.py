@@ -17,7 +17,6 @@ from .errors import (
     INVALID_ENVIRONMENT,
     CNIError,
 )
-from .names import valid_id, valid_ifname
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 LATEST = SUPPORTED_VERSIONS[-1]
@@ -49,6 +48,8 @@ class Call:
         """CNIError(4) for a missing or malformed variable the command needs."""
         if self.command not in CONTAINER_COMMANDS:
             return
+        from .names import valid_id, valid_ifname  # not loaded by a VERSION
+
         if not self.container_id:
             raise CNIError(INVALID_ENVIRONMENT, "CNI_CONTAINERID is missing")
         if not valid_id(self.container_id):
@@ -160,7 +161,8 @@ def _log(call, raw, conf, outcome, started):
 
 
 def run(commands, environ=None, stdin=None, stdout=None):
-    """One plugin call; returns the exit status (0 ok, 1 CNI error)."""
+    """One plugin call; returns the exit status (0 ok, 1 CNI error). commands: {CNI_COMMAND:
+    function}, or a function that returns it (called unless the call is a VERSION)."""
     started = time.monotonic()
     call = Call(environ)
     out = stdout or sys.stdout
@@ -178,6 +180,8 @@ def run(commands, environ=None, stdin=None, stdout=None):
                 conf, undecodable = decode_config(raw), None
             except CNIError as err:
                 undecodable = err
+            if callable(commands):  # loaded only by a call that runs one (not by a VERSION)
+                commands = commands()
             if call.command not in commands:
                 raise CNIError(
                     INVALID_ENVIRONMENT,

@@ -35,7 +35,7 @@ def test_build_writes_two_single_file_executables(tmp_path):
     assert [p.name for p in written] == ["nppnet", "nppnet-skel"]
     for path in written:
         assert path.stat().st_mode & 0o777 == 0o755
-        assert path.read_bytes().startswith(b"#!/usr/bin/python3 -ISXfrozen_modules=on\n")
+        assert path.read_bytes().startswith(b"#!/usr/bin/python3 -ISc")
     assert sorted(os.listdir(tmp_path / "out")) == ["nppnet", "nppnet-skel"]
     # building again replaces them in place
     assert artifacts.build_plugins(tmp_path / "out") == written
@@ -54,7 +54,7 @@ def test_executables_run_alone_from_any_folder(tmp_path, plugins):
     assert probe.returncode == 0 and probe.stderr == b""
 
 
-def _other_python_build(tmp_path, monkeypatch, module="nppctl.plugin.nppnet", name="nppnet") -> Path:
+def _other_python_build(tmp_path, monkeypatch, module="nppctl.plugin.entry", name="nppnet") -> Path:
     """An executable built as by another python3 minor version (its magic number is not this
     python's), keeping its cache in tmp_path/cache."""
     monkeypatch.setattr(importlib.util, "MAGIC_NUMBER", b"\x00\x00\r\n")
@@ -92,7 +92,7 @@ def test_another_python_runs_byte_code_made_for_it_and_cached_once(tmp_path, mon
     embedded = (plugins / "nppnet").read_bytes().split(b"\n")
     tag_at = next(i for i, line in enumerate(embedded) if re.fullmatch(rb"#[0-9a-f]{16}", line))
     modules = sorted(_carried(plugins / "nppnet"))
-    module_lines = embedded[tag_at + 3 : tag_at + 3 + len(modules)]
+    module_lines = embedded[tag_at + 4 : tag_at + 4 + len(modules)]  # after loader, slow start, restart
     assert [a2b_base64(line[1:]) for line in module_lines] == cached_codes[1:]
     # the skeleton keeps its own cache file beside nppnet's
     skel = _other_python_build(tmp_path, monkeypatch, "nppctl.plugin.skel", "nppnet-skel")
@@ -221,11 +221,12 @@ def test_each_executable_carries_only_the_modules_it_can_import(plugins):
         f"nppctl.plugin.{m}"
         for m in ("netlink", "ipam", "firewall", "netns", "config", "addr", "check", "delegate")
     }
-    assert nppnet == {"nppctl", "nppctl.plugin", "nppctl.plugin.nppnet"} | common | only_nppnet
+    entry = {"nppctl", "nppctl.plugin", "nppctl.plugin.entry", "nppctl.plugin.nppnet"}
+    assert nppnet == entry | common | only_nppnet
     # and the payload is what the list says: one base64 line per module after the loader's
     lines = (plugins / "nppnet-skel").read_bytes().split(b"\n")
     payload = [x for x in lines if re.fullmatch(rb"#[\w+/=]+", x)]
-    assert len(payload) == 1 + 2 + len(skel) + 1  # tag, loader (code, source), modules, sources
+    assert len(payload) == 1 + 3 + len(skel) + 1  # tag, loader (code), slow start, restart, modules, sources
 
 
 def test_a_file_changed_under_a_starting_call_gives_error_11(tmp_path, plugins):
@@ -239,6 +240,27 @@ def test_a_file_changed_under_a_starting_call_gives_error_11(tmp_path, plugins):
     error = json.loads(done.stdout)
     assert error["code"] == 11 and "changed" in error["msg"]
     assert done.stderr == b""
+
+
+def test_python_compiles_only_the_first_lines_never_the_payload(tmp_path, plugins):
+    """The shebang runs `python3 -I -S -c CODE FILE`: CODE runs the lines before the one holding
+    only "#" and python never tokenizes the rest (run as `python3 FILE`, it did: a third of a
+    VERSION's instructions). Proof: a byte that is not UTF-8 in the last payload line, which
+    python refuses in a source file, does not disturb a call; the shebang line fits the kernel's
+    limit (255 bytes)."""
+    data = (plugins / "nppnet").read_bytes()
+    first = data.split(b"\n", 1)[0]
+    assert first.startswith(b"#!/usr/bin/python3 -ISc") and len(first) < 256
+    code = data[: data.index(b"\n#\n")]
+    assert len(code) < 2000  # compiled on every call: kept to a dozen lines
+    exe = tmp_path / "nppnet"
+    exe.write_bytes(data[:-2] + b"\xff\n")  # same size: the file is still "as built"
+    exe.chmod(0o755)
+    as_file = subprocess.run([sys.executable, "-I", "-S", str(exe)], capture_output=True, timeout=30)
+    assert b"SyntaxError" in as_file.stderr  # what `python3 FILE` made of it
+    done = _run(exe, "VERSION", b'{"cniVersion": "0.4.0"}', cwd=tmp_path)
+    assert done.returncode == 0 and done.stderr == b"", done
+    assert json.loads(done.stdout)["cniVersion"] == "0.4.0"
 
 
 def test_skeleton_logs_every_call_fails_add_and_accepts_the_rest(tmp_path, plugins):
