@@ -93,54 +93,51 @@ if whole and magic == {magic!r}:
 
     exec(loads(a2b_base64(d[{boot_at}:{boot_end}])), {{"data": d, "base": {base}}})
 else:  # the slow start: changed since the exec, or another python3 (byte code kept in {cache})
-    exec(a2b_base64(d[{boot_src_at}:{boot_src_end}]), {{"data": d, "base": {base}, "whole": whole}})
+    slow = {{"data": d, "base": {base}, "whole": whole, "magic": magic}}
+    exec(a2b_base64(d[{boot_src_at}:{boot_src_end}]), slow)
 #
 """
 )
 
-# The slow start, run as source (with `data`, `base` and `whole`: the file is as built): the
-# restart when the file changed, else the boot of a python3 whose byte code differs from the
+# The slow start, run as source (with `data`, `base`, `whole`: the file is as built, and `magic`):
+# the restart when the file changed, else the boot of a python3 whose byte code differs from the
 # builder's (another minor version): the byte code for this python comes from the cache file
 # {cache}/{name}.<magic>.{payload}, keyed by this python's magic number and the digest of the
 # executable's modules and sources, and trusted only when its own header says the same key and
 # the checksum of its body matches. Missing (the first call on this python), the maker (in the
 # sources line) writes it. Its body is the list of marshalled code: the loader, then the modules.
-_BOOT = """import sys
-from binascii import a2b_base64, crc32
-from marshal import loads
-from posix import O_NOFOLLOW, O_RDONLY, close, fstat, geteuid, open, read, stat
+_BOOT = """from marshal import loads
+from posix import O_NOFOLLOW, close, fstat, geteuid, open, read, stat
 
 if not whole:  # changed since the exec: the restart line
+    from binascii import a2b_base64
+
     exec(a2b_base64(data[base - {restart_len} : base - 1]))
-magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
 path = "{cache}/{name}." + magic.hex() + ".{payload}"
 key = magic + b"{payload}"
 
 
-def safe(st):
-    return st.st_uid == geteuid() and not st.st_mode & 0o022
+def cached():  # folder and file this user's alone (mode & 0o022 == 0), header and checksum right
+    from binascii import crc32
 
-
-def cached():
     try:
-        if not safe(stat("{cache}")):
-            return None
-        fd = open(path, O_RDONLY | O_NOFOLLOW)
-        try:
+        st = stat("{cache}")
+        if st.st_uid == geteuid() and not st.st_mode & 18:
+            fd = open(path, O_NOFOLLOW)
             st = fstat(fd)
-            blob = read(fd, st.st_size) if safe(st) else b""
-        finally:
+            blob = read(fd, st.st_size)
             close(fd)
-        body = blob[len(key) + 4 :]
-        if blob[: len(key)] == key and blob[len(key) : len(key) + 4] == crc32(body).to_bytes(4, "big"):
-            return loads(body)
+            body = blob[{key_len} + 4 :]
+            if st.st_uid == geteuid() and not st.st_mode & 18:
+                if blob[: {key_len} + 4] == key + crc32(body).to_bytes(4, "big"):
+                    return loads(body)
     except (OSError, ValueError, EOFError, TypeError):
         pass
-    return None
 
 
 codes = cached()
 if codes is None:
+    from binascii import a2b_base64
     from zlib import decompress
 
     sources = loads(decompress(a2b_base64(data[base + {sources[0]} : base + {sources[1]}])))
@@ -170,6 +167,8 @@ _exit(1)
 # removes this executable's other cache files (another python, an older build). Any failure (no
 # /var/cache, read-only, no fork): this call compiles from the sources for itself alone.
 _MAKER = """import posix
+import sys
+from binascii import crc32
 
 loader, compiler, _, items = sources
 items = [("<embedded>/loader.py", loader), *items]
@@ -221,7 +220,8 @@ def make():
         posix.mkdir(folder, 0o755)
     except FileExistsError:
         pass
-    if not safe(posix.stat(folder)):
+    st = posix.stat(folder)
+    if st.st_uid != posix.geteuid() or st.st_mode & 0o022:
         raise OSError(folder + " is not this user's alone: not used")
     flags = posix.O_RDWR | posix.O_CREAT | posix.O_NOFOLLOW | posix.O_CLOEXEC
     lock = posix.open(folder + "/.lock", flags, 0o600)
@@ -427,7 +427,12 @@ def plugin_script(name: str, module: str, python: str = PYTHON, cache: str = CAC
     payload = hashlib.sha256(tail).hexdigest()[:16]
     restart_line = _line(_RESTART.format(restarted=_RESTARTED).encode())
     boot = _BOOT.format(
-        cache=cache, name=name, payload=payload, sources=sources_span, restart_len=len(restart_line)
+        cache=cache,
+        name=name,
+        payload=payload,
+        key_len=4 + len(payload),  # a magic number is 4 bytes
+        sources=sources_span,
+        restart_len=len(restart_line),
     )
     loader_code = _compile_fresh([("<embedded>/loader.py", loader.encode())])[0]
     boot_lines = [_line(loader_code), _line(boot.encode()), restart_line]
