@@ -6,8 +6,9 @@ configuration on stdin, PATH=/usr/sbin:/usr/bin:/sbin:/bin (and CNI_PATH=/usr/li
 reference bridge finds host-local). Rounds interleave the two (A B A B ..., the order flipped
 every round) so drift of the machine hits both alike.
 
-Part 1, latency: per round one ADD and one DEL of each plugin into a fresh network namespace,
-then one VERSION; median and p95 of each, and the ratio nppnet / reference.
+Part 1, latency: per round one ADD, one CHECK (the ADD's result as prevResult) and one DEL of
+each plugin into a fresh network namespace, then one VERSION; median and p95 of each, and the
+ratios nppnet / reference.
 Part 2, burst: N parallel ADDs, then N parallel DELs (N = 16 and 64) per plugin, repeated
 (order alternating); median wall time ratio, and the worst distinct-address count, errors and
 leftovers (reservations, host veths) over the repeats.
@@ -54,6 +55,7 @@ class Plugin:
     cni_path: str
     adds: list[float] = field(default_factory=list)
     dels: list[float] = field(default_factory=list)
+    checks: list[float] = field(default_factory=list)
     versions: list[float] = field(default_factory=list)
 
     def env(self, command: str, container_id: str, netns: str) -> dict[str, str]:
@@ -67,9 +69,12 @@ class Plugin:
             "CNI_PATH": self.cni_path,
         }
 
-    def call(self, command: str, container_id: str, netns: str) -> tuple[float, subprocess.CompletedProcess]:
+    def call(
+        self, command: str, container_id: str, netns: str, prev: dict | None = None
+    ) -> tuple[float, subprocess.CompletedProcess]:
+        """One exec; prev: the ADD's result, passed as prevResult (CHECK)."""
         env = self.env(command, container_id, netns)
-        stdin = json.dumps(self.conf).encode()
+        stdin = json.dumps(self.conf if prev is None else dict(self.conf, prevResult=prev)).encode()
         started = time.perf_counter()
         done = subprocess.run(
             [str(self.exe)], env=env, input=stdin, capture_output=True, timeout=CALL_TIMEOUT
@@ -241,12 +246,17 @@ def make_plugins(nppnet: Path, work: Path, reference_dir: Path = REFERENCE_DIR) 
     return ours, reference
 
 
-def one_call(plugin: Plugin, command: str, cid: str, netns: str, record: bool) -> None:
-    ms, done = plugin.call(command, cid, netns)
+def one_call(
+    plugin: Plugin, command: str, cid: str, netns: str, record: bool, prev: dict | None = None
+) -> bytes:
+    ms, done = plugin.call(command, cid, netns, prev)
     if done.returncode != 0:
         raise SystemExit(f"bench: {plugin.label} {command} failed: {error_of(done.stdout, done.stderr)}")
     if record:
-        {"ADD": plugin.adds, "DEL": plugin.dels, "VERSION": plugin.versions}[command].append(ms)
+        {"ADD": plugin.adds, "DEL": plugin.dels, "CHECK": plugin.checks, "VERSION": plugin.versions}[
+            command
+        ].append(ms)
+    return done.stdout
 
 
 def latency_rounds(plugins: tuple[Plugin, Plugin], rounds: int, warmup: int = 3) -> None:
@@ -255,8 +265,13 @@ def latency_rounds(plugins: tuple[Plugin, Plugin], rounds: int, warmup: int = 3)
         names = {p.label: f"{PREFIX}-l{r + warmup}-{p.label[0]}" for p in order}
         netns_batch("add", list(names.values()))
         try:
+            results = {}
             for p in order:
-                one_call(p, "ADD", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
+                cid = f"{PREFIX}-lat{r + warmup}{p.label[0]}"
+                results[p.label] = json.loads(one_call(p, "ADD", cid, names[p.label], r >= 0))
+            for p in order:
+                cid = f"{PREFIX}-lat{r + warmup}{p.label[0]}"
+                one_call(p, "CHECK", cid, names[p.label], r >= 0, results[p.label])
             for p in order:
                 one_call(p, "DEL", f"{PREFIX}-lat{r + warmup}{p.label[0]}", names[p.label], r >= 0)
             for p in order:
@@ -326,18 +341,17 @@ def drop_firewall_rules(subnet: str, bridge: str) -> None:
 
 
 def report_latency(ours: Plugin, ref: Plugin) -> None:
-    print(f"\nlatency: {len(ours.adds)} interleaved rounds, ms per call (exec to exit)")
-    print(f"{'':10}{'ADD median':>12}{'ADD p95':>10}{'DEL median':>12}{'DEL p95':>10}{'VERSION median':>16}")
+    print(f"\nlatency: {len(ours.adds)} interleaved rounds, ms per call (exec to exit), median / p95")
+    series = [("ADD", "adds"), ("DEL", "dels"), ("CHECK", "checks"), ("VERSION", "versions")]
+    print(f"{'':10}" + "".join(f"{name:>16}" for name, _ in series))
     for p in (ours, ref):
-        print(
-            f"{p.label:10}{median(p.adds):12.2f}{p95(p.adds):10.2f}{median(p.dels):12.2f}{p95(p.dels):10.2f}"
-            f"{median(p.versions):16.2f}"
-        )
-    print(
-        f"{'ratio':10}{median(ours.adds) / median(ref.adds):11.2f}x{p95(ours.adds) / p95(ref.adds):9.2f}x"
-        f"{median(ours.dels) / median(ref.dels):11.2f}x{p95(ours.dels) / p95(ref.dels):9.2f}x"
-        f"{median(ours.versions) / median(ref.versions):15.2f}x"
-    )
+        cells = [f"{median(getattr(p, a)):7.2f} /{p95(getattr(p, a)):6.2f}" for _, a in series]
+        print(f"{p.label:10}" + "".join(f"{c:>16}" for c in cells))
+    ratios = []
+    for _, a in series:
+        mine, theirs = getattr(ours, a), getattr(ref, a)
+        ratios.append(f"{median(mine) / median(theirs):6.2f}x/{p95(mine) / p95(theirs):5.2f}x")
+    print(f"{'ratio':10}" + "".join(f"{c:>16}" for c in ratios))
 
 
 def combine(runs: list[dict]) -> dict:

@@ -201,7 +201,9 @@ def _check_firewall(nc):
     from . import firewall
 
     rules = firewall.wanted_rules(nc.bridge, nc.subnet, nc.cluster_cidr, nc.ip_masq, nc.name)
-    try:
+    if firewall.in_place(rules):  # read through nf_tables' netlink, as ADD does: no process spawned
+        return
+    try:  # something is missing (or nf_tables cannot tell): iptables-save names what
         missing = firewall.missing(rules)
     except firewall.FirewallError as err:
         raise CNIError(INTERNAL, f"CHECK cannot read the firewall rules: {err}") from None

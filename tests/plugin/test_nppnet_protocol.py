@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 
 import pytest
@@ -189,3 +190,25 @@ def test_errors_are_logged(net):
     line = net.log_file.read_text().splitlines()[-1]
     assert 'outcome="error 4: CNI_NETNS is missing"' in line
     assert json.loads(line.split(" config=", 1)[1])["subnet"] == net.subnet
+
+
+def test_check_reads_the_firewall_without_iptables_and_names_a_missing_rule(net, tmp_path):
+    """CHECK verifies the firewall rules through nf_tables' netlink (as ADD does), spawning
+    iptables-save only to name what is missing: with the rules in place no iptables runs (a PATH
+    whose iptables-save fails proves it), and a deleted rule is reported by its line."""
+    a = net.netns()
+    conf = net.conf(prevResult=net.add(a, net.cid(1)).obj)
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    for tool in ("iptables-save", "iptables-restore", "iptables"):
+        (fake / tool).write_text("#!/bin/sh\necho called >&2\nexit 1\n")
+        (fake / tool).chmod(0o755)
+    reply = net.call("CHECK", a, net.cid(1), conf=conf, PATH=f"{fake}:/usr/sbin:/usr/bin:/sbin:/bin")
+    assert reply.rc == 0, str(reply)
+    subnet = f"10.201.{net.n}.0/24"
+    listing = subprocess.run(["iptables", "-w", "-S", "NPPNET-FORWARD"], capture_output=True, text=True)
+    [rule] = [x for x in listing.stdout.splitlines() if x.startswith(f"-A NPPNET-FORWARD -s {subnet} ")]
+    subprocess.run(["iptables", "-w", "-D", *shlex.split(rule)[1:]], check=True)
+    reply = net.call("CHECK", a, net.cid(1), conf=conf)
+    assert reply.rc == 1 and "firewall rules missing" in reply.obj["msg"], str(reply)
+    assert f"-s {subnet}" in reply.obj["msg"]
