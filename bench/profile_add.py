@@ -8,7 +8,8 @@ Prints, for the built plugin (or --plugin PATH) on this machine:
   2. CPU time per call (user + sys, mean over the runs: what bursts on few cores pay);
   3. `-X importtime` of the plugin's modules (cumulative microseconds, biggest first);
   4. cProfile of one ADD in-process (os._exit patched so the profile can print);
-  5. `strace -c -w -f` of one ADD: wall time per system call (when strace is installed).
+  5. `strace -c -w -f` of one ADD: wall time per system call (when strace is installed);
+  6. callgrind's instruction counts of one VERSION, ADD, CHECK and DEL (when valgrind is).
 Needs root. Uses netns np2p-<pid>-*, bridges np2pN/np2pR, 10.202.238-239.0/24; removes them.
 `python3 bench/profile_add.py [--plugin PATH] [--runs N] [--reference-dir DIR]`; with
 `--node NODE --name CLUSTER` inside that lab node, on its python3 (see bench/plugin_latency.py).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -52,11 +54,13 @@ class Exit(BaseException):
 def fake_exit(code):
     raise Exit(code)
 os._exit = posix._exit = fake_exit
-sys.argv = [exe]
-code = compile(open(exe).read(), exe, "exec")
+with open(exe, "rb") as f:  # the shebang's program (python3 -ISc CODE FILE), as the kernel runs it
+    line = f.readline()
+code = compile(line.rstrip(b"\\n").split(b" ", 1)[1].partition(b"c")[2], "<string>", "exec")
+sys.argv = ["-c", exe]
 prof = cProfile.Profile()
 try:
-    prof.runcall(exec, code, {"__name__": "__main__", "__file__": exe})
+    prof.runcall(exec, code, {"__name__": "__main__"})
 except (Exit, SystemExit):
     pass
 out = io.StringIO()
@@ -113,7 +117,9 @@ def main() -> int:
     try:
         exe = args.plugin.resolve() if args.plugin else build_nppnet(work / "bin")
         print_place(exe, args.reference_dir)
-        interpreter = open(exe).readline()[2:].split()
+        python, flags = open(exe).readline()[2:].rstrip("\n").split(" ", 1)
+        interpreter = [python, "-I", "-S"]  # the shebang's flags, without its program (-c CODE)
+        program = flags.partition("c")[2]
         empty = work / "empty"
         empty.write_text(f"#!{' '.join(interpreter)}\n")
         empty.chmod(0o755)
@@ -150,7 +156,7 @@ def main() -> int:
 
         print("\n3. -X importtime of one VERSION (cumulative us, biggest first)")
         out = subprocess.run(
-            [*interpreter, "-X", "importtime", str(exe)],
+            [*interpreter, "-X", "importtime", "-c", program, str(exe)],
             env=env("VERSION", "x", netns),
             input="",
             capture_output=True,
@@ -191,6 +197,7 @@ def main() -> int:
             subprocess.run([str(exe)], env=env("DEL", "np2pstrace", netns), input=ours, capture_output=True)
         else:
             print("  (strace not installed)")
+        instructions(exe, bare, ours, netns)
     finally:
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
         for bridge, subnet in (("np2pN", "10.202.238.0/24"), ("np2pR", "10.202.239.0/24")):
@@ -198,6 +205,33 @@ def main() -> int:
             drop_firewall_rules(subnet, bridge)
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def instructions(exe: Path, bare: Path, conf: bytes, netns: str) -> None:
+    """6. callgrind's count of user-space instructions of one call of each command: the same on
+    a busy machine as on a quiet one, where wall times are not (kernel work is not counted)."""
+    print("\n6. instructions of one call (callgrind, user space, millions)")
+    if not shutil.which("valgrind"):
+        print("  (valgrind not installed)")
+        return
+
+    def count(argv: list[str], command: str, stdin: bytes) -> tuple[float, bytes]:
+        with tempfile.NamedTemporaryFile() as out:
+            run = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", *argv]
+            done = subprocess.run(run, env=env(command, "np2pir", netns), input=stdin, capture_output=True)
+        found = re.search(r"Collected : (\d+)", done.stderr.decode())
+        return (int(found[1]) / 1e6 if found else float("nan")), done.stdout
+
+    print(f"  {'interpreter, posix._exit':28}{count([str(bare)], 'VERSION', b'')[0]:8.2f}")
+    added = b"{}"
+    for command in ("VERSION", "ADD", "CHECK", "DEL"):
+        stdin = conf
+        if command == "CHECK":  # the ADD's result as prevResult
+            stdin = json.dumps(dict(json.loads(conf), prevResult=json.loads(added))).encode()
+        millions, out = count([str(exe)], command, stdin)
+        added = out if command == "ADD" else added
+        label = f"nppnet {command}"
+        print(f"  {label:28}{millions:8.2f}")
 
 
 if __name__ == "__main__":
