@@ -299,11 +299,17 @@ def _kube_cleanup(cluster: str, made: list) -> None:
             pass
 
 
-def check(cluster: str, *, kubernetes: bool, image: str = "busybox", timeout: float = 120) -> Report:
+def check(
+    cluster: str, *, kubernetes: bool, image: str = "busybox", timeout: float = 120,
+    on_step: Callable[[str], None] | None = None,
+) -> Report:
     """Start the pods and the Service, run the matrix and the Service probe, remove them all.
-    kubernetes=False: `cni add` namespaces as pods, a Service as kube-proxy-shaped rules."""
+    kubernetes=False: `cni add` namespaces as pods, a Service as kube-proxy-shaped rules.
+    ON_STEP gets a short line as each stage starts (the CLI's spinner text)."""
     from nppctl import services
     from nppctl.nodes import list_nodes
+
+    step = on_step or (lambda _msg: None)
 
     every = list_nodes(cluster, stopped=True)
     node_list = [n for n in every if n.running]
@@ -318,18 +324,22 @@ def check(cluster: str, *, kubernetes: bool, image: str = "busybox", timeout: fl
     outside = Endpoint("outside", "outside", "", gateway) if gateway else None
     kindless = None
     try:
+        step(f"starting a check pod on each of {len(node_list)} node(s)")
         if kubernetes:
             pods = _kube_pods(cluster, node_list, made, image, timeout)
         else:
             pods = _cni_pods(cluster, node_list, made)
         server = server_of(pods)
+        step(f"starting a Service in front of {server.name}")
         if kubernetes:
             service = services.kube_service(cluster, server.name, server.address)
         else:
             server_node = next(n for n in node_list if n.name == server.node)
             kindless = services.KindlessService(node_list, server.name, server_node, server.address)
             service = kindless.start()
+        step(f"pinging every pair ({len(pods)} pod(s), {len(node_list)} node(s))")
         probes = run_matrix(pods, node_endpoints(node_list), outside)
+        step(f"fetching through the Service {service.name}")
         probes += fetch_all(pods, server, service)
         notes = [f"Service {service.name} ({service.cluster_ip}:{service.port} -> {server.name} "
                  f"{server.address}:{service.target_port}): {service.how}"]
@@ -337,6 +347,7 @@ def check(cluster: str, *, kubernetes: bool, image: str = "busybox", timeout: fl
             notes.append(f"the Service's server in {server.name} failed: {kindless.server_error()}")
         return Report(down + probes, service.to_dict(), notes)
     finally:
+        step("removing the check pods and the Service")
         try:
             if kindless is not None:
                 kindless.stop()

@@ -27,9 +27,10 @@ INTERRUPTED = "interrupted: node-side work stopped; nppctl's commands are idempo
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show the traceback of a failure."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of a failure (before or after "
+                               "the command)."),
 ) -> None:
-    _state["debug"] = debug
+    _state["debug"] = _state["debug"] or debug
 
 
 cli_plugin.register(app)
@@ -38,10 +39,36 @@ cli_lab.register(app)
 cli_map.register(app)
 
 
+def take_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """(ARGV without its --debug flags, whether there was one): --debug may come before or after the
+    command. Left in place: everything after `--`, and a --debug that is the value of the option
+    before it (`--name --debug` names a cluster "--debug"), as click would read them."""
+    command = typer.main.get_command(app)  # click's classes (typer may vendor its own click: duck-typed)
+    kept: list[str] = []
+    debug = value_next = False
+    for at, token in enumerate(argv):
+        if value_next:
+            value_next = False
+        elif token == "--":
+            kept.extend(argv[at:])
+            break
+        elif token == "--debug":
+            debug = True
+            continue
+        elif token.startswith("-") and "=" not in token:
+            param = next((p for p in command.params if token in (*p.opts, *p.secondary_opts)), None)
+            value_next = param is not None and getattr(param, "is_flag", True) is False and not param.count
+        elif token in getattr(command, "commands", {}):
+            command = command.commands[token]
+        kept.append(token)
+    return kept, debug
+
+
 def main() -> None:
     """Console-script entry: run the app; a failure is one line, or a traceback with --debug."""
     try:
-        rc = app(standalone_mode=False)
+        argv, _state["debug"] = take_debug(sys.argv[1:])
+        rc = app(args=argv, standalone_mode=False)
         if rc == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into this exit code
             _interrupted(KeyboardInterrupt(), INTERRUPTED)
         if isinstance(rc, int):
@@ -81,7 +108,7 @@ def _interrupted(err: BaseException, line: str) -> None:
 
 
 def _fail(err: BaseException, line: str, code: int = 1) -> None:
-    if _state["debug"] or "--debug" in sys.argv[1:]:
+    if _state["debug"]:
         import traceback
 
         traceback.print_exception(type(err), err, err.__traceback__)

@@ -167,7 +167,13 @@ def check(
     provider = detect_provider(name)
     if provider is None:
         raise NppctlError(f"cluster {name!r} not found: create it with `nppctl up --name {name}`")
-    report = checks.check(name, kubernetes=provider == "kind", image=image, timeout=timeout)
+    from rich.console import Console
+    from rich.markup import escape
+
+    # the spinner goes to stderr and only to a terminal (rich draws nothing else): --json stays clean
+    with Console(stderr=True).status(" checking connectivity ...", spinner="dots") as spinner:
+        report = checks.check(name, kubernetes=provider == "kind", image=image, timeout=timeout,
+                              on_step=lambda text: spinner.update(f" checking connectivity: {escape(text)}"))
     failed = sum(not p.ok for p in report.probes)
     if as_json:
         typer.echo(

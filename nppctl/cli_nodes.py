@@ -214,23 +214,39 @@ def logs_cmd(
             text = f"[{style}]{escape(line.text)}[/]" if style else escape(line.text)
             console.print(f"[cyan]{line.node}[/] | {text}", soft_wrap=True)
     except KeyboardInterrupt:
-        pass
+        if not follow:
+            raise
+        stopped = True  # Ctrl-C is how --follow ends: no error line, but exit 130 as every command
+    else:
+        stopped = False
     finally:
         if follow:
             lines.close()  # ends the tail processes in the nodes
+    if stopped:
+        raise SystemExit(130)
     if unreadable:
         raise typer.Exit(1)
 
 
-def doctor_cmd() -> None:
-    """Check this machine for the lab: Docker engine, kind, kubectl (optional), free disk."""
-    from nppctl import doctor
+def doctor_cmd(
+    provider: str = typer.Option("kind", "--provider", help="The `up --provider`: kind or docker."),
+    image: str | None = typer.Option(None, "--image", help="The node image `up --image` will get (default: "
+                                     "the provider's)."),
+) -> None:
+    """Check this machine for the lab with PROVIDER: Docker engine, kind (kind provider only), kubectl
+    (optional), free disk, the node image, and the local node images usable as --image."""
+    from rich.markup import escape
 
-    checks = doctor.run_checks()
+    from nppctl import doctor
+    from nppctl.errors import NppctlError
+
+    if provider not in ("kind", "docker"):
+        raise NppctlError(f"unknown provider {provider!r}: use --provider kind or --provider docker")
+    checks = doctor.run_checks(provider, image)
     console = _console()
     for c in checks:
         mark = "[green]✓[/]" if c.ok else ("[red]✗[/]" if c.required else "[yellow]![/]")
-        console.print(f" {mark} {c.name}: {c.detail}")
+        console.print(f" {mark} {escape(c.name)}: {escape(c.detail)}", soft_wrap=True)
     if not doctor.healthy(checks):
         console.print("[red]a required check failed[/]: fix it as said above")
         raise typer.Exit(1)

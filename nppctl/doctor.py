@@ -1,8 +1,12 @@
 """`nppctl doctor`: is this machine ready for the lab? Each failed check says how to fix it.
 
-Checks: Docker engine reachable (its version), the Docker host's cgroup version (a row), kind on PATH
-(its version), kubectl (optional), free disk where Docker keeps its data. The run fails when a
-required check fails.
+Checks per provider (run_checks(provider, image)): both need the Docker engine (its version), show
+the Docker host's cgroup version (a row), free disk where Docker keeps its data, the node image `up`
+would start from (--image, else the provider's default: the docker provider's DEFAULT_IMAGE, or the
+installed kind's default image) on this machine or pullable (the registry is asked for its
+manifest, nothing is downloaded), and the local node images usable as --image (nppctl.localimages).
+kind needs the kind binary on PATH (its version); for docker kind is not checked. kubectl is
+optional for both. The run fails when a required check fails.
 """
 
 from __future__ import annotations
@@ -92,23 +96,79 @@ def check_disk(path: str) -> Check:
     return Check("free disk", True, f"{free:.1f} GiB free at {path}")
 
 
-def run_checks() -> list[Check]:
+KIND_FIX = "install the kind binary (kind's Quick Start), or use `nppctl up --provider docker`"
+
+
+def check_node_image(client, ref: str | None, why: str = "") -> Check:
+    """Whether `up` can start from REF: on this machine, else pullable (registry manifest, no download)."""
+    import docker
+
+    if ref is None:
+        return Check("node image", False, f"unknown: {why}; pass --image with a local node image",
+                     required=False)
+    try:
+        client.images.get(ref)
+        return Check("node image", True, f"{ref} on this machine")
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.DockerException as err:
+        return Check("node image", False, f"{ref}: the engine failed to answer ({err})")
+    try:
+        client.images.get_registry_data(ref)
+    except docker.errors.DockerException as err:
+        from nppctl.errors import one_line
+
+        reason = one_line(getattr(err, "explanation", None) or err)
+        return Check("node image", False, f"{ref} is not on this machine and cannot be pulled ({reason}): "
+                     f"`docker pull {ref}`, or pass --image with a local node image (listed below)")
+    return Check("node image", True, f"{ref} not on this machine, pullable (`up` pulls it)")
+
+
+def check_local_images(client) -> Check:
+    """The local node images usable as --image (a row, never a failure)."""
+    from nppctl.localimages import node_images
+
+    found = node_images(client)
+    return Check("local node images (--image)", bool(found), ", ".join(found) or "none found", required=False)
+
+
+def _default_image(provider: str, kind_ok: bool) -> tuple[str | None, str]:
+    """(the node image `up --provider PROVIDER` starts from without --image, why None)."""
+    if provider == "docker":
+        from nppctl.providers.docker import DEFAULT_IMAGE
+
+        return DEFAULT_IMAGE, ""
+    if not kind_ok:
+        return None, "kind's default image: kind is not on PATH"
+    from nppctl.errors import NppctlError
+    from nppctl.nodeimage import installed_kind_image
+    from nppctl.providers.kind import KindProvider
+
+    try:
+        return installed_kind_image(KindProvider().version)[0], "kind's default image is not known to nppctl"
+    except NppctlError as err:
+        return None, str(err)
+
+
+def run_checks(provider: str = "kind", image: str | None = None) -> list[Check]:
+    """The checks of what `up --provider PROVIDER [--image IMAGE]` needs (see the module doc)."""
     docker, root = check_docker()
-    return [
-        docker,
-        check_cgroup(),
-        check_tool(
-            "kind", ["kind", "version"],
-            "install the kind binary (kind's Quick Start), or use `nppctl up --provider docker`",
-            required=True,
-        ),
-        check_tool(
-            "kubectl", ["kubectl", "version", "--client"],
-            "optional: install kubectl to run the course's kubectl commands (nppctl itself does not need it)",
-            required=False,
-        ),
-        check_disk(root),
-    ]
+    checks = [docker, check_cgroup()]
+    if provider == "kind":
+        checks.append(check_tool("kind", ["kind", "version"], KIND_FIX, required=True))
+    checks.append(check_tool(
+        "kubectl", ["kubectl", "version", "--client"],
+        "optional: install kubectl to run the course's kubectl commands (nppctl itself does not need it)",
+        required=False,
+    ))
+    checks.append(check_disk(root))
+    if docker.ok:
+        from nppctl.nodes import docker_client
+
+        client = docker_client()
+        ref, why = (image, "") if image else _default_image(provider, checks[2].ok)
+        checks += [check_node_image(client, ref, why), check_local_images(client)]
+    return checks
 
 
 def healthy(checks: list[Check]) -> bool:

@@ -61,6 +61,11 @@ def kubeconfig_dict(cluster: str) -> dict:
             if f"kind-{cluster}" in contexts:
                 data["current-context"] = f"kind-{cluster}"
             return data
+    if not shutil.which("kind"):
+        from nppctl.providers.kind import INSTALL_HINT
+
+        raise NppctlError(f"kind not found on PATH, so no kubeconfig for cluster {cluster!r} (KUBECONFIG "
+                          f"names no file): {INSTALL_HINT}")
     raise NppctlError(
         f"no kubeconfig for cluster {cluster!r}: `kind get kubeconfig --name {cluster}` gave none "
         "and KUBECONFIG names no file; create the cluster with `nppctl up` or set KUBECONFIG"

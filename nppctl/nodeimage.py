@@ -178,9 +178,11 @@ def base_image(base: str, client, say: Callable[[str], None]):
     try:
         return client.images.pull(base)
     except docker.errors.APIError as err:
+        from nppctl.localimages import usable_line
+
         raise NppctlError(
             f"node image {base} is not on this machine and could not be pulled ({err.explanation or err}): "
-            f"`docker pull {base}`, or pass --image with a local node image"
+            f"`docker pull {base}`, or pass --image with a local node image: {usable_line(client)}"
         ) from err
 
 
