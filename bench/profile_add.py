@@ -118,7 +118,7 @@ def main() -> int:
         exe = args.plugin.resolve() if args.plugin else build_nppnet(work / "bin")
         print_place(exe, args.reference_dir)
         python, flags = open(exe).readline()[2:].rstrip("\n").split(" ", 1)
-        interpreter = [python, "-I", "-S"]  # the shebang's flags, without its program (-c CODE)
+        interpreter = [python, "-IS"]  # the shebang's flags, without its program (-c CODE)
         program = flags.partition("c")[2]
         empty = work / "empty"
         empty.write_text(f"#!{' '.join(interpreter)}\n")
