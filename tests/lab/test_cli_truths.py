@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from nppctl.cli import take_debug
-
 CLUSTER = "np16cl"
 
 
@@ -71,6 +69,8 @@ def test_debug_as_an_options_value_is_that_value(tmp_path):
 
 
 def test_take_debug_leaves_what_follows_double_dash_and_option_values():
+    from nppctl.cli import take_debug
+
     argv = ["cni", "exec", "--node", "worker", "p1", "--", "ip", "--debug"]
     assert take_debug(argv) == (argv, False)
     assert take_debug(["logs", "-n", "--debug", "--debug", "-f"]) == (["logs", "-n", "--debug", "-f"], True)
