@@ -39,11 +39,12 @@ cli_lab.register(app)
 cli_map.register(app)
 
 
-def take_debug(argv: list[str]) -> tuple[list[str], bool]:
+def take_debug(argv: list[str], command=None) -> tuple[list[str], bool]:
     """(ARGV without its --debug flags, whether there was one): --debug may come before or after the
     command. Left in place: everything after `--`, and a --debug that is the value of the option
     before it (`--name --debug` names a cluster "--debug"), as click would read them."""
-    command = typer.main.get_command(app)  # click's classes (typer may vendor its own click: duck-typed)
+    # COMMAND: the app's click command (typer may vendor its own click: its classes are duck-typed)
+    command = command or typer.main.get_command(app)
     kept: list[str] = []
     debug = value_next = False
     for at, token in enumerate(argv):
@@ -67,8 +68,9 @@ def take_debug(argv: list[str]) -> tuple[list[str], bool]:
 def main() -> None:
     """Console-script entry: run the app; a failure is one line, or a traceback with --debug."""
     try:
-        argv, _state["debug"] = take_debug(sys.argv[1:])
-        rc = app(args=argv, standalone_mode=False)
+        command = typer.main.get_command(app)  # built once (~20 ms): what app() would build again
+        argv, _state["debug"] = take_debug(sys.argv[1:], command)
+        rc = command(args=argv, standalone_mode=False)
         if rc == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into this exit code
             _interrupted(KeyboardInterrupt(), INTERRUPTED)
         if isinstance(rc, int):
