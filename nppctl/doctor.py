@@ -166,7 +166,8 @@ def run_checks(provider: str = "kind", image: str | None = None) -> list[Check]:
         from nppctl.nodes import docker_client
 
         client = docker_client()
-        ref, why = (image, "") if image else _default_image(provider, checks[2].ok)
+        kind_ok = any(c.name == "kind" and c.ok for c in checks)
+        ref, why = (image, "") if image else _default_image(provider, kind_ok)
         checks += [check_node_image(client, ref, why), check_local_images(client)]
     return checks
 
