@@ -109,7 +109,8 @@ class InstallResult:
 def resolve_plugin(plugin: str) -> PluginFiles:
     """nppnet / skel from nppctl.artifacts, or a user's executable file (its name is its type).
 
-    Checked now; the executable itself is built or read when first asked for (install does that
+    Checked now (a user's file must answer CNI VERSION when run here: nppctl.plugincheck); the
+    executable itself is built or read when first asked for (install does that
     while it probes the nodes).
     """
     if plugin in BUILTIN:
@@ -123,6 +124,9 @@ def resolve_plugin(plugin: str) -> PluginFiles:
         raise NppctlError(
             f"plugin file name {path.name!r} cannot be a CNI type: rename it (letters, digits, ._-)"
         )
+    from nppctl.plugincheck import check_plugin_file
+
+    check_plugin_file(path, "--plugin")
     return PluginFiles(path.name, False, path.read_bytes)
 
 

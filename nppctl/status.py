@@ -1,6 +1,7 @@
 """`nppctl status`: what each node has of the lab, read from the nodes themselves.
 
-Per node: role, address, pod subnet (from the first conflist), plugin and conflist installed,
+Per node: role, address, pod subnet (from the first conflist), plugin and conflist installed (each
+plugin of the conflist answered CNI VERSION in the node: nodeside/cniversion.py),
 python3, cni0 up with the subnet's gateway (where nppnet owns cni0 it makes it at every ADD: no
 cni0 before the first pod is right), a route to every other node's pod subnet via that node's address
 (missing ones listed), whether the keeper runs, and Ready when the caller passes it (kube layer).
@@ -30,7 +31,8 @@ class NodeStatus:
     state: str = "running"  # the node container's state: running, exited, paused, ...
     subnet: str | None = None
     plugin: str | None = None  # types of the first conflist's plugins, comma-separated
-    plugin_present: bool = False  # every listed plugin is executable in /opt/cni/bin
+    plugin_present: bool = False  # every listed plugin in /opt/cni/bin answered CNI VERSION in the node
+    plugin_problem: str | None = None  # why not: "<type>: <reason>" of the first one that did not
     conflist: str | None = None  # the first conf file in /etc/cni/net.d (what a runtime uses)
     python3: str | None = None  # its version, None when absent
     bridge_up: bool = False
@@ -108,7 +110,10 @@ def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeSt
         st.subnet = f["subnet"]
         st.conflist = f["conflist"]
         st.plugin = ",".join(str(p["type"]) for p in f["plugins"]) or None
-        st.plugin_present = bool(f["plugins"]) and all(p["present"] for p in f["plugins"])
+        failing = [f"{p['type']}: {p.get('version_error') or 'not executable'}" for p in f["plugins"]
+                   if not p["present"] or p.get("version_error")]
+        st.plugin_present = bool(f["plugins"]) and not failing
+        st.plugin_problem = failing[0] if failing else None
         st.bridge_up = bool(f["bridge"].get("up"))
         st.bridge_exists = bool(f["bridge"].get("exists"))
         st.bridge_by = (f.get("state") or {}).get("bridge_by")

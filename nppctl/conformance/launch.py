@@ -131,6 +131,15 @@ def run_card(
     return card
 
 
+def _check_file(plugin: str, path: Path) -> None:
+    """A plugin given by path: an existing file that answers CNI VERSION here (nppctl.plugincheck)."""
+    if not path.is_file():
+        raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an existing file")
+    from nppctl.plugincheck import check_plugin_file
+
+    check_plugin_file(path, "plugin")
+
+
 def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
     if os.geteuid() != 0:
         raise NppctlError("the sandbox needs root (network and mount namespaces): run it with sudo")
@@ -148,8 +157,7 @@ def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
                 conf = json.loads(artifacts.render_conflist(TEST_SUBNET, plugin=ptype))
         else:
             path = Path(plugin).resolve()
-            if not path.is_file() or not os.access(path, os.X_OK):
-                raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an executable file")
+            _check_file(plugin, path)
             if conf is None:
                 raise NppctlError(f"plugin {plugin}: pass --conf FILE (the network config to test it with)")
             ptype, plugin_dir = path.name, str(path.parent)
@@ -179,8 +187,7 @@ def _in_node(plugin, conf, bridge, parallel, timeout, cluster, node_name) -> dic
         ptype, plugin_dir = BUILT[plugin], NODE_CNI_BIN
     else:
         path = Path(plugin).resolve()
-        if not path.is_file() or not os.access(path, os.X_OK):
-            raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an executable file")
+        _check_file(plugin, path)
         put_file(target, f"{scratch}/{path.name}", path.read_bytes(), 0o755)
         ptype, plugin_dir = path.name, scratch
     # a network, bridge, store and subnet of the card's own: the node's real pods are never touched

@@ -48,6 +48,8 @@ def _range_subnet(ipam):
 
 
 def status(spec):
+    """The node's lab facts; each plugin of the first conflist is asked CNI VERSION (cniversion.py)."""
+    from .cniversion import ask_version
     from .keeper import running
 
     files = conf_files()
@@ -60,8 +62,10 @@ def status(spec):
             conf = None
     if conf:
         for p in conf["plugins"]:
-            present = os.access(os.path.join(CNI_BIN, str(p.get("type"))), os.X_OK)
-            types.append({"type": p.get("type"), "present": present})
+            path = os.path.join(CNI_BIN, str(p.get("type")))
+            present = os.access(path, os.X_OK)
+            why = ask_version(path) if present else "not executable in " + CNI_BIN
+            types.append({"type": p.get("type"), "present": present, "version_error": why})
             ipam = p.get("ipam") or {}
             subnet = subnet or p.get("subnet") or ipam.get("subnet") or _range_subnet(ipam)
     name = spec.get("bridge", "cni0")
