@@ -12,8 +12,10 @@ script that leaves with os._exit takes about 4.6 ms here, the Go reference's who
   of Debian's python3.11 and 3.13); the kernel appends the file's path. CODE reads the file and
   runs its first lines (up to a line holding only "#"), so python never tokenizes the rest: run
   as `python3 FILE`, python tokenizes every byte of it, comments too (a 217 kB nppnet: 11.6 of
-  33 million instructions of a VERSION, counted by callgrind; with CODE 21.3, a bare
+  33 million instructions of a VERSION, counted by callgrind; with CODE 21.3 (19.3 now), a bare
   interpreter 15.8);
+- (so the file runs through its shebang only: `python3 FILE` stops at a NameError; the
+  bench and tests that run it in-process run the shebang's program, see bench/record.py)
 - those first lines are a dozen lines python compiles on every run: they check the file and run
   the loader, which follows (with everything else) as comment lines (the loader as code cost
   ~0.4 ms);
@@ -26,8 +28,9 @@ script that leaves with os._exit takes about 4.6 ms here, the Go reference's who
   compiled with optimize=2 (no docstrings, no asserts: the plugin has none) and
   -X no_debug_ranges (no column tables);
 - a python3 whose byte code differs from the builder's (another minor version: trixie's 3.13
-  in a kind v0.32 node, when the builder ran 3.11) runs a short boot as source (~0.1 ms to
-  compile) that reads byte code made for that python from CACHE_DIR/<name>.<magic>.<payload>
+  in a kind v0.32 node, when the builder ran 3.11) runs a short boot as source (1.3 kB: ~0.4 ms
+  to compile on python 3.13 on a busy 2-core machine) that reads byte code made for that
+  python from CACHE_DIR/<name>.<magic>.<payload>
   (keyed by its magic number and the digest of the modules and sources; trusted only when the
   file's own header says that key and its crc32 matches, and only when folder and file belong to
   the caller, root, and no group or other may write them). The first call on that python makes
