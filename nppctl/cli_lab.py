@@ -29,19 +29,23 @@ def up(
             "kindnet unless --keep-kindnet; its podSubnet is the pod CIDR.",
         ),
     ] = None,
-    workers: int = typer.Option(
-        2, "--workers", min=0, help="Workers besides the control plane (no --config)."
+    workers: int | None = typer.Option(
+        None, "--workers", min=0, show_default="2",
+        help="Workers besides the control plane (no --config: its nodes are the lab's).",
     ),
     plugin: str = typer.Option(
         "nppnet", "--plugin", help="nppnet, skel (the skeleton) or PATH to your plugin."
     ),
-    pod_cidr: str = typer.Option("10.244.0.0/16", "--pod-cidr", help="The cluster's pod network."),
+    pod_cidr: str | None = typer.Option(
+        None, "--pod-cidr", show_default="10.244.0.0/16", help="The cluster's pod network."
+    ),
     keep_kindnet: bool = typer.Option(
         False, "--keep-kindnet", help="Leave kind's own CNI (kindnet) enabled; install then only warns."
     ),
     mounts: bool = typer.Option(True, "--mounts/--no-mounts", help="Mount tmp/cp, tmp/w1, ... at /npp-temp."),
-    provider: str = typer.Option(
-        "kind", "--provider", help="kind (Kubernetes) or docker (nodes only, no kubelet)."
+    provider: str | None = typer.Option(
+        None, "--provider", show_default="kind, or the existing lab's",
+        help="kind (Kubernetes) or docker (nodes only, no kubelet).",
     ),
     image: str | None = typer.Option(
         None, "--image", help="Node image (kind's --image; docker provider's image)."
@@ -63,24 +67,33 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Create the cluster (kept when it exists), label workers, install the plugin, wait until Ready."""
+    """Create the cluster, label workers, install the plugin, wait until Ready.
+
+    An existing lab is kept when it is what the options given ask for (--workers or --config's nodes,
+    --provider, --image, --pod-cidr; options left out ask for nothing); else up says how it differs
+    and changes nothing."""
     from nppctl import cluster
 
+    given = {k for k, v in {"workers": workers, "pod_cidr": pod_cidr, "provider": provider,
+                            "image": image}.items() if v is not None}
+    defaults = cluster.UpOptions()
     opts = cluster.UpOptions(
         name=name,
         config=config,
-        workers=workers,
+        workers=defaults.workers if workers is None else workers,
         plugin=plugin,
-        pod_cidr=pod_cidr,
+        pod_cidr=pod_cidr or defaults.pod_cidr,
         keep_kindnet=keep_kindnet,
         mounts=mounts,
-        provider=provider,
+        provider=provider or defaults.provider,
         image=image,
         timeout=timeout,
         ensure_python=ensure_python,
         registry_mirrors=tuple(registry_mirrors or ()),
+        given=frozenset(given),
     )
     console = _console()
+    provider = cluster.choose_provider(opts)
     console.print(f"Bringing up lab {name!r} with the {provider} provider ...")
     cluster.up(opts, console)
     _print_status(name)

@@ -74,11 +74,13 @@ def state_dir(name: str) -> Path:
 
 @dataclass
 class LabState:
-    """What nppctl made for one cluster: its provider and every host path it created (in order)."""
+    """What nppctl made for one cluster: its provider, every host path it created (in order), and
+    what the `up` that created it was asked (labshape.shape: roles, provider, image, pod_cidr)."""
 
     name: str
     provider: str
     created: list[str] = field(default_factory=list)
+    asked: dict = field(default_factory=dict)
     made_now: list[str] = field(default_factory=list, repr=False)  # created by this run (not saved)
 
     @classmethod
@@ -107,7 +109,9 @@ class LabState:
                 f"state file {path} is corrupt (needs name {name!r}, provider kind|docker and a list "
                 "of created paths): fix or remove it"
             )
-        return cls(name=name, provider=data["provider"], created=list(created))
+        asked = data.get("asked")
+        return cls(name=name, provider=data["provider"], created=list(created),
+                   asked=asked if isinstance(asked, dict) else {})
 
     def make_dir(self, path: Path) -> Path:
         """mkdir -p PATH, recording each folder this call made."""
@@ -131,6 +135,8 @@ class LabState:
         if not path.exists():
             self._record(path)  # recorded before writing, so the record lists itself
         data = {"name": self.name, "provider": self.provider, "created": self.created}
+        if self.asked:
+            data["asked"] = self.asked
         path.write_text(json.dumps(data, indent=2) + "\n")
 
     def undo(self) -> list[str]:
@@ -229,27 +235,86 @@ class UpOptions:
     timeout: float = 300.0
     ensure_python: bool = True  # a node image without python3 gets it (nppctl.nodeimage, else apt per node)
     registry_mirrors: tuple[str, ...] = ()  # docker.io mirrors for every node's containerd (registrymirror)
+    # the options the user gave (the CLI fills it); None: those that differ from the defaults (labshape)
+    given: frozenset[str] | None = None
 
 
-def preflight(opts: UpOptions, provider) -> None:
-    """What `up` needs, checked before it writes anything: the name (kind's rule), the Docker engine,
-    kind on PATH (kind provider), a readable config, the plugin, the pod CIDR."""
+HOST_NAME_MAX = 64  # Linux's limit on a host name: kind names each node's host after its container
+
+
+def preflight(opts: UpOptions, provider, existed: bool | None = None) -> None:
+    """What `up` needs, checked before it writes or creates anything: the name (kind's rule, and its
+    longest node name within HOST_NAME_MAX), --config without --workers, the Docker engine, kind on
+    PATH (kind provider), a readable config, the plugin (a user's file must answer CNI VERSION:
+    nppctl.plugincheck), the pod CIDR and enough /24s in it for every node, and the node image
+    (on this machine, or known to its registry) when a cluster is to be created. EXISTED: whether the
+    cluster is there (None: asked here)."""
     import shutil
 
-    from nppctl import install, subnets
+    from nppctl import install, labshape, subnets
     from nppctl.nodes import docker_client
 
     check_name(opts.name)
+    if opts.config is not None and labshape.asked(opts, "workers"):
+        raise NppctlError(
+            f"--config {opts.config} and --workers {opts.workers} both say how many nodes: the config's "
+            "nodes win, so drop --workers (or drop --config)"
+        )
     _check_mirrors(opts, provider)
     subnets.parse_cidr(opts.pod_cidr, "--pod-cidr")
-    install.resolve_plugin(opts.plugin)
     if opts.config is not None:
         read_kind_config(opts.config, opts.name)
+    roles = labshape.roles(opts)
+    longest = max(kind_node_names(opts.name, roles), key=len)
+    if len(longest) > HOST_NAME_MAX:
+        raise NppctlError(
+            f"--name {opts.name!r} is too long: its node {longest!r} has {len(longest)} characters, and a "
+            f"node's host name may have at most {HOST_NAME_MAX}: use a name of at most "
+            f"{HOST_NAME_MAX - len(longest) + len(opts.name)} characters"
+        )
+    cidr_what = f"{opts.config}'s podSubnet" if opts.config is not None else "--pod-cidr"
+    subnets.split(labshape.pod_cidr(opts), len(roles), what=cidr_what)
+    install.resolve_plugin(opts.plugin)
     if provider.has_kubernetes and shutil.which("kind") is None:
         from nppctl.providers.kind import INSTALL_HINT
 
         raise NppctlError(f"kind not found on PATH: {INSTALL_HINT}")
-    docker_client()
+    client = docker_client()
+    if existed is None:
+        existed = provider.exists(opts.name)
+    if not existed:
+        _check_image(opts, provider, client)
+
+
+def _check_image(opts: UpOptions, provider, client) -> None:
+    """The node image `up` would create nodes from (--image, else the docker provider's default; kind
+    picks its own) is on this machine, or its registry knows it (a manifest look-up: nothing pulled)."""
+    import docker
+
+    image = opts.image
+    if image is None and provider.name == "docker":
+        from nppctl.providers.docker import DEFAULT_IMAGE
+
+        image = DEFAULT_IMAGE
+    if image is None:
+        return
+    try:
+        client.images.get(image)
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    except docker.errors.APIError as err:
+        raise NppctlError(
+            f"node image {image}: the Docker engine could not look it up ({one_line(err)})"
+        ) from None
+    try:
+        client.images.get_registry_data(image)
+    except docker.errors.APIError as err:
+        raise NppctlError(
+            f"node image {image} is not on this machine and its registry does not give it "
+            f"({one_line(explain(err) or err)}): pass --image with a local node image "
+            "(`docker images`), or pull it first"
+        ) from None
 
 
 def _check_mirrors(opts: UpOptions, provider) -> None:
@@ -393,16 +458,25 @@ def sweep_strays(console) -> None:
 
 def up(opts: UpOptions, console) -> dict[str, bool] | None:
     """Create (or keep) the cluster, label, install, wait for Ready. Returns Ready per node (kind)."""
+    from nppctl import labshape
     from nppctl.providers import get_provider
 
+    choose_provider(opts)
     provider = get_provider(opts.provider)
-    preflight(opts, provider)
+    existed = provider.exists(opts.name)
+    preflight(opts, provider, existed)
     state = LabState.load(opts.name) or LabState(name=opts.name, provider=opts.provider)
-    if state.provider != opts.provider and provider.exists(opts.name):
+    if state.provider != opts.provider and existed:
         raise NppctlError(
             f"cluster {opts.name!r} was made by the {state.provider} provider: "
             f"run `nppctl down --name {opts.name}` first, or pass --provider {state.provider}"
         )
+    if existed:  # the lab asked for, or one line saying how it differs: nothing is written before this
+        differs = labshape.difference(opts, provider, state)
+        if differs:
+            raise NppctlError(differs)
+    if not existed:  # what this lab is made as (a record left by a lab gone without --purge is replaced)
+        state.asked = labshape.shape(opts)
     state.provider = opts.provider
     spec = ClusterSpec(name=opts.name, workers=opts.workers, image=opts.image)
     result: dict = {"ready": None, "pod_cidr": opts.pod_cidr}  # pod_cidr: a --config's podSubnet
@@ -518,7 +592,6 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         result["ready"] = kube.wait_ready(opts.name, opts.timeout)
         return f"{len(result['ready'])} node(s) Ready"
 
-    existed = provider.exists(opts.name)
     if provider.has_kubernetes:
         from nppctl.kindpatches import host_cgroup_version
 
@@ -548,6 +621,16 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
             raise
         raise _after_failure(err, opts, provider, state, existed) from err
     return result["ready"]
+
+
+def choose_provider(opts: UpOptions) -> str:
+    """opts.provider, settled: when --provider was not asked (labshape.asked), an existing cluster's own
+    provider (detect_provider), else the default. Returns it."""
+    from nppctl import labshape
+
+    if not labshape.asked(opts, "provider"):
+        opts.provider = detect_provider(opts.name) or opts.provider
+    return opts.provider
 
 
 def _cgroup_v1_line(result: dict, existed: bool) -> list[Action]:

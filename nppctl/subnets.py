@@ -46,14 +46,17 @@ def parse_cidr(text: str, what: str) -> ipaddress.IPv4Network:
     return net
 
 
-def split(pod_cidr: str, count: int) -> list[str]:
-    """The first `count` /24s of pod_cidr, in order."""
-    net = parse_cidr(pod_cidr, "--pod-cidr")
+def split(pod_cidr: str, count: int, what: str = "--pod-cidr") -> list[str]:
+    """The first `count` /24s of pod_cidr, in order (one per node: `up`'s preflight checks there are
+    enough before it makes anything). WHAT names where pod_cidr came from in errors."""
+    net = parse_cidr(pod_cidr, what)
     if net.prefixlen > SPLIT_PREFIX:
-        raise NppctlError(f"--pod-cidr {pod_cidr} is smaller than a /{SPLIT_PREFIX}: use e.g. 10.244.0.0/16")
+        raise NppctlError(f"{what} {pod_cidr} is smaller than a /{SPLIT_PREFIX}: use e.g. 10.244.0.0/16")
     available = 2 ** (SPLIT_PREFIX - net.prefixlen)
     if count > available:
-        raise NppctlError(f"--pod-cidr {pod_cidr} holds {available} /24s, not {count}: use a larger CIDR")
+        raise NppctlError(
+            f"{what} {pod_cidr} holds {available} /24s, not {count} (one per node): use a larger CIDR"
+        )
     subnets = net.subnets(new_prefix=SPLIT_PREFIX)
     return [str(next(subnets)) for _ in range(count)]
 
