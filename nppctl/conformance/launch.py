@@ -133,8 +133,8 @@ def run_card(
 
 def _check_file(plugin: str, path: Path) -> None:
     """A plugin given by path: an existing file that answers CNI VERSION here (nppctl.plugincheck)."""
-    if not path.is_file():
-        raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an existing file")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an executable file")
     from nppctl.plugincheck import check_plugin_file
 
     check_plugin_file(path, "plugin")
