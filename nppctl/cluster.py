@@ -242,13 +242,13 @@ class UpOptions:
 HOST_NAME_MAX = 64  # Linux's limit on a host name: kind names each node's host after its container
 
 
-def preflight(opts: UpOptions, provider, existed: bool | None = None) -> None:
+def preflight(opts: UpOptions, provider) -> bool:
     """What `up` needs, checked before it writes or creates anything: the name (kind's rule, and its
     longest node name within HOST_NAME_MAX), --config without --workers, the Docker engine, kind on
     PATH (kind provider), a readable config, the plugin (a user's file must answer CNI VERSION:
     nppctl.plugincheck), the pod CIDR and enough /24s in it for every node, and the node image
-    (on this machine, or known to its registry) when a cluster is to be created. EXISTED: whether the
-    cluster is there (None: asked here)."""
+    (on this machine, or known to its registry) when a cluster is to be created. Returns whether the
+    cluster exists."""
     import shutil
 
     from nppctl import install, labshape, subnets
@@ -280,10 +280,10 @@ def preflight(opts: UpOptions, provider, existed: bool | None = None) -> None:
 
         raise NppctlError(f"kind not found on PATH: {INSTALL_HINT}")
     client = docker_client()
-    if existed is None:
-        existed = provider.exists(opts.name)
+    existed = provider.exists(opts.name)
     if not existed:
         _check_image(opts, provider, client)
+    return existed
 
 
 def _check_image(opts: UpOptions, provider, client) -> None:
@@ -461,11 +461,11 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
     from nppctl import labshape
     from nppctl.providers import get_provider
 
+    recorded = LabState.load(opts.name)  # a corrupt record stops `up` before anything else
     choose_provider(opts)
     provider = get_provider(opts.provider)
-    existed = provider.exists(opts.name)
-    preflight(opts, provider, existed)
-    state = LabState.load(opts.name) or LabState(name=opts.name, provider=opts.provider)
+    existed = preflight(opts, provider)
+    state = recorded or LabState(name=opts.name, provider=opts.provider)
     if state.provider != opts.provider and existed:
         raise NppctlError(
             f"cluster {opts.name!r} was made by the {state.provider} provider: "

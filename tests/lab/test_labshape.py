@@ -101,3 +101,14 @@ def test_status_shows_a_plugin_that_does_not_answer_version_in_the_node(lab):
     assert rows["np16bs-worker"]["plugin_present"] is False, rows
     assert "Exec format error" in rows["np16bs-worker"]["plugin_problem"], rows
     assert rows["np16bs-control-plane"]["plugin_present"] is True, rows
+
+
+def test_up_workers_2_on_a_kind_made_1_node_cluster_names_the_difference(lab, kind_world):
+    lab.clusters.append("np16bk")
+    assert lab.kind_create("np16bk").returncode == 0
+    before = snapshot(lab, "np16bk")
+    done = lab.run("up", "--name", "np16bk", "--workers", "2", "--image", lab.kind_image, ok=False)
+    line = one_line_error(done)
+    assert "cluster 'np16bk' has 1 node (control-plane), asked: 3 nodes (control-plane, 2 workers)" \
+        in line, line
+    assert snapshot(lab, "np16bk") == before
