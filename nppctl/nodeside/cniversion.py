@@ -21,7 +21,10 @@ def ask_version(path, timeout=TIMEOUT):
         return "no such file"
     if not os.access(path, os.X_OK):
         return "not executable"
-    env = {"CNI_COMMAND": "VERSION", "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+    # as a runtime calls it: every CNI_ variable set, the ones VERSION has no use for empty
+    env = {"CNI_COMMAND": "VERSION", "CNI_CONTAINERID": "", "CNI_NETNS": "", "CNI_IFNAME": "",
+           "CNI_ARGS": "", "CNI_PATH": os.path.dirname(os.path.abspath(path)),
+           "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
     try:
         done = subprocess.run(
             [path], input=VERSION_STDIN, capture_output=True, env=env, timeout=timeout,
