@@ -182,8 +182,9 @@ def status_report(name: str, as_json: bool = False) -> bool:
     console = _console()
     console.print(table)
     for s in result:
-        if s.problem:
-            console.print(f"[red]{s.node}:[/] {escape(s.problem)}")
+        for why in (s.problem, s.plugin_problem and f"plugin {s.plugin_problem}"):
+            if why:
+                console.print(f"[red]{s.node}:[/] {escape(why)}", soft_wrap=True)
     return all(s.ok for s in result)
 
 

@@ -101,6 +101,8 @@ def test_status_shows_a_plugin_that_does_not_answer_version_in_the_node(lab):
     assert rows["np16bs-worker"]["plugin_present"] is False, rows
     assert "Exec format error" in rows["np16bs-worker"]["plugin_problem"], rows
     assert rows["np16bs-control-plane"]["plugin_present"] is True, rows
+    table = lab.run("status", "--name", "np16bs", ok=False).stdout
+    assert "np16bs-worker: plugin nppnet:" in table and "Exec format error" in table, table
 
 
 def test_up_workers_2_on_a_kind_made_1_node_cluster_names_the_difference(lab, kind_world):
