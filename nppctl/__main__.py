@@ -1,3 +1,11 @@
-from nppctl.cli import main
+"""`python -m nppctl`: the CLI. A Ctrl-C while it is still loading is one line and exit 130, too."""
+
+try:
+    from nppctl.cli import main
+except KeyboardInterrupt:
+    import sys
+
+    sys.stderr.write("error: interrupted while nppctl was loading: nothing was done\n")
+    sys.exit(130)
 
 main()
