@@ -378,11 +378,7 @@ def _after_failure(
             stop_node_work()
         now = _still_there(provider, opts.name)
         if now and interrupted and not existed:  # Ctrl-C: the cluster this run was making goes too
-            try:
-                provider.delete(opts.name)
-            except Exception:  # noqa: BLE001 - checked below: what stays is named
-                pass
-            now = _still_there(provider, opts.name)
+            now = _take_back(provider, opts.name)
         purge = f"`nppctl down --purge --name {opts.name}`"
         if not now:
             made = list(state.made_now)
@@ -400,6 +396,31 @@ def _after_failure(
             left = "; ".join([left, *_left_behind(opts, None, [])]).strip("; ")
     line = f"{what}; {left}" if left else what
     return Interrupted(line) if interrupted else NppctlError(line)
+
+
+def _take_back(provider, name: str, within: float = 30.0) -> bool:
+    """Delete cluster NAME that an interrupted `up` was making; True when it is still there after
+    WITHIN seconds. A node container whose create the Ctrl-C cut off (kind's `docker run` dies with
+    it) is listed for a few seconds before the engine can remove it ("No such container"), and a
+    create already sent may add one: the cluster is gone when two looks a second apart find none."""
+    deadline = time.monotonic() + within
+    gone_once = False
+    while True:
+        if not _still_there(provider, name):
+            if gone_once:
+                return False
+            gone_once = True
+        else:
+            gone_once = False
+            try:
+                provider.delete(name)
+            except Exception:  # noqa: BLE001 - looked at again below: what stays is named
+                pass
+            if not _still_there(provider, name):
+                gone_once = True
+        if time.monotonic() >= deadline:
+            return _still_there(provider, name)
+        time.sleep(1.0)
 
 
 def _still_there(provider, name: str) -> bool:

@@ -10,8 +10,9 @@ image, then into every node made from it: the build container has its name only)
 sigint_deferred(): a Ctrl-C (SIGINT) that arrives inside the block is held and raised as
 KeyboardInterrupt when the block ends (main thread only), so a Docker call that creates something
 and the line that records it are never cut in half: an interrupted create that the engine would
-finish after the client gave up cannot happen. sigint_held() holds it for good (a clean-up that a
-second Ctrl-C must not stop) and tells whether one came.
+finish after the client gave up cannot happen; the removal at the end of container() is such a block
+too. sigint_held() holds it for good (a clean-up after a Ctrl-C that a second one must not stop) and
+tells whether one came.
 
 sweep(client): removes this machine's throwaway containers whose nppctl process is gone (`up` and
 `down` call it), e.g. after a kill -9. leftovers(client): this process's throwaways still there.
@@ -124,7 +125,7 @@ def container(client, purpose: str, image: str, *, labelled: bool = True, fails:
                 raise NppctlError(f"{fails}: {err.explanation or err}") from err
         yield box
     finally:
-        with sigint_held():  # a second Ctrl-C does not stop the removal
+        with sigint_deferred():  # a Ctrl-C does not stop the removal, and is raised once it is done
             remove(client, name)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -34,6 +35,21 @@ def failure(what: str, lines: list[str], code: int, hint: str = "") -> str:
     return text + (f"\n{hint}" if hint else "")
 
 
+def _stop(proc: subprocess.Popen, within: float = 5.0) -> None:
+    """Send kind the Ctrl-C it did not get, and wait for it to end (killed after WITHIN seconds)."""
+    from nppctl.throwaway import sigint_held
+
+    with sigint_held():  # a second Ctrl-C does not leave kind running
+        if proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(within)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class KindProvider:
     name = "kind"
     has_kubernetes = True
@@ -53,11 +69,15 @@ class KindProvider:
             reader = threading.Thread(target=lambda: out.append(proc.stdout.read()), daemon=True)
             reader.start()
             lines = []
-            for line in proc.stderr:  # kind logs its progress on stderr
-                if line.strip():
-                    lines.append(line.strip())
-                    if self.progress is not None:
-                        self.progress(line.strip())
+            try:
+                for line in proc.stderr:  # kind logs its progress on stderr
+                    if line.strip():
+                        lines.append(line.strip())
+                        if self.progress is not None:
+                            self.progress(line.strip())
+            except KeyboardInterrupt:  # only nppctl got the Ctrl-C: kind must not go on creating
+                _stop(proc)
+                raise
             reader.join()
         if proc.returncode != 0:
             raise NppctlError(failure(what, lines + "".join(out).splitlines(), proc.returncode, hint))

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import docker
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,8 +87,17 @@ def remove_cluster(docker_client, name: str, env: dict) -> None:
         capture_output=True,
         timeout=60,
     )
-    for c in docker_client.containers.list(all=True, filters={"label": f"io.x-k8s.kind.cluster={name}"}):
-        c.remove(force=True, v=True)
+    deadline = time.monotonic() + 60  # a node whose create was cut off is removable seconds later
+    while True:
+        left = docker_client.api.containers(all=True, filters={"label": f"io.x-k8s.kind.cluster={name}"})
+        if not left or time.monotonic() > deadline:
+            break
+        for c in left:
+            try:
+                docker_client.api.remove_container(c["Id"], force=True, v=True)
+            except docker.errors.NotFound:  # listed, not yet removable: looked at again
+                pass
+        time.sleep(1)
 
 
 def _lab(tmp_path, docker_client, node_image, python_node_image, first_on_path: str, kind_image: str):

@@ -212,16 +212,23 @@ CHILD = textwrap.dedent("""
             print("created", box.name, flush=True)
             return box
 
+    class Api:  # the real engine; a SIGINT comes while the remove call is under way
+        def remove_container(self, *args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+            return real.api.remove_container(*args, **kwargs)
+
     class Client:
         containers = Containers() if sys.argv[1] == "in-create" else real.containers
-        api = real.api
+        api = Api() if sys.argv[1] == "in-remove" else real.api
 
     try:
         with throwaway.container(Client(), "probe", sys.argv[2], command=["sleep", "60"]) as box:
             print("inside", box.name, flush=True)
             if sys.argv[1] == "gone":
                 os._exit(0)  # as a kill -9: no clean-up runs
-            time.sleep(60)
+            if sys.argv[1] != "in-remove":
+                time.sleep(60)
+        print("finished", flush=True)
     except KeyboardInterrupt:
         print("KeyboardInterrupt", flush=True)
 """)
@@ -240,6 +247,16 @@ def test_sigint_during_the_create_call_is_held_until_the_container_is_recorded_t
     words = out.split()
     assert words[:1] == ["created"] and words[2:] == ["KeyboardInterrupt"], (out, err)  # the body never ran
     assert words[1].startswith(f"nppctl-probe-{proc.pid}-"), out
+    assert not exists(docker_client, words[1])
+
+
+def test_sigint_during_the_removal_is_raised_once_the_container_is_gone(docker_client, node_image):
+    """A Ctrl-C while the block's container is being removed (e.g. just after the python3 image was
+    committed) neither stops the removal nor is lost: the command still ends interrupted."""
+    proc = child("in-remove", node_image)
+    out, err = proc.communicate(timeout=60)
+    words = out.split()
+    assert words[:1] == ["inside"] and words[2:] == ["KeyboardInterrupt"], (out, err)
     assert not exists(docker_client, words[1])
 
 
@@ -276,8 +293,11 @@ def test_down_removes_the_throwaways_of_an_nppctl_that_is_gone_with_one_line(lab
             docker_client.api.remove_container(name, force=True)
 
 
-def test_ctrl_c_during_kind_create_cluster_leaves_nothing_and_says_so(lab, kind_world, docker_client):
-    """Ctrl-C in a terminal: SIGINT to nppctl and the kind it runs (one process group)."""
+@pytest.mark.parametrize("to", ["group", "nppctl"])
+def test_ctrl_c_during_kind_create_cluster_leaves_nothing_and_says_so(lab, kind_world, docker_client, to):
+    """Ctrl-C in a terminal: SIGINT to nppctl and the kind it runs (one process group; kind's `docker
+    run` dies with it and the engine lists the node for a few seconds before it can remove it), or
+    SIGINT to nppctl alone (a `kill -INT`: kind must not go on creating)."""
     name = "np16ak"
     lab.clusters.append(name)
     lab.env.update(PYTHONPATH=str(REPO), NO_COLOR="1")
@@ -293,12 +313,15 @@ def test_ctrl_c_during_kind_create_cluster_leaves_nothing_and_says_so(lab, kind_
             assert time.monotonic() - started < 300, "kind made no node"
             time.sleep(0.02)
         time.sleep(1.0)  # kind is starting the node
-        os.killpg(proc.pid, signal.SIGINT)
+        if to == "group":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=180)
     finally:
         proc.kill()
     lines = err.strip().splitlines()
-    print(f"kind: {err.strip()}")
+    print(f"kind ({to}): {err.strip()}")
     assert proc.returncode == 130, (out, err)
     assert lab.containers(name) == [], err
     assert files_under(lab.cwd) == [], err
