@@ -136,9 +136,7 @@ def _reservation(call, conf, nc, want, strict):
             net = parse_cidr("{}/{}".format(*want.addresses[0]))
             nc.use_address(net, IPv4(net.network_address + 1))
         return True
-    from .nppnet import _store
-
-    with _store(nc) as store:
+    with nc.store() as store:
         ip = store.find(call.container_id, call.ifname)
     if ip is None:
         return False

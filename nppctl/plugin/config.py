@@ -63,6 +63,12 @@ class NetConf:
         if self.cluster_cidr is None:
             self.cluster_cidr = subnet
 
+    def store(self):
+        """This network's own address store (ipam.Store; used as `with nc.store() as store:`)."""
+        from .ipam import Store  # not loaded by a call that never reserves
+
+        return Store(self.data_dir, self.name, self.subnet, self.gateway)
+
 
 def _ipam(conf):
     """The ipam section (a dict with a plugin "type"), or None when there is none."""

@@ -18,12 +18,6 @@ from .errors import INTERNAL, IO_FAILURE, PLUGIN_NOT_AVAILABLE, CNIError
 PIN_DIR = ".pins"
 
 
-def _store(nc):
-    from .ipam import Store
-
-    return Store(nc.data_dir, nc.name, nc.subnet, nc.gateway)
-
-
 def _host_mac():
     raw = bytearray(fs.urandom(6))
     raw[0] = (raw[0] & 0xFE) | 0x02  # unicast, locally administered
@@ -169,7 +163,7 @@ def _get_address(call, conf, nc, undo):
 
     if nc.ipam is not None:
         return _delegated_address(call, conf, nc, undo)
-    with _store(nc) as store:
+    with nc.store() as store:
         fresh = store.find(call.container_id, call.ifname) is None
         ip = IPv4(int(store.reserve(call.container_id, call.ifname)))
     if fresh:
@@ -178,7 +172,7 @@ def _get_address(call, conf, nc, undo):
 
 
 def _release(nc, container_id, ifname):
-    with _store(nc) as store:
+    with nc.store() as store:
         store.release(container_id, ifname)
 
 
@@ -425,7 +419,7 @@ def cmd_status(call, conf, version):
             delegate.run(kind, "STATUS", jsonio.dumps(conf).encode(), call.path)
         return None
     try:
-        with _store(nc) as store:
+        with nc.store() as store:
             if not store.writable():
                 raise CNIError(
                     PLUGIN_NOT_AVAILABLE,
@@ -458,7 +452,7 @@ def cmd_gc(call, conf, version):
     if nc.ipam is None:
 
         def store():
-            with _store(nc) as s:
+            with nc.store() as s:
                 for _, cid, ifname in s.reservations():
                     if (cid, ifname) in keep:
                         continue

@@ -336,3 +336,25 @@ def test_render_conflist_rejects_bad_values(kwargs):
     subnet = kwargs.pop("subnet")
     with pytest.raises(NppctlError):
         artifacts.render_conflist(subnet, **kwargs)
+
+
+def test_the_plugin_modules_import_one_way():
+    """No plugin module imports (at the top or inside a function) one that imports it back,
+    directly or through others: the lower module holds what two modules share."""
+    sources = artifacts._plugin_sources()
+    graph = {
+        name: {m for m in artifacts._imports(name, *sources[name]) if m in sources and not name.startswith(m)}
+        for name in sources
+    }
+    assert "nppctl.plugin.config" in graph["nppctl.plugin.check"]  # the graph is not empty
+    circles = []
+    for start in graph:
+        todo = [(start, (start,))]
+        while todo:
+            name, path = todo.pop()
+            for nxt in graph[name]:
+                if nxt == start:
+                    circles.append(" -> ".join(path + (nxt,)))
+                elif nxt not in path:
+                    todo.append((nxt, path + (nxt,)))
+    assert circles == []
