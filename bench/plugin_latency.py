@@ -367,15 +367,15 @@ def combine(runs: list[dict]) -> dict:
     }
 
 
-def report_burst(n: int, repeats: int, ours: dict, ref: dict) -> None:
+def report_burst(n: int, repeats: int, ours: dict, ref: dict, label: str = "nppnet") -> None:
     print(f"\nburst of {n}: {n} parallel ADDs, then {n} parallel DELs; median of {repeats} bursts each")
     print(
         f"{'':10}{'ADD wall ms':>12}{'DEL wall ms':>12}{'distinct':>10}{'errors':>8}  after ADD / after DEL"
     )
-    for label, b in (("nppnet", ours), ("reference", ref)):
+    for name, b in ((label, ours), ("reference", ref)):
         errors = len(b["add_errors"]) + len(b["del_errors"])
         print(
-            f"{label:10}{b['add_wall']:12.1f}{b['del_wall']:12.1f}{b['distinct']:>10}{errors:>8}  "
+            f"{name:10}{b['add_wall']:12.1f}{b['del_wall']:12.1f}{b['distinct']:>10}{errors:>8}  "
             f"{b['live'][0]} reservations, {b['live'][1]} veths / "
             f"{b['left'][0]} reservations, {b['left'][1]} veths"
         )
