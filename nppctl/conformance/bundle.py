@@ -11,7 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = "nppctl.conformance"
-# each module after those it imports; a module of checks of your own goes after "checks"
+# each module after those it imports; a module of checks of your own goes last (checklist.py)
 ENGINE = ("checklist", "node", "cni", "results", "checks", "sandbox", "card")
 
 LOADER = '''\

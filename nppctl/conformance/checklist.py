@@ -22,9 +22,10 @@ it where it stands), for instance:
             return "fail", f"{card.rt.plugin} supports {', '.join(versions) or 'nothing'}"
         return "pass", "1.0.0 is among " + ", ".join(versions)
 
-then run `nppctl plugin test nppnet`: its row shows up in the card. (A module of checks of your
-own beside checks.py works too: add its name to bundle.ENGINE after "checks", since the card's
-engine is shipped to the sandbox or the node as those modules' source.)
+then run `nppctl plugin test nppnet`: its row shows up in the card. A module of checks of your
+own works too: there, take check from nppctl.conformance.card (importing card first puts the
+card's own checks before yours), and add the module's name at the end of bundle.ENGINE, since the
+engine goes to the sandbox or the node as those modules' source.
 
 Standard library only, Python 3.9 syntax: this runs wherever the card runs.
 """

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from nppctl.conformance import launch
-from nppctl.conformance.checklist import CHECKS, check
+from nppctl.conformance.card import CHECKS, check
 from nppctl.conformance.node import ip_json
 from tests.conformance.conftest import ALL, CONFS, REPO, by_result
 from tests.conftest import require
@@ -23,7 +23,7 @@ SPEC_MD = Path("/usr/share/doc/golang-github-appc-cni-dev")  # Debian's copy of 
 ADDED_IN = {"1.1.0": {(2, "GC"), (2, "STATUS")}}
 
 
-# -- a check of one's own, as a student writes it ---------------------------------------------------
+# -- a check of one's own, as a student writes it in a module of their own (checklist.py) -----------
 
 
 @check("eth0-up", "§2 CNI operations: ADD",
