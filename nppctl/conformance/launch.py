@@ -1,10 +1,11 @@
 """Where a conformance card runs: a throwaway sandbox on this machine, or inside a lab node.
 
 run_card(plugin, ...) resolves PLUGIN (nppnet, skel or an executable's path) and the config, ships
-card.py's source to a python3 where the "node" is, and returns the card it prints (a dict, see
-card.py). The sandbox: `unshare --mount --net --pid --fork --mount-proc`, in which card.py makes the
-host's mounts read-only and mounts fresh tmpfs where plugins write (card.SANDBOX_DIRS), so the
-plugin's files, netns, links and iptables rules never reach the host and go with the namespaces.
+the card's engine (bundle.py: card.py and the modules it imports) to a python3 where the "node" is,
+and returns the card it prints (a dict, see card.py). The sandbox: `unshare --mount --net --pid
+--fork --mount-proc`, in which sandbox.py makes the host's mounts read-only and mounts fresh tmpfs
+where plugins write (sandbox.SANDBOX_DIRS), so the plugin's files, netns, links and iptables rules
+never reach the host and go with the namespaces.
 In a node: the node's /usr/bin/python3 runs it through `docker exec`, pods are netns of that node,
 removed at the end.
 """
@@ -70,6 +71,13 @@ def read_conf(path: Path) -> dict:
     if not isinstance(conf.get("cniVersion"), str) or not isinstance(conf.get("name"), str):
         raise NppctlError(f"--conf {path}: \"cniVersion\" and \"name\" are required")
     return conf
+
+
+def _engine() -> bytes:
+    """The card's engine (card.py and the modules it imports) as one script for `python3 -`."""
+    from nppctl.conformance.bundle import script
+
+    return script()
 
 
 def _icmp_source() -> str:
@@ -171,7 +179,7 @@ def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
         spec.update(cni_path=cni_path, sandbox=True)
         argv = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child",
                 sys.executable, "-", json.dumps(spec)]
-        done = subprocess.run(argv, input=(HERE / "card.py").read_bytes(), capture_output=True)
+        done = subprocess.run(argv, input=_engine(), capture_output=True)
     finally:
         if work:
             shutil.rmtree(work, ignore_errors=True)
@@ -205,7 +213,7 @@ def _in_node(plugin, conf, bridge, parallel, timeout, cluster, node_name) -> dic
         spec = _spec(ptype, plugin_dir, conf, bridge, parallel, timeout)
         spec.update(cni_path=[plugin_dir] + ([NODE_CNI_BIN] if plugin_dir != NODE_CNI_BIN else []),
                     isolate=own)
-        res = node_run(target, [PYTHON, "-", json.dumps(spec)], stdin=(HERE / "card.py").read_bytes())
+        res = node_run(target, [PYTHON, "-", json.dumps(spec)], stdin=_engine())
     finally:
         if scratch:
             node_exec(target, ["rm", "-rf", scratch], check=False)

@@ -26,6 +26,12 @@ HERE = Path(__file__).resolve().parent
 PLUGINS = HERE / "plugins"
 CONFS = HERE / "confs"
 WATCHED_DIRS = ("/var/log", "/var/lib/cni", "/var/run/netns")
+# the card's own checks, in the order it runs them (nppctl/conformance/checks.py)
+ALL = [
+    "version", "add", "add-result", "add-truth", "connectivity", "check", "check-detects", "del",
+    "del-cleans", "del-idempotent", "del-netns-gone", "parallel-add", "error-object",
+    "unknown-command", "bad-version", "gc", "status",
+]
 
 
 def run_card(*args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess, dict | None]:

@@ -8,13 +8,8 @@ import subprocess
 
 import pytest
 
-from tests.conformance.conftest import CONFS, PLUGINS, by_result, fixture_conf, run_card
+from tests.conformance.conftest import ALL, CONFS, PLUGINS, by_result, fixture_conf, run_card
 
-ALL = [
-    "version", "add", "add-result", "add-truth", "connectivity", "check", "check-detects", "del",
-    "del-cleans", "del-idempotent", "del-netns-gone", "parallel-add", "error-object",
-    "unknown-command", "bad-version", "gc", "status",
-]
 PRE_1_1 = {"gc", "status"}  # skipped for the 1.0.0 configs
 
 

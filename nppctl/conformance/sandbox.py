@@ -1,0 +1,153 @@
+"""Where the card's pods live, made before its checks run and undone after them.
+
+In the throwaway sandbox on the host (launch.py starts the engine under `unshare --mount --net
+--pid --fork --mount-proc`): enter_sandbox() makes its private mounts. Inside a lab node:
+isolated() gives the config a network, bridge, store and subnet of the card's own, and
+remove_isolated() takes them away. make_bridge() makes a --bridge first.
+
+Standard library only, Python 3.9 syntax: this runs wherever the card runs.
+"""
+
+import json
+import os
+
+from nppctl.conformance.node import NETNS_DIR, ip_json, run
+
+# where CNI plugins write: fresh tmpfs in the sandbox (everything else is the host's, read-only)
+SANDBOX_DIRS = ("/tmp", "/run", "/var/lib/cni", "/var/cache", "/var/log", "/dev/shm", "/etc/cni")
+OWN_FS = ("/proc", "/sys")  # the sandbox's own proc (unshare --mount-proc) and sysfs
+STAGE = "/run/nppctl-conformance"  # inside the sandbox's own /run
+
+
+def _mount_points():
+    """(mount point, fs type) of every mount in this namespace, parents first."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].encode().decode("unicode_escape")  # \040 for a space
+            found.append((point, fields[fields.index("-") + 1]))
+    return found
+
+
+def _under(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _writable_dir(d, stage):
+    """A fresh tmpfs at d; where d does not exist on the host, its nearest parent becomes an overlay
+    whose writes go to a tmpfs (d is made there), so nothing is created on the host."""
+    missing = []
+    while not os.path.isdir(d):
+        missing.append(os.path.basename(d))
+        d = os.path.dirname(d)
+    if missing:
+        upper = os.path.join(stage, "overlay", d.strip("/").replace("/", "_") or "root")
+        os.makedirs(upper + "/u")
+        os.makedirs(upper + "/w")
+        run(["mount", "-t", "overlay", "nppctl-conformance", "-o",
+              f"lowerdir={d},upperdir={upper}/u,workdir={upper}/w", d], check=True)
+        d = os.path.join(d, *reversed(missing))
+        os.makedirs(d)
+    run(["mount", "-t", "tmpfs", "-o", "mode=0755", "nppctl-conformance", d], check=True)
+
+
+def _read_only(point):
+    run(["mount", "-o", "remount,bind,ro", point], check=True)
+
+
+def enter_sandbox(spec):
+    """In fresh mount, network and PID namespaces (launch.py's unshare, /proc mounted anew): the
+    host's mounts read-only, fresh tmpfs where plugins write (SANDBOX_DIRS), /proc/sys read-only
+    but for the namespace's own /proc/sys/net, a read-only sysfs of this network namespace, no
+    namespace file of the host left mounted; the plugin dirs bound in read-only from before, lo up,
+    forwarding on (as on a kind node)."""
+    run(["mount", "--make-rprivate", "/"], check=True)
+    dirs = [spec["plugin_dir"]] + [d for d in spec["cni_path"] if d != spec["plugin_dir"]]
+    fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
+    mounts = _mount_points()
+    for point, fstype in reversed(mounts):  # bind-mounted namespaces of the host: a way out
+        if fstype == "nsfs":
+            run(["umount", "-l", point])
+    for point, fstype in mounts:
+        if fstype != "nsfs" and not any(_under(point, top) for top in OWN_FS) and os.path.isdir(point):
+            _read_only(point)
+    run(["mount", "-t", "tmpfs", "-o", "mode=0700", "nppctl-conformance", "/run"], check=True)
+    os.makedirs(STAGE)
+    for d in SANDBOX_DIRS:
+        if d != "/run" and not os.path.islink(d):
+            _writable_dir(d, STAGE)
+    run(["mount", "-t", "sysfs", "-o", "ro", "sysfs", "/sys"], check=True)
+    run(["mount", "--bind", "/proc/sys", "/proc/sys"], check=True)
+    run(["mount", "--bind", "/proc/sys/net", "/proc/sys/net"], check=True)
+    _read_only("/proc/sys")
+    bound = []
+    for i, fd in enumerate(fds):
+        target = os.path.join(STAGE, "path", str(i))
+        os.makedirs(target)
+        run(["mount", "--bind", f"/proc/{os.getpid()}/fd/{fd}", target], check=True)
+        _read_only(target)
+        os.close(fd)
+        bound.append(target)
+    os.makedirs(NETNS_DIR, exist_ok=True)
+    run(["ip", "link", "set", "lo", "up"], check=True)
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1")
+    spec = dict(spec, plugin_dir=bound[0], cni_path=bound)
+    return spec
+
+
+def isolated(conf, own):
+    """The config with a network name, bridge, dataDir and subnet of the card's own (own: "name",
+    "bridge", "data_dir", "subnet"), so that in a node its ADDs, DELs and GC never touch the node's
+    real pods: nppnet's and the reference bridge's "bridge", nppnet's and host-local's "dataDir",
+    every subnet key; a plugin naming its bridge or store otherwise is beyond what this can see."""
+    conf = json.loads(json.dumps(conf))
+    conf["name"] = own["name"]
+    for i, p in enumerate(conf["plugins"] if "plugins" in conf else [conf]):
+        kind = p.get("type")
+        if "bridge" in p or kind in ("nppnet", "bridge"):
+            p["bridge"] = own["bridge"]
+        if "dataDir" in p or kind == "nppnet":
+            p["dataDir"] = f"{own['data_dir']}/{i}"
+        for key in ("gateway", "subnet_network", "subnet_node"):
+            p.pop(key, None)
+        for key in ("subnet", "clusterCIDR"):
+            if key in p or (kind == "nppnet" and key == "subnet"):
+                p[key] = own["subnet"]
+        ipam = p.get("ipam")
+        if isinstance(ipam, dict):
+            if "dataDir" in ipam or ipam.get("type") == "host-local":
+                ipam["dataDir"] = f"{own['data_dir']}/ipam{i}"
+            for key in ("gateway", "rangeStart", "rangeEnd"):
+                ipam.pop(key, None)
+            if "subnet" in ipam:
+                ipam["subnet"] = own["subnet"]
+            if "ranges" in ipam:
+                ipam["ranges"] = [[{"subnet": own["subnet"]}]]
+    return conf
+
+
+def remove_isolated(own):
+    """What the card's own network leaves in a node: its bridge, iptables rules naming its subnet."""
+    import shlex
+
+    run(["ip", "link", "del", own["bridge"]])
+    saved = run(["iptables-save"]).stdout.decode(errors="replace")
+    table = None
+    for line in saved.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-A ") and own["subnet"] in line.split():
+            run(["iptables", "-w", "-t", table, "-D", *shlex.split(line)[1:]])
+
+
+def make_bridge(bridge):
+    """The bridge with that address, up; True when this call created it (removed at the end)."""
+    name, address = bridge["name"], bridge["address"]
+    created = not ip_json("link", "show", "dev", name)
+    if created:
+        run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    run(["ip", "addr", "replace", address, "dev", name], check=True)
+    run(["ip", "link", "set", name, "up"], check=True)
+    return created
