@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from nppctl import checks, services
 from nppctl.errors import NppctlError
+from nppctl.lab import checks, services
 from nppctl.nodeside import kubeproxy
 
 

@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from nppctl import agent, install, logs, runtime, status
+from nppctl.access import agent, runtime
+from nppctl.access.nodes import get_node, list_nodes, node_exec
 from nppctl.errors import NppctlError
-from nppctl.nodes import get_node, list_nodes, node_exec
+from nppctl.lab import install, logs, status
 from tests.nodes.np3 import BASH_PLUGIN, nppctl
 
 CLUSTER = "np3a"

@@ -42,7 +42,7 @@ from nppctl.errors import NppctlError
 DERIVED_REPO = "nppctl-node"
 LABEL_BASE = "io.nppctl.base-image"
 LABEL_BASE_ID = "io.nppctl.base-image-id"
-PYTHON = "/usr/bin/python3"  # the plugin's shebang's interpreter (nppctl.artifacts.PYTHON)
+PYTHON = "/usr/bin/python3"  # the plugin's shebang's interpreter (nppctl.build.artifacts.PYTHON)
 # Every standard module the plugin and the node-side code import (nppctl/plugin/, the node agent),
 # under the flags the plugin runs with (no site, isolated): a python3 lacking one cannot run them.
 PLUGIN_MODULES = (
@@ -161,7 +161,7 @@ def derived_tag(base: str) -> str:
 def _client(client):
     if client is not None:
         return client
-    from nppctl.nodes import docker_client
+    from nppctl.access.nodes import docker_client
 
     return docker_client()
 
@@ -178,7 +178,7 @@ def base_image(base: str, client, say: Callable[[str], None]):
     try:
         return client.images.pull(base)
     except docker.errors.APIError as err:
-        from nppctl.localimages import usable_line
+        from nppctl.access.localimages import usable_line
 
         raise NppctlError(
             f"node image {base} is not on this machine and could not be pulled ({err.explanation or err}): "
@@ -190,7 +190,7 @@ def has_python(image: str, client=None) -> bool:
     """Whether IMAGE's /usr/bin/python3 imports every module the plugin uses (a throwaway container)."""
     import docker
 
-    from nppctl import throwaway
+    from nppctl.access import throwaway
 
     client = _client(client)
     with throwaway.container(
@@ -236,7 +236,7 @@ def ensure_python_image(
 def _build(client, base: str, img, tag: str, say: Callable[[str], None]) -> None:
     import docker
 
-    from nppctl import throwaway
+    from nppctl.access import throwaway
 
     # No labels, no env of its own: `docker commit` would keep them in the image (its name is nppctl's).
     cannot = f"cannot start a container of {base} to add python3"
@@ -345,7 +345,7 @@ def image_for_up(provider, image: str | None, say: Callable[[str], None], config
     default image nppctl cannot tell."""
     base, source = image, ""
     if base is None and provider.name == "docker":
-        from nppctl.providers.docker import DEFAULT_IMAGE
+        from nppctl.access.providers.docker import DEFAULT_IMAGE
 
         base = DEFAULT_IMAGE
     if base is None:

@@ -2,7 +2,7 @@
 
 `nppctl up --config FILE` never hands FILE to kind as is: it renders a copy into .nppctl/<name>/ with
 `networking.disableDefaultCNI: true` (unless --keep-kindnet), every hostPath made absolute, the
-cluster's name, and the patches of nppctl.kindpatches (cgroup v1, a registry mirror) after its own.
+cluster's name, and the patches of nppctl.lab.kindpatches (cgroup v1, a registry mirror) after its own.
 kind's defaults apply as kind applies them: a node without a role is a control plane, no nodes is
 one control plane, no podSubnet is 10.244.0.0/16.
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from nppctl import kindpatches
+from nppctl.access.providers.base import kind_node_names
 from nppctl.errors import NppctlError
-from nppctl.kindpatches import UpPatches
-from nppctl.providers.base import kind_node_names
+from nppctl.lab import kindpatches
+from nppctl.lab.kindpatches import UpPatches
 
 API_VERSION = "kind.x-k8s.io/v1alpha4"
 KIND_POD_SUBNET = "10.244.0.0/16"  # kind's default networking.podSubnet (IPv4)

@@ -6,7 +6,7 @@
   default to false). kind applies cluster-level patches to every node's kubeadm config; a user's own
   patches come first, and one that sets failCgroupV1 itself is left to decide.
 - With `--registry-mirror`: a containerdConfigPatches entry pointing the CRI's registry config at
-  /etc/containerd/certs.d (kind's local-registry guide), where nppctl.registrymirror writes each
+  /etc/containerd/certs.d (kind's local-registry guide), where nppctl.access.registrymirror writes each
   node's docker.io/hosts.toml once the nodes exist.
 
 Interface: host_cgroup_version(client) -> "1" | "2"; for_up(cgroup_version, mirrors, user_data) ->
@@ -41,7 +41,7 @@ class UpPatches:
 def host_cgroup_version(client=None) -> str:
     """The Docker host's cgroup version as kind reads it: "2" only when `docker info` says so."""
     if client is None:
-        from nppctl.nodes import docker_client
+        from nppctl.access.nodes import docker_client
 
         client = docker_client()
     return "2" if str(client.info().get("CgroupVersion") or "") == "2" else "1"

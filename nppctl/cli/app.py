@@ -11,7 +11,10 @@ import sys
 
 import typer
 
-from nppctl import cli_lab, cli_map, cli_nodes, cli_plugin
+from nppctl.cli import lab as cli_lab
+from nppctl.cli import map as cli_map
+from nppctl.cli import nodes as cli_nodes
+from nppctl.cli import plugin as cli_plugin
 from nppctl.errors import Interrupted, NppctlError, explain, one_line
 
 app = typer.Typer(
@@ -98,7 +101,7 @@ def _interrupted(err: BaseException, line: str) -> None:
     """Ctrl-C: end what still runs in the nodes, say what is left, exit 130 without waiting for threads."""
     import os
 
-    nodes = sys.modules.get("nppctl.nodes")
+    nodes = sys.modules.get("nppctl.access.nodes")
     if nodes is not None:
         nodes.stop_node_work()
     try:

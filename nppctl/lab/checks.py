@@ -7,7 +7,7 @@ one echo request: pod->pod (same node, across nodes), pod->node, node->pod, pod-
 network "kind"'s gateway). Pods ping with busybox's ping (kind) or through the node agent from their
 namespace (kindless); nodes always through the node agent (kind's node image has no ping).
 
-The Service probe (nppctl/services.py): a ClusterIP over the first worker's pod, one TCP fetch from every
+The Service probe (nppctl/lab/services.py): a ClusterIP over the first worker's pod, one TCP fetch from every
 pod: same node, across nodes, and from the server pod itself (hairpin). Pods, Service and rules are
 removed afterwards, also on failure and Ctrl-C.
 """
@@ -162,8 +162,8 @@ def run_matrix(pods: list[Endpoint], nodes: list[Endpoint], outside: Endpoint | 
 
 def kind_gateway() -> str | None:
     """The IPv4 gateway of the Docker network "kind": an address outside the cluster."""
-    from nppctl.nodes import docker_client
-    from nppctl.providers.base import network_name
+    from nppctl.access.nodes import docker_client
+    from nppctl.access.providers.base import network_name
 
     try:
         net = docker_client().networks.get(network_name())
@@ -192,7 +192,7 @@ def server_of(pods: list[Endpoint]) -> Endpoint:
 
 
 def node_endpoints(node_list) -> list[Endpoint]:
-    from nppctl import agent
+    from nppctl.access import agent
 
     return [
         Endpoint(n.name, "node", n.name, n.address,
@@ -205,8 +205,9 @@ def node_endpoints(node_list) -> list[Endpoint]:
 
 
 def _cni_pods(cluster: str, node_list, made: list) -> list[Endpoint]:
-    from nppctl import agent, services
-    from nppctl.runtime import cni_call
+    from nppctl.access import agent
+    from nppctl.access.runtime import cni_call
+    from nppctl.lab import services
 
     def add(item):
         pod, node = item
@@ -228,7 +229,7 @@ def _cni_pods(cluster: str, node_list, made: list) -> list[Endpoint]:
 
 
 def _cni_cleanup(cluster: str, made: list) -> None:
-    from nppctl.runtime import cni_call
+    from nppctl.access.runtime import cni_call
 
     for pod, node in made:
         try:
@@ -241,7 +242,7 @@ def wget_fetcher(run: Callable[[list[str]], tuple[int, str]], settle: float = SE
     """A Fetcher running busybox wget through RUN, retried for SETTLE seconds (kube-proxy's sync)."""
     import time
 
-    from nppctl import services
+    from nppctl.lab import services
 
     def fetch(ip: str, port: int) -> dict:
         deadline = time.monotonic() + settle
@@ -263,7 +264,7 @@ def wget_fetcher(run: Callable[[list[str]], tuple[int, str]], settle: float = SE
 
 
 def _kube_pods(cluster: str, node_list, made: list, image: str, timeout: float) -> list[Endpoint]:
-    from nppctl import kube
+    from nppctl.access import kube
 
     wanted = pod_names(node_list)
     server = wanted[-1][0].removesuffix("-b")
@@ -283,14 +284,14 @@ def _kube_pods(cluster: str, node_list, made: list, image: str, timeout: float) 
 
 
 def pod_manifest(pod: str, node: str, image: str, *, server: bool) -> dict:
-    from nppctl import services
+    from nppctl.lab import services
 
     return services.manifest("nppctl-check-pod.yaml.j2", name=pod, node=node, image=image, server=server,
                              service=services.NAME, port=services.TARGET_PORT)
 
 
 def _kube_cleanup(cluster: str, made: list) -> None:
-    from nppctl import kube
+    from nppctl.access import kube
 
     for pod, _ in made:
         try:
@@ -306,8 +307,8 @@ def check(
     """Start the pods and the Service, run the matrix and the Service probe, remove them all.
     kubernetes=False: `cni add` namespaces as pods, a Service as kube-proxy-shaped rules.
     ON_STEP gets a short line as each stage starts (the CLI's spinner text)."""
-    from nppctl import services
-    from nppctl.nodes import list_nodes
+    from nppctl.access.nodes import list_nodes
+    from nppctl.lab import services
 
     step = on_step or (lambda _msg: None)
 

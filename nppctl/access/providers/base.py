@@ -1,10 +1,10 @@
 """The one interface behind which node providers sit (as kind's providers do).
 
-- kind:   `kind create cluster` makes real Kubernetes nodes (nppctl/providers/kind.py).
-- docker: kind-shaped node containers with no Kubernetes at all (nppctl/providers/docker.py).
+- kind:   `kind create cluster` makes real Kubernetes nodes (nppctl/access/providers/kind.py).
+- docker: kind-shaped node containers with no Kubernetes at all (nppctl/access/providers/docker.py).
 
 Both leave containers named and labelled as kind names them, so the node layer
-(nppctl/nodes.py) finds them the same way:
+(nppctl/access/nodes.py) finds them the same way:
   name   <cluster>-control-plane, <cluster>-worker, <cluster>-worker2, ...
   labels io.x-k8s.kind.cluster=<cluster>, io.x-k8s.kind.role=control-plane|worker
   network "kind"

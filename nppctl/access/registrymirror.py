@@ -2,7 +2,7 @@
 (a classroom's pull-through cache of Docker Hub), as kind's local-registry guide sets a registry up.
 
 The kind config gets containerdConfigPatches pointing the CRI's registry config at
-/etc/containerd/certs.d (nppctl.kindpatches); once the nodes exist, each gets
+/etc/containerd/certs.d (nppctl.lab.kindpatches); once the nodes exist, each gets
 /etc/containerd/certs.d/docker.io/hosts.toml naming the mirrors in the order given, Docker Hub itself
 (server) after them. containerd reads hosts.toml at each pull, so no restart is needed, and on a
 cluster made before, containerd 2.x (kind v0.32 and v0.33 nodes carry 2.3) reads that folder by
@@ -21,7 +21,7 @@ import re
 from urllib.parse import urlsplit
 
 from nppctl.errors import NppctlError
-from nppctl.kindpatches import CERTS_D
+from nppctl.lab.kindpatches import CERTS_D
 
 HOSTS_DIR = f"{CERTS_D}/docker.io"
 HOSTS_FILE = f"{HOSTS_DIR}/hosts.toml"
@@ -88,7 +88,7 @@ def hosts_toml(mirrors: list[str] | tuple[str, ...]) -> str:
 
 def write_hosts(cluster: str, mirrors: list[str] | tuple[str, ...]) -> dict[str, str]:
     """Write hosts.toml naming MIRRORS into every running node of CLUSTER; node -> written | unchanged."""
-    from nppctl.nodes import for_each_node, list_nodes, node_exec, node_run, put_file
+    from nppctl.access.nodes import for_each_node, list_nodes, node_exec, node_run, put_file
 
     text = hosts_toml(mirrors)
 

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nppctl.access.providers.base import natural_key
 from nppctl.errors import NppctlError
-from nppctl.providers.base import natural_key
 
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 NAMESPACE = "default"
@@ -39,7 +39,7 @@ def kubeconfig_dict(cluster: str) -> dict:
     import yaml
 
     if shutil.which("kind"):
-        from nppctl.providers.kind import KindProvider
+        from nppctl.access.providers.kind import KindProvider
 
         try:
             return yaml.safe_load(KindProvider().kubeconfig(cluster))
@@ -62,7 +62,7 @@ def kubeconfig_dict(cluster: str) -> dict:
                 data["current-context"] = f"kind-{cluster}"
             return data
     if not shutil.which("kind"):
-        from nppctl.providers.kind import INSTALL_HINT
+        from nppctl.access.providers.kind import INSTALL_HINT
 
         raise NppctlError(f"kind not found on PATH, so no kubeconfig for cluster {cluster!r} (KUBECONFIG "
                           f"names no file): {INSTALL_HINT}")
@@ -147,7 +147,7 @@ def wait_registered(cluster: str, timeout: float, interval: float = 0.5) -> dict
     """Poll until every node container of CLUSTER is a Node in the API with a spec.podCIDR; returns
     node -> podCIDR. kind returns before its workers' kubelets have registered, and podCIDRs follow
     registration order, not names: nothing may read nodes or their subnets before this holds."""
-    from nppctl.nodes import list_nodes
+    from nppctl.access.nodes import list_nodes
 
     expected = [n.name for n in list_nodes(cluster)]
     deadline = time.monotonic() + timeout
@@ -211,7 +211,7 @@ def label_nodes(
     """Set labels per node (None: the default_labels of the worker containers), patching only what
     differs (idempotent), once every node container is registered (at most WAIT seconds).
     Returns the labels asked for, per node."""
-    from nppctl.nodes import list_nodes
+    from nppctl.access.nodes import list_nodes
 
     api = core(cluster)
     wait_registered(cluster, wait)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from nppctl import agent
+from nppctl.access import agent
 
 POD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 PORT = re.compile(r"^(\d{1,5}):(\d{1,5})(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
@@ -76,8 +76,8 @@ def cni_call(
     ports (HOST:CONTAINER[/PROTO]) and rate (RATE[/BURST]) are the capability arguments a runtime
     passes (portMappings, bandwidth): a plugin gets them in runtimeConfig when its entry declares
     the capability. DEL and CHECK reuse the ones ADD had."""
+    from nppctl.access.nodes import get_node
     from nppctl.errors import NppctlError
-    from nppctl.nodes import get_node
 
     command = command.upper()
     if command not in ("ADD", "DEL", "CHECK"):
@@ -99,8 +99,8 @@ def cni_call(
 
 def cni_exec(cluster: str, node: str, pod: str, argv: list[str]) -> tuple[int, str]:
     """Run argv in the pod's network namespace (`ip netns exec POD ...`): (exit code, output)."""
+    from nppctl.access.nodes import get_node, node_exec
     from nppctl.errors import NppctlError
-    from nppctl.nodes import get_node, node_exec
 
     _check_pod(pod)
     if not argv:

@@ -19,7 +19,7 @@ import functools
 import json
 from pathlib import Path
 
-NODESIDE = Path(__file__).resolve().parent / "nodeside"
+NODESIDE = Path(__file__).resolve().parents[1] / "nodeside"
 
 # The loader: nodeside's modules are importable as package `nodeside` from SOURCES (no files written).
 _LOADER = '''
@@ -48,9 +48,9 @@ def script() -> bytes:
 
 def run_agent(node, command: str, spec: dict) -> dict:
     """Run agent COMMAND with SPEC in NODE: its JSON answer, or NppctlError with the reason and the fix."""
-    from nppctl.artifacts import PYTHON
+    from nppctl.access.nodes import node_run
+    from nppctl.build.artifacts import PYTHON
     from nppctl.errors import NppctlError
-    from nppctl.nodes import node_run
 
     res = node_run(node, [PYTHON, "-", command, json.dumps(spec)], stdin=script())
     # 126/127: the engine could not start PYTHON (its message, naming it, sometimes never reaches us)
@@ -95,9 +95,9 @@ def pod_ping(cluster: str, node: str, pod: str, addresses: list[str], count: int
              timeout: float = 2.0) -> list[dict]:
     """`nppctl cni ping`: COUNT echo requests to each address from `cni add` pod POD on NODE, in the order
     ping sends them (each address COUNT times in a row); each reply dict also holds its "seq"."""
+    from nppctl.access.nodes import get_node
+    from nppctl.access.runtime import POD_NAME
     from nppctl.errors import NppctlError
-    from nppctl.nodes import get_node
-    from nppctl.runtime import POD_NAME
 
     if not POD_NAME.match(pod):
         raise NppctlError(f"pod name {pod!r} is not a `cni add` pod name: letters, digits, '.', '_' or '-'")

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nppctl import kindconfig
+from nppctl.access.providers.base import ClusterSpec, kind_node_names
 from nppctl.errors import Interrupted, NppctlError, check_name, explain, one_line
-from nppctl.kindconfig import MOUNT_POINT, read_kind_config, render_kind_config  # noqa: F401 - their home
-from nppctl.providers.base import ClusterSpec, kind_node_names
+from nppctl.lab import kindconfig
+from nppctl.lab.kindconfig import MOUNT_POINT, read_kind_config, render_kind_config  # noqa: F401 - their home
 
 STATE_FILE = "state.json"
 KIND_CONFIG_FILE = "kind-config.yaml"
@@ -88,7 +88,7 @@ class LabState:
         path = state_dir(name) / STATE_FILE
         if not path.is_file():
             return None
-        from nppctl.providers import PROVIDER_NAMES
+        from nppctl.access.providers import PROVIDER_NAMES
 
         try:
             data = json.loads(path.read_text())
@@ -233,7 +233,7 @@ class UpOptions:
     provider: str = "kind"
     image: str | None = None
     timeout: float = 300.0
-    ensure_python: bool = True  # a node image without python3 gets it (nppctl.nodeimage, else apt per node)
+    ensure_python: bool = True  # a node image without python3 gets it (access/nodeimage, else apt per node)
     registry_mirrors: tuple[str, ...] = ()  # docker.io mirrors for every node's containerd (registrymirror)
     # the options the user gave (the CLI fills it); None: those that differ from the defaults (labshape)
     given: frozenset[str] | None = None
@@ -246,13 +246,13 @@ def preflight(opts: UpOptions, provider) -> bool:
     """What `up` needs, checked before it writes or creates anything: the name (kind's rule, and its
     longest node name within HOST_NAME_MAX), --config without --workers, the Docker engine, kind on
     PATH (kind provider), a readable config, the plugin (a user's file must answer CNI VERSION:
-    nppctl.plugincheck), the pod CIDR and enough /24s in it for every node, and the node image
+    nppctl.build.plugincheck), the pod CIDR and enough /24s in it for every node, and the node image
     (on this machine, or known to its registry) when a cluster is to be created. Returns whether the
     cluster exists."""
     import shutil
 
-    from nppctl import install, labshape, subnets
-    from nppctl.nodes import docker_client
+    from nppctl.access.nodes import docker_client
+    from nppctl.lab import install, labshape, subnets
 
     check_name(opts.name)
     if opts.config is not None and labshape.asked(opts, "workers"):
@@ -276,7 +276,7 @@ def preflight(opts: UpOptions, provider) -> bool:
     subnets.split(labshape.pod_cidr(opts), len(roles), what=cidr_what)
     install.resolve_plugin(opts.plugin)
     if provider.has_kubernetes and shutil.which("kind") is None:
-        from nppctl.providers.kind import INSTALL_HINT
+        from nppctl.access.providers.kind import INSTALL_HINT
 
         raise NppctlError(f"kind not found on PATH: {INSTALL_HINT}")
     client = docker_client()
@@ -293,7 +293,7 @@ def _check_image(opts: UpOptions, provider, client) -> None:
 
     image = opts.image
     if image is None and provider.name == "docker":
-        from nppctl.providers.docker import DEFAULT_IMAGE
+        from nppctl.access.providers.docker import DEFAULT_IMAGE
 
         image = DEFAULT_IMAGE
     if image is None:
@@ -319,7 +319,7 @@ def _check_image(opts: UpOptions, provider, client) -> None:
 
 def _check_mirrors(opts: UpOptions, provider) -> None:
     """--registry-mirror: valid URLs (normalised in OPTS), and only for nodes that run containerd."""
-    from nppctl import registrymirror
+    from nppctl.access import registrymirror
 
     if not opts.registry_mirrors:
         return
@@ -335,7 +335,7 @@ def _check_mirrors(opts: UpOptions, provider) -> None:
 def half_made(provider, name: str) -> str | None:
     """Why an existing cluster NAME is not whole (a node stopped, no control plane, no kubeconfig after
     an interrupted or failed `kind create`), or None."""
-    from nppctl.nodes import list_nodes
+    from nppctl.access.nodes import list_nodes
 
     try:
         nodes = list_nodes(name, stopped=True)
@@ -362,7 +362,7 @@ def _after_failure(
     Without a cluster to show for it (none made, or Ctrl-C took back the one this run was making), what
     this run created is removed first, and "nothing left behind" is said only once that is checked.
     A second Ctrl-C does not stop this clean-up."""
-    from nppctl.throwaway import sigint_held
+    from nppctl.access.throwaway import sigint_held
 
     interrupted = not isinstance(err, Exception)
     if interrupted:
@@ -373,7 +373,7 @@ def _after_failure(
         what = explain(err) or f"{type(err).__name__}: {one_line(err)}"
     with sigint_held():
         if interrupted:
-            from nppctl.nodes import stop_node_work
+            from nppctl.access.nodes import stop_node_work
 
             stop_node_work()
         now = _still_there(provider, opts.name)
@@ -435,9 +435,9 @@ def _left_behind(opts: UpOptions, provider, paths: list[str]) -> list[str]:
     it: containers of the cluster (PROVIDER given: it is meant to be gone), this run's throwaway
     containers, the network this run made (PROVIDER's undo_network, when no container uses it), and
     PATHS (this run's, still there: folders holding files nppctl did not make)."""
-    from nppctl import throwaway
-    from nppctl.nodes import docker_client
-    from nppctl.providers.base import LABEL_CLUSTER
+    from nppctl.access import throwaway
+    from nppctl.access.nodes import docker_client
+    from nppctl.access.providers.base import LABEL_CLUSTER
 
     found = []
     try:
@@ -459,10 +459,10 @@ def _left_behind(opts: UpOptions, provider, paths: list[str]) -> list[str]:
 
 
 def sweep_strays(console) -> None:
-    """Remove the throwaway containers of nppctl runs that are gone (nppctl.throwaway.sweep), with one
+    """Remove the throwaway containers of nppctl runs that are gone (nppctl.access.throwaway.sweep), with one
     status line when there were any. Best effort: an engine that does not answer is left to the caller."""
-    from nppctl import throwaway
-    from nppctl.nodes import docker_client
+    from nppctl.access import throwaway
+    from nppctl.access.nodes import docker_client
 
     try:
         gone = throwaway.sweep(docker_client())
@@ -479,8 +479,8 @@ def sweep_strays(console) -> None:
 
 def up(opts: UpOptions, console) -> dict[str, bool] | None:
     """Create (or keep) the cluster, label, install, wait for Ready. Returns Ready per node (kind)."""
-    from nppctl import labshape
-    from nppctl.providers import get_provider
+    from nppctl.access.providers import get_provider
+    from nppctl.lab import labshape
 
     recorded = LabState.load(opts.name)  # a corrupt record stops `up` before anything else
     choose_provider(opts)
@@ -503,7 +503,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
     result: dict = {"ready": None, "pod_cidr": opts.pod_cidr}  # pod_cidr: a --config's podSubnet
 
     def prepare(say) -> str:
-        from nppctl import kindpatches
+        from nppctl.lab import kindpatches
 
         user = None
         if opts.config is not None:
@@ -534,7 +534,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         return what + (f", config {spec.config_file}" if spec.config_file else "")
 
     def node_image(say) -> str:
-        from nppctl.nodeimage import image_for_up
+        from nppctl.access.nodeimage import image_for_up
 
         if provider.exists(opts.name):
             return "cluster exists: its nodes keep their image"
@@ -558,7 +558,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         return f"provider {provider.name}"
 
     def mirror(say) -> str:
-        from nppctl import registrymirror
+        from nppctl.access import registrymirror
 
         done = registrymirror.write_hosts(opts.name, opts.registry_mirrors)
         counts = {what: sum(v == what for v in done.values()) for what in ("written", "unchanged")}
@@ -566,12 +566,12 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
             f"{n} {what}" for what, n in counts.items() if n) + ")"
 
     def register(say) -> str:
-        from nppctl import kube
+        from nppctl.access import kube
 
         result["subnets"] = kube.wait_registered(opts.name, opts.timeout)
         detail = ", ".join(f"{n} {cidr}" for n, cidr in result["subnets"].items())
         if result.get("kindnet") and result.get("created"):  # let kindnet lay its conflist first
-            from nppctl import install
+            from nppctl.lab import install
 
             say("waiting for kindnet's conflist on every node")
             install.wait_kindnet(opts.name, opts.timeout)
@@ -579,13 +579,13 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         return detail
 
     def label(say) -> str:
-        from nppctl import kube
+        from nppctl.access import kube
 
         applied = kube.label_nodes(opts.name)
         return ", ".join(f"{n} {k}={v}" for n, labels in applied.items() for k, v in labels.items()) or "none"
 
     def install_plugin(say) -> str:
-        from nppctl import install
+        from nppctl.lab import install
 
         subnets = result.get("subnets") or None  # the API's podCIDRs, read once every node registered
         done = install.install(
@@ -608,13 +608,13 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         return f"{len(done)} node(s), {source}" + "".join(f"; warning: {w}" for w in warned)
 
     def wait_ready(say) -> str:
-        from nppctl import kube
+        from nppctl.access import kube
 
         result["ready"] = kube.wait_ready(opts.name, opts.timeout)
         return f"{len(result['ready'])} node(s) Ready"
 
     if provider.has_kubernetes:
-        from nppctl.kindpatches import host_cgroup_version
+        from nppctl.lab.kindpatches import host_cgroup_version
 
         result["cgroup"] = host_cgroup_version()
     actions = [
@@ -647,7 +647,7 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
 def choose_provider(opts: UpOptions) -> str:
     """opts.provider, settled: when --provider was not asked (labshape.asked), an existing cluster's own
     provider (detect_provider), else the default. Returns it."""
-    from nppctl import labshape
+    from nppctl.lab import labshape
 
     if not labshape.asked(opts, "provider"):
         opts.provider = detect_provider(opts.name) or opts.provider
@@ -684,8 +684,8 @@ def detect_provider(name: str) -> str | None:
     state = LabState.load(name)
     if state is not None:
         return state.provider
-    from nppctl.nodes import list_nodes
-    from nppctl.providers.docker import LABEL_PROVIDER
+    from nppctl.access.nodes import list_nodes
+    from nppctl.access.providers.docker import LABEL_PROVIDER
 
     try:
         found = list_nodes(name, stopped=True)  # a stopped node still tells who made it
@@ -696,7 +696,7 @@ def detect_provider(name: str) -> str | None:
     if found:
         return "kind" if shutil.which("kind") else "docker"
     if shutil.which("kind"):
-        from nppctl.providers.kind import KindProvider
+        from nppctl.access.providers.kind import KindProvider
 
         if KindProvider().exists(name):
             return "kind"
@@ -704,7 +704,7 @@ def detect_provider(name: str) -> str | None:
 
 
 def down(name: str, purge: bool, console) -> None:
-    from nppctl.providers import get_provider
+    from nppctl.access.providers import get_provider
 
     check_name(name)
     if purge:

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-from nppctl import agent
+from nppctl.access import agent
 from nppctl.errors import NppctlError
 
 NAME = "npp-check"
@@ -63,7 +63,7 @@ def service_manifest() -> dict:
 
 def kube_service(cluster: str, server: str, server_address: str) -> Service:
     """Create the check's Service (a leftover one replaced) and return it with its ClusterIP."""
-    from nppctl import kube
+    from nppctl.access import kube
 
     kube.delete_service(cluster, NAME)
     cluster_ip = kube.create_service(cluster, service_manifest())
@@ -72,7 +72,7 @@ def kube_service(cluster: str, server: str, server_address: str) -> Service:
 
 
 def delete_kube_service(cluster: str) -> None:
-    from nppctl import kube
+    from nppctl.access import kube
 
     kube.delete_service(cluster, NAME)
 

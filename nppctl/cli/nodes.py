@@ -1,6 +1,6 @@
 """`nppctl install | status | logs | doctor | cni add|del|check|exec|ping`: commands on the node containers.
 
-Thin: parse, call nppctl.install / status / logs / doctor / runtime, render with rich. Nothing here
+Thin: parse, call nppctl.lab.install / status / logs / doctor / runtime, render with rich. Nothing here
 imports docker or kubernetes at module level (those modules load inside the commands).
 """
 
@@ -57,8 +57,8 @@ class Steps:
 
 def _kindless(cluster: str) -> bool:
     """Whether the cluster's nodes are the docker provider's (no Kubernetes API to ask)."""
-    from nppctl.nodes import list_nodes
-    from nppctl.providers.docker import LABEL_PROVIDER, DockerProvider
+    from nppctl.access.nodes import list_nodes
+    from nppctl.access.providers.docker import LABEL_PROVIDER, DockerProvider
 
     nodes = list_nodes(cluster, stopped=True)
     return all(n.container.labels.get(LABEL_PROVIDER) == DockerProvider.name for n in nodes)
@@ -69,7 +69,7 @@ def _api(cluster: str, what: str):
     if _kindless(cluster):
         return None  # the kindless provider's nodes: no API to ask (saves loading the client)
     try:
-        from nppctl import kube
+        from nppctl.access import kube
     except ImportError:
         return None
     from nppctl.errors import NppctlError
@@ -98,7 +98,7 @@ def install_cmd(
 ) -> None:
     """Install a CNI plugin on nodes: executable, conflist, cni0, routes between nodes, masquerade."""
     from nppctl.errors import NppctlError
-    from nppctl.install import install
+    from nppctl.lab.install import install
 
     if bool(worker) == all_nodes:
         raise NppctlError("name the nodes to install on: --worker NODE (repeatable) or --all")
@@ -159,7 +159,7 @@ def status_report(name: str, as_json: bool = False) -> bool:
     """Print the status table (or JSON); True when every node is healthy."""
     from rich.markup import escape
 
-    from nppctl.status import status
+    from nppctl.lab.status import status
 
     result = status(name, ready=_api(name, "ready"))
     if as_json:
@@ -198,8 +198,8 @@ def logs_cmd(
     """The plugin log (/var/log/nppnet.log) of one or all nodes, each line prefixed with its node."""
     from rich.markup import escape
 
-    from nppctl import logs
     from nppctl.errors import NppctlError
+    from nppctl.lab import logs
 
     if follow and kubelet:
         raise NppctlError("--follow reads the plugin log only: drop --kubelet or --follow")
@@ -238,8 +238,8 @@ def doctor_cmd(
     (optional), free disk, the node image, and the local node images usable as --image."""
     from rich.markup import escape
 
-    from nppctl import doctor
     from nppctl.errors import NppctlError
+    from nppctl.lab import doctor
 
     if provider not in ("kind", "docker"):
         raise NppctlError(f"unknown provider {provider!r}: use --provider kind or --provider docker")
@@ -254,7 +254,7 @@ def doctor_cmd(
 
 
 def _cni(command: str, name: str, node: str, pod: str, ifname: str, **capability_args) -> None:
-    from nppctl.runtime import cni_call
+    from nppctl.access.runtime import cni_call
 
     result = cni_call(name, node, pod, command, ifname=ifname, **capability_args)
     if result:
@@ -296,7 +296,7 @@ def cni_exec_cmd(
     argv: list[str] = typer.Argument(..., help="Command to run in the pod's namespace (after --)."),
 ) -> None:
     """Run CMD, a tool of the node, in the pod's namespace: `nppctl cni exec --node worker p1 -- ip addr`."""
-    from nppctl.runtime import cni_exec
+    from nppctl.access.runtime import cni_exec
 
     code, out = cni_exec(name, node, pod, argv[1:] if argv[:1] == ["--"] else argv)
     typer.echo(out, nl=False)
@@ -313,7 +313,7 @@ def cni_ping_cmd(
     timeout: float = typer.Option(2.0, "--timeout", "-W", help="Seconds to wait for each reply."),
 ) -> None:
     """ICMP echo from the pod's namespace by nppctl's node agent (kind nodes have no ping); exit 1 on loss."""
-    from nppctl.agent import pod_ping
+    from nppctl.access.agent import pod_ping
 
     replies = pod_ping(name, node, pod, addresses, count=count, timeout=timeout)
     lost = 0

@@ -2,7 +2,7 @@
 
 A kind node is a container labelled io.x-k8s.kind.cluster=<cluster> and
 io.x-k8s.kind.role=control-plane|worker, named <cluster>-control-plane, <cluster>-worker,
-<cluster>-worker2, ... on the Docker network "kind" (nppctl/providers/base.py holds the names).
+<cluster>-worker2, ... on the Docker network "kind" (nppctl/access/providers/base.py holds the names).
 
 Interface (used by install, status, logs, runtime and the kube layer):
   Node(name, role, cluster, address, container)
@@ -39,8 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from nppctl.access.providers.base import LABEL_CLUSTER, LABEL_ROLE, natural_key, network_name
 from nppctl.errors import NppctlError, check_name
-from nppctl.providers.base import LABEL_CLUSTER, LABEL_ROLE, natural_key, network_name
 
 ROLE_ORDER = {"control-plane": 0, "worker": 1}
 _client = None

@@ -29,7 +29,7 @@ def asked(opts, option: str) -> bool:
     UpOptions' default."""
     if opts.given is not None:
         return option in opts.given
-    from nppctl.cluster import UpOptions
+    from nppctl.lab.cluster import UpOptions
 
     return getattr(opts, option) != getattr(UpOptions, option)
 
@@ -37,7 +37,7 @@ def asked(opts, option: str) -> bool:
 def roles(opts) -> list[str]:
     """The node roles `up` makes: the --config's nodes, else a control plane and --workers workers."""
     if opts.config is not None:
-        from nppctl import kindconfig
+        from nppctl.lab import kindconfig
 
         return list(kindconfig.load(opts.config, opts.name).roles)
     return ["control-plane"] + ["worker"] * opts.workers
@@ -46,7 +46,7 @@ def roles(opts) -> list[str]:
 def pod_cidr(opts) -> str:
     """The pod CIDR the lab gets: a --config's podSubnet, else --pod-cidr."""
     if opts.config is not None:
-        from nppctl import kindconfig
+        from nppctl.lab import kindconfig
 
         return kindconfig.load(opts.config, opts.name).pod_subnet
     return opts.pod_cidr
@@ -72,8 +72,8 @@ def describe(node_roles: list[str]) -> str:
 def difference(opts, provider, state) -> str | None:
     """Why existing cluster opts.name is not the lab asked for (half made, other nodes, provider,
     image, pod CIDR), as one line with the way out; None when it is (keep it)."""
-    from nppctl.cluster import half_made
-    from nppctl.nodes import list_nodes
+    from nppctl.access.nodes import list_nodes
+    from nppctl.lab.cluster import half_made
 
     name = opts.name
     remove = f"remove it with `nppctl down --purge --name {name}` and run `nppctl up` again"

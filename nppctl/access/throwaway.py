@@ -3,7 +3,7 @@
 Every such container is made by container(client, purpose, image, ...): it is named
 nppctl-<purpose>-<pid>-<host>-<random> (pid: the nppctl process; host: 8 hex digits of SHA-1 of this
 machine's host name) and removed on every way out of the `with` block, Ctrl-C at any instant included.
-Those that are not committed into an image also carry the labels io.nppctl.throwaway=<purpose>,
+Those that are not committed into an image also carry the labels io.nppctl.access.throwaway=<purpose>,
 io.nppctl.owner-pid and io.nppctl.owner-host (a committed container's labels would pass into the
 image, then into every node made from it: the build container has its name only).
 
@@ -29,7 +29,7 @@ import signal
 import socket
 import threading
 
-LABEL_PURPOSE = "io.nppctl.throwaway"
+LABEL_PURPOSE = "io.nppctl.access.throwaway"
 LABEL_OWNER_PID = "io.nppctl.owner-pid"
 LABEL_OWNER_HOST = "io.nppctl.owner-host"
 PREFIX = "nppctl-"

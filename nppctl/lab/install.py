@@ -33,9 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nppctl import agent, subnets
+from nppctl.access import agent
+from nppctl.access.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, not_running, put_files
 from nppctl.errors import NppctlError
-from nppctl.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, not_running, put_files
+from nppctl.lab import subnets
 from nppctl.nodeside.base import CNI_BIN, CNI_CONF
 from nppctl.nodeside.keeper import PROGRAM as KEEPER_PROGRAM
 
@@ -89,7 +90,7 @@ class InstallResult:
     role: str
     address: str
     subnet: str
-    source: str  # where the subnet came from (subnets.py)
+    source: str  # where the subnet came from (lab/subnets.py)
     plugin: str
     conflist: str
     changes: list[str] = field(default_factory=list)
@@ -107,9 +108,9 @@ class InstallResult:
 
 
 def resolve_plugin(plugin: str) -> PluginFiles:
-    """nppnet / skel from nppctl.artifacts, or a user's executable file (its name is its type).
+    """nppnet / skel from nppctl.build.artifacts, or a user's executable file (its name is its type).
 
-    Checked now (a user's file must answer CNI VERSION when run here: nppctl.plugincheck); the
+    Checked now (a user's file must answer CNI VERSION when run here: nppctl.build.plugincheck); the
     executable itself is built or read when first asked for (install does that
     while it probes the nodes).
     """
@@ -124,7 +125,7 @@ def resolve_plugin(plugin: str) -> PluginFiles:
         raise NppctlError(
             f"plugin file name {path.name!r} cannot be a CNI type: rename it (letters, digits, ._-)"
         )
-    from nppctl.plugincheck import check_plugin_file
+    from nppctl.build.plugincheck import check_plugin_file
 
     check_plugin_file(path, "--plugin")
     return PluginFiles(path.name, False, path.read_bytes)
@@ -133,7 +134,7 @@ def resolve_plugin(plugin: str) -> PluginFiles:
 def _built(ptype: str) -> bytes:
     """The executable as artifacts.build_plugins writes it (the same sources give the same bytes,
     so an unchanged plugin is never rewritten on a node)."""
-    from nppctl import artifacts
+    from nppctl.build import artifacts
 
     with tempfile.TemporaryDirectory(prefix="nppctl-build-") as out:
         built = {path.name: path for path in artifacts.build_plugins(Path(out))}
@@ -145,7 +146,7 @@ def _built(ptype: str) -> bytes:
 def _conflist(
     pf: PluginFiles, assignment: subnets.Assignment, pod_cidr: str, mtu: int | None = None
 ) -> bytes:
-    from nppctl import artifacts
+    from nppctl.build import artifacts
 
     text = artifacts.render_conflist(
         assignment.subnet,

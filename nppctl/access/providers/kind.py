@@ -8,8 +8,8 @@ import subprocess
 import threading
 from collections.abc import Callable
 
+from nppctl.access.providers.base import ClusterSpec
 from nppctl.errors import NppctlError
-from nppctl.providers.base import ClusterSpec
 
 INSTALL_HINT = (
     "install kind (a release binary from kind's Quick Start, or `go install sigs.k8s.io/kind@latest`) "
@@ -37,7 +37,7 @@ def failure(what: str, lines: list[str], code: int, hint: str = "") -> str:
 
 def _stop(proc: subprocess.Popen, within: float = 5.0) -> None:
     """Send kind the Ctrl-C it did not get, and wait for it to end (killed after WITHIN seconds)."""
-    from nppctl.throwaway import sigint_held
+    from nppctl.access.throwaway import sigint_held
 
     with sigint_held():  # a second Ctrl-C does not leave kind running
         if proc.poll() is not None:

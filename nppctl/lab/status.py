@@ -18,9 +18,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import asdict, dataclass, field
 
-from nppctl import agent
+from nppctl.access import agent
+from nppctl.access.nodes import Node, for_each_node, list_nodes, not_running
 from nppctl.errors import NppctlError
-from nppctl.nodes import Node, for_each_node, list_nodes, not_running
 
 
 @dataclass

@@ -62,7 +62,7 @@ from pathlib import Path
 
 from nppctl.errors import NppctlError
 
-PLUGIN_DIR = Path(__file__).resolve().parent / "plugin"
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugin"
 PLUGIN_PACKAGE = "nppctl.plugin"
 PYTHON = "/usr/bin/python3"  # Debian's (and so a kind node's) python3
 CACHE_DIR = "/var/cache/nppnet"  # byte code for a node's python3 when it is not the builder's

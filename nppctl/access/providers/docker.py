@@ -25,9 +25,8 @@ import ipaddress
 import os
 import struct
 
-from nppctl.errors import NppctlError
-from nppctl.nodeimage import KIND_DEFAULT_IMAGES, LATEST_KIND, base_image
-from nppctl.providers.base import (
+from nppctl.access.nodeimage import KIND_DEFAULT_IMAGES, LATEST_KIND, base_image
+from nppctl.access.providers.base import (
     KIND_NETWORK,
     LABEL_CLUSTER,
     LABEL_ROLE,
@@ -35,7 +34,8 @@ from nppctl.providers.base import (
     kind_node_names,
     network_name,
 )
-from nppctl.throwaway import sigint_deferred
+from nppctl.access.throwaway import sigint_deferred
+from nppctl.errors import NppctlError
 
 DEFAULT_IMAGE = KIND_DEFAULT_IMAGES[LATEST_KIND]  # the current kind release's node image
 LABEL_PROVIDER = "io.nppctl.provider"
@@ -83,7 +83,7 @@ class DockerProvider:
     @property
     def client(self):
         if self._client is None:
-            from nppctl.nodes import docker_client
+            from nppctl.access.nodes import docker_client
 
             self._client = docker_client()
         return self._client

@@ -18,7 +18,7 @@ def build(
     out: Path = typer.Option(..., "--out", help="Folder to write nppnet and nppnet-skel into."),
 ) -> None:
     """Write OUT/nppnet and OUT/nppnet-skel: single executable files, as install copies them."""
-    from nppctl import artifacts
+    from nppctl.build import artifacts
 
     for path in artifacts.build_plugins(out):
         typer.echo(str(path))
@@ -38,7 +38,7 @@ def conf(
     cni_version: str = typer.Option("1.0.0", "--cni-version", help="cniVersion of the conflist."),
 ) -> None:
     """Print the conflist rendered from templates/ (what install writes to /etc/cni/net.d)."""
-    from nppctl import artifacts
+    from nppctl.build import artifacts
 
     typer.echo(
         artifacts.render_conflist(

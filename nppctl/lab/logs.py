@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from nppctl.access.nodes import Node, find_nodes, for_each_node, node_run, node_stream, stop_node_work
 from nppctl.errors import NppctlError
-from nppctl.nodes import Node, find_nodes, for_each_node, node_run, node_stream, stop_node_work
 
 PLUGIN_LOG = "/var/log/nppnet.log"
 ERROR = re.compile(r"\b(error|err|fail(ed|ure)?|panic|traceback|exception)\b|\"code\"\s*:", re.IGNORECASE)

@@ -4,7 +4,7 @@ Checks per provider (run_checks(provider, image)): both need the Docker engine (
 the Docker host's cgroup version (a row), free disk where Docker keeps its data, the node image `up`
 would start from (--image, else the provider's default: the docker provider's DEFAULT_IMAGE, or the
 installed kind's default image) on this machine or pullable (the registry is asked for its
-manifest, nothing is downloaded), and the local node images usable as --image (nppctl.localimages).
+manifest, nothing is downloaded), and the local node images usable as --image (nppctl.access.localimages).
 kind needs the kind binary on PATH (its version); for docker kind is not checked. kubectl is
 optional for both. The run fails when a required check fails.
 """
@@ -41,8 +41,8 @@ def _version_of(argv: list[str]) -> str | None:
 
 def check_docker() -> tuple[Check, str]:
     """(the check, Docker's data folder for the disk check)."""
+    from nppctl.access.nodes import docker_client
     from nppctl.errors import NppctlError
-    from nppctl.nodes import docker_client
 
     try:
         client = docker_client()
@@ -56,7 +56,7 @@ def check_docker() -> tuple[Check, str]:
 def check_cgroup() -> Check:
     """The Docker host's cgroup version (a row, never a failure: `up` handles v1 itself)."""
     from nppctl.errors import NppctlError
-    from nppctl.kindpatches import host_cgroup_version
+    from nppctl.lab.kindpatches import host_cgroup_version
 
     try:
         version = host_cgroup_version()
@@ -126,7 +126,7 @@ def check_node_image(client, ref: str | None, why: str = "") -> Check:
 
 def check_local_images(client) -> Check:
     """The local node images usable as --image (a row, never a failure)."""
-    from nppctl.localimages import node_images
+    from nppctl.access.localimages import node_images
 
     found = node_images(client)
     return Check("local node images (--image)", bool(found), ", ".join(found) or "none found", required=False)
@@ -135,14 +135,14 @@ def check_local_images(client) -> Check:
 def _default_image(provider: str, kind_ok: bool) -> tuple[str | None, str]:
     """(the node image `up --provider PROVIDER` starts from without --image, why None)."""
     if provider == "docker":
-        from nppctl.providers.docker import DEFAULT_IMAGE
+        from nppctl.access.providers.docker import DEFAULT_IMAGE
 
         return DEFAULT_IMAGE, ""
     if not kind_ok:
         return None, "kind's default image: kind is not on PATH"
+    from nppctl.access.nodeimage import installed_kind_image
+    from nppctl.access.providers.kind import KindProvider
     from nppctl.errors import NppctlError
-    from nppctl.nodeimage import installed_kind_image
-    from nppctl.providers.kind import KindProvider
 
     try:
         return installed_kind_image(KindProvider().version)[0], "kind's default image is not known to nppctl"
@@ -163,7 +163,7 @@ def run_checks(provider: str = "kind", image: str | None = None) -> list[Check]:
     ))
     checks.append(check_disk(root))
     if docker.ok:
-        from nppctl.nodes import docker_client
+        from nppctl.access.nodes import docker_client
 
         client = docker_client()
         kind_ok = any(c.name == "kind" and c.ok for c in checks)

@@ -72,7 +72,7 @@ def up(
     An existing lab is kept when it is what the options given ask for (--workers or --config's nodes,
     --provider, --image, --pod-cidr; options left out ask for nothing); else up says how it differs
     and changes nothing."""
-    from nppctl import cluster
+    from nppctl.lab import cluster
 
     given = {k for k, v in {"workers": workers, "pod_cidr": pod_cidr, "provider": provider,
                             "image": image}.items() if v is not None}
@@ -109,7 +109,7 @@ def up(
 
 def _print_status(name: str) -> None:
     """End with the table `nppctl status` prints (it asks the API for Ready itself)."""
-    from nppctl.cli_nodes import status_report
+    from nppctl.cli.nodes import status_report
 
     status_report(name, as_json=False)
 
@@ -121,7 +121,7 @@ def down(
     ),
 ) -> None:
     """Delete the cluster (kind delete cluster, or the docker provider's containers)."""
-    from nppctl import cluster
+    from nppctl.lab import cluster
 
     cluster.down(name, purge, _console())
 
@@ -138,9 +138,9 @@ def label(
     ] = None,
 ) -> None:
     """Label nodes through the Kubernetes API (idempotent)."""
-    from nppctl import kube
-    from nppctl.cluster import detect_provider
+    from nppctl.access import kube
     from nppctl.errors import NppctlError
+    from nppctl.lab.cluster import detect_provider
 
     if detect_provider(name) == "docker":
         raise NppctlError(
@@ -173,9 +173,9 @@ def check(
 ) -> None:
     """Ping every pair (pod-pod on a node and across nodes, pod-node, node-pod, pod-outside) and fetch from
     a Service's ClusterIP (same node, across nodes, hairpin)."""
-    from nppctl import checks
-    from nppctl.cluster import detect_provider
     from nppctl.errors import NppctlError
+    from nppctl.lab import checks
+    from nppctl.lab.cluster import detect_provider
 
     provider = detect_provider(name)
     if provider is None:
