@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 
 NODESIDE = Path(__file__).resolve().parents[1] / "nodeside"
+POD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # a `cni add` pod: its netns name
 
 # The loader: nodeside's modules are importable as package `nodeside` from SOURCES (no files written).
 _LOADER = '''
@@ -96,7 +98,6 @@ def pod_ping(cluster: str, node: str, pod: str, addresses: list[str], count: int
     """`nppctl cni ping`: COUNT echo requests to each address from `cni add` pod POD on NODE, in the order
     ping sends them (each address COUNT times in a row); each reply dict also holds its "seq"."""
     from nppctl.access.nodes import get_node
-    from nppctl.access.runtime import POD_NAME
     from nppctl.errors import NppctlError
 
     if not POD_NAME.match(pod):

@@ -68,6 +68,7 @@ KIND_DEFAULT_IMAGES = {
     "v0.33.0": "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5",
 }
 LATEST_KIND = "v0.33.0"
+DEFAULT_IMAGE = KIND_DEFAULT_IMAGES[LATEST_KIND]  # the current kind release's node image (docker provider's)
 # kind's defaults.Image as it sits in the kind binary's string data.
 _KIND_IMAGE_CONST = re.compile(rb"kindest/node:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}")
 # What apt prints when it cannot reach its mirror (or the proxy it was given).
@@ -345,8 +346,6 @@ def image_for_up(provider, image: str | None, say: Callable[[str], None], config
     default image nppctl cannot tell."""
     base, source = image, ""
     if base is None and provider.name == "docker":
-        from nppctl.access.providers.docker import DEFAULT_IMAGE
-
         base = DEFAULT_IMAGE
     if base is None:
         if config is not None and config_images(config):

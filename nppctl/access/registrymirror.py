@@ -2,7 +2,7 @@
 (a classroom's pull-through cache of Docker Hub), as kind's local-registry guide sets a registry up.
 
 The kind config gets containerdConfigPatches pointing the CRI's registry config at
-/etc/containerd/certs.d (nppctl.lab.kindpatches); once the nodes exist, each gets
+CERTS_D (the patch is nppctl.lab.kindpatches'); once the nodes exist, each gets
 /etc/containerd/certs.d/docker.io/hosts.toml naming the mirrors in the order given, Docker Hub itself
 (server) after them. containerd reads hosts.toml at each pull, so no restart is needed, and on a
 cluster made before, containerd 2.x (kind v0.32 and v0.33 nodes carry 2.3) reads that folder by
@@ -21,8 +21,8 @@ import re
 from urllib.parse import urlsplit
 
 from nppctl.errors import NppctlError
-from nppctl.lab.kindpatches import CERTS_D
 
+CERTS_D = "/etc/containerd/certs.d"  # containerd's registry config folder (kindpatches points the CRI at it)
 HOSTS_DIR = f"{CERTS_D}/docker.io"
 HOSTS_FILE = f"{HOSTS_DIR}/hosts.toml"
 DOCKER_HUB = "https://registry-1.docker.io"

@@ -4,7 +4,7 @@ The chain itself runs in the node (nppctl/nodeside/runtime.py, through the node 
 checks the names, finds the node and asks the agent. Pods are network namespaces /var/run/netns/<pod>.
 
 Interface: cni_call(cluster, node, pod, command, ifname="eth0") -> dict, cni_exec(cluster, node, pod, argv)
-Additions: POD_NAME (the pod/netns names accepted).
+Additions: POD_NAME (the pod/netns names accepted; its home is agent.py, which checks them too).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 
 from nppctl.access import agent
+from nppctl.access.agent import POD_NAME
 
-POD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 PORT = re.compile(r"^(\d{1,5}):(\d{1,5})(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
 BANDWIDTH = re.compile(r"^(\d{1,12}[kKmMgG]?)(?:/(\d{1,12}[kKmMgG]?))?$")
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from nppctl.access.providers.base import ClusterSpec, kind_node_names
 from nppctl.errors import Interrupted, NppctlError, check_name, explain, one_line
-from nppctl.lab import kindconfig
+from nppctl.lab import kindconfig, labshape
 from nppctl.lab.kindconfig import MOUNT_POINT, read_kind_config, render_kind_config  # noqa: F401 - their home
+from nppctl.lab.labshape import UpOptions, half_made  # noqa: F401 - their home: what up asks, what is there
 
 STATE_FILE = "state.json"
 KIND_CONFIG_FILE = "kind-config.yaml"
@@ -221,22 +222,6 @@ def default_mounts(cluster: str, workers: int, base: Path) -> dict[str, Path]:
 # ---------------------------------------------------------------- up
 
 
-@dataclass
-class UpOptions:
-    name: str = "kind"
-    config: Path | None = None
-    workers: int = 2
-    plugin: str = "nppnet"
-    pod_cidr: str = "10.244.0.0/16"
-    keep_kindnet: bool = False
-    mounts: bool = True
-    provider: str = "kind"
-    image: str | None = None
-    timeout: float = 300.0
-    ensure_python: bool = True  # a node image without python3 gets it (access/nodeimage, else apt per node)
-    registry_mirrors: tuple[str, ...] = ()  # docker.io mirrors for every node's containerd (registrymirror)
-    # the options the user gave (the CLI fills it); None: those that differ from the defaults (labshape)
-    given: frozenset[str] | None = None
 
 
 HOST_NAME_MAX = 64  # Linux's limit on a host name: kind names each node's host after its container
@@ -252,7 +237,7 @@ def preflight(opts: UpOptions, provider) -> bool:
     import shutil
 
     from nppctl.access.nodes import docker_client
-    from nppctl.lab import install, labshape, subnets
+    from nppctl.lab import install, subnets
 
     check_name(opts.name)
     if opts.config is not None and labshape.asked(opts, "workers"):
@@ -293,7 +278,7 @@ def _check_image(opts: UpOptions, provider, client) -> None:
 
     image = opts.image
     if image is None and provider.name == "docker":
-        from nppctl.access.providers.docker import DEFAULT_IMAGE
+        from nppctl.access.nodeimage import DEFAULT_IMAGE
 
         image = DEFAULT_IMAGE
     if image is None:
@@ -330,29 +315,6 @@ def _check_mirrors(opts: UpOptions, provider) -> None:
             "run none (no pods pull images there): drop --registry-mirror, or use --provider kind"
         )
     opts.registry_mirrors = mirrors
-
-
-def half_made(provider, name: str) -> str | None:
-    """Why an existing cluster NAME is not whole (a node stopped, no control plane, no kubeconfig after
-    an interrupted or failed `kind create`), or None."""
-    from nppctl.access.nodes import list_nodes
-
-    try:
-        nodes = list_nodes(name, stopped=True)
-    except NppctlError as err:
-        return one_line(err)
-    stopped = [f"{n.name} is {n.state}" for n in nodes if not n.running]
-    if stopped:
-        return ", ".join(stopped)
-    if not any(n.role == "control-plane" for n in nodes):
-        return "no control-plane node"
-    if provider.has_kubernetes:
-        try:
-            if not (provider.kubeconfig(name) or "").strip():
-                return "kind gives no kubeconfig for it"
-        except NppctlError:
-            return "kind gives no kubeconfig for it"
-    return None
 
 
 def _after_failure(
@@ -480,7 +442,6 @@ def sweep_strays(console) -> None:
 def up(opts: UpOptions, console) -> dict[str, bool] | None:
     """Create (or keep) the cluster, label, install, wait for Ready. Returns Ready per node (kind)."""
     from nppctl.access.providers import get_provider
-    from nppctl.lab import labshape
 
     recorded = LabState.load(opts.name)  # a corrupt record stops `up` before anything else
     choose_provider(opts)
@@ -647,7 +608,6 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
 def choose_provider(opts: UpOptions) -> str:
     """opts.provider, settled: when --provider was not asked (labshape.asked), an existing cluster's own
     provider (detect_provider), else the default. Returns it."""
-    from nppctl.lab import labshape
 
     if not labshape.asked(opts, "provider"):
         opts.provider = detect_provider(opts.name) or opts.provider

@@ -2,7 +2,7 @@
 
 Checks per provider (run_checks(provider, image)): both need the Docker engine (its version), show
 the Docker host's cgroup version (a row), free disk where Docker keeps its data, the node image `up`
-would start from (--image, else the provider's default: the docker provider's DEFAULT_IMAGE, or the
+would start from (--image, else the provider's default: the docker provider's, nodeimage.DEFAULT_IMAGE, or the
 installed kind's default image) on this machine or pullable (the registry is asked for its
 manifest, nothing is downloaded), and the local node images usable as --image (nppctl.access.localimages).
 kind needs the kind binary on PATH (its version); for docker kind is not checked. kubectl is
@@ -135,7 +135,7 @@ def check_local_images(client) -> Check:
 def _default_image(provider: str, kind_ok: bool) -> tuple[str | None, str]:
     """(the node image `up --provider PROVIDER` starts from without --image, why None)."""
     if provider == "docker":
-        from nppctl.access.providers.docker import DEFAULT_IMAGE
+        from nppctl.access.nodeimage import DEFAULT_IMAGE
 
         return DEFAULT_IMAGE, ""
     if not kind_ok:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nppctl.access.registrymirror import CERTS_D
+
 KUBEADM_KEY = "kubeadmConfigPatches"
 CONTAINERD_KEY = "containerdConfigPatches"
-CERTS_D = "/etc/containerd/certs.d"
 KUBELET_CGROUP_V1 = (
     "kind: KubeletConfiguration\n"
     "apiVersion: kubelet.config.k8s.io/v1beta1\n"

@@ -11,17 +11,38 @@ CIDR the lab was made with, from its state record (LabState.asked, written when 
 A lab without such a record (made before nppctl kept one) is compared by its nodes only. Nodes
 asked for nothing: a lab whose nodes are not those it was made as (its record) is half made.
 
-Interface: asked(opts, option) -> bool; shape(opts) -> dict (what to record);
-           difference(opts, provider, state) -> str | None (one line, None: keep it)
+Interface: UpOptions (what `up` takes); asked(opts, option) -> bool; shape(opts) -> dict (what to record);
+           difference(opts, provider, state) -> str | None (one line, None: keep it);
+           half_made(provider, name) -> str | None (why the lab there is not whole)
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 
-from nppctl.errors import NppctlError
+from nppctl.errors import NppctlError, one_line
 
 ASKABLE = ("workers", "provider", "image", "pod_cidr")
+
+
+@dataclass
+class UpOptions:
+    name: str = "kind"
+    config: Path | None = None
+    workers: int = 2
+    plugin: str = "nppnet"
+    pod_cidr: str = "10.244.0.0/16"
+    keep_kindnet: bool = False
+    mounts: bool = True
+    provider: str = "kind"
+    image: str | None = None
+    timeout: float = 300.0
+    ensure_python: bool = True  # a node image without python3 gets it (access/nodeimage, else apt per node)
+    registry_mirrors: tuple[str, ...] = ()  # docker.io mirrors for every node's containerd (registrymirror)
+    # the options the user gave (the CLI fills it); None: those that differ from the defaults (labshape)
+    given: frozenset[str] | None = None
 
 
 def asked(opts, option: str) -> bool:
@@ -29,8 +50,6 @@ def asked(opts, option: str) -> bool:
     UpOptions' default."""
     if opts.given is not None:
         return option in opts.given
-    from nppctl.lab.cluster import UpOptions
-
     return getattr(opts, option) != getattr(UpOptions, option)
 
 
@@ -73,7 +92,6 @@ def difference(opts, provider, state) -> str | None:
     """Why existing cluster opts.name is not the lab asked for (half made, other nodes, provider,
     image, pod CIDR), as one line with the way out; None when it is (keep it)."""
     from nppctl.access.nodes import list_nodes
-    from nppctl.lab.cluster import half_made
 
     name = opts.name
     remove = f"remove it with `nppctl down --purge --name {name}` and run `nppctl up` again"
@@ -104,3 +122,26 @@ def difference(opts, provider, state) -> str | None:
     if not diffs:
         return None
     return f"cluster {name!r} " + "; ".join(diffs) + f": {way_out}"
+
+
+def half_made(provider, name: str) -> str | None:
+    """Why an existing cluster NAME is not whole (a node stopped, no control plane, no kubeconfig after
+    an interrupted or failed `kind create`), or None."""
+    from nppctl.access.nodes import list_nodes
+
+    try:
+        nodes = list_nodes(name, stopped=True)
+    except NppctlError as err:
+        return one_line(err)
+    stopped = [f"{n.name} is {n.state}" for n in nodes if not n.running]
+    if stopped:
+        return ", ".join(stopped)
+    if not any(n.role == "control-plane" for n in nodes):
+        return "no control-plane node"
+    if provider.has_kubernetes:
+        try:
+            if not (provider.kubeconfig(name) or "").strip():
+                return "kind gives no kubeconfig for it"
+        except NppctlError:
+            return "kind gives no kubeconfig for it"
+    return None

@@ -25,7 +25,7 @@ import ipaddress
 import os
 import struct
 
-from nppctl.access.nodeimage import KIND_DEFAULT_IMAGES, LATEST_KIND, base_image
+from nppctl.access.nodeimage import DEFAULT_IMAGE, base_image
 from nppctl.access.providers.base import (
     KIND_NETWORK,
     LABEL_CLUSTER,
@@ -37,7 +37,6 @@ from nppctl.access.providers.base import (
 from nppctl.access.throwaway import sigint_deferred
 from nppctl.errors import NppctlError
 
-DEFAULT_IMAGE = KIND_DEFAULT_IMAGES[LATEST_KIND]  # the current kind release's node image
 LABEL_PROVIDER = "io.nppctl.provider"
 MTU_OPTION = "com.docker.network.driver.mtu"
 MOUNT_POINT = "/npp-temp"
