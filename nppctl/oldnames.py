@@ -13,8 +13,6 @@ import sys
 from importlib.machinery import ModuleSpec
 
 MOVED = {
-    "nppctl.cli_lab": "nppctl.cli.lab", "nppctl.cli_nodes": "nppctl.cli.nodes",
-    "nppctl.cli_plugin": "nppctl.cli.plugin", "nppctl.cli_map": "nppctl.cli.map",
     **{f"nppctl.{m}": f"nppctl.lab.{m}" for m in (
         "cluster", "install", "status", "checks", "services", "logs", "doctor", "subnets", "kindconfig",
         "kindpatches", "labshape")},

@@ -1,8 +1,8 @@
-"""The nppctl command line: the root app, error rendering, and command registration.
+"""The nppctl command line: the root app, its commands in lab order, one error line per failure.
 
-Commands stay thin: parse, call the library module, render with rich. Each group lives in a
-cli_*.py module with a `register(app)` function; none imports docker or kubernetes at top level,
-so `nppctl --help` stays fast.
+Commands stay thin: parse, call one library function, render (nppctl.cli.render). They live in
+lab.py (the lab's commands and doctor), map.py, plugin.py and cni.py; none imports docker or
+kubernetes at top level, so `nppctl --help` stays fast.
 """
 
 from __future__ import annotations
@@ -10,14 +10,38 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperGroup
 
-from nppctl.cli import lab as cli_lab
-from nppctl.cli import map as cli_map
-from nppctl.cli import nodes as cli_nodes
-from nppctl.cli import plugin as cli_plugin
+from nppctl.cli import cni, lab, plugin
+from nppctl.cli import map as netmap
 from nppctl.errors import Interrupted, NppctlError, explain, one_line
 
+# The order a student uses them (and `nppctl --help` lists them): the lab's life, then the tools.
+COMMANDS = {
+    "up": lab.up,
+    "install": lab.install_cmd,
+    "label": lab.label,
+    "status": lab.status_cmd,
+    "check": lab.check,
+    "logs": lab.logs_cmd,
+    "map": netmap.map_cmd,
+    "down": lab.down,
+    "plugin": plugin.plugin_app,
+    "cni": cni.cni_app,
+    "doctor": lab.doctor_cmd,
+}
+
+
+class LabOrder(TyperGroup):
+    """The root group: lists its commands in COMMANDS' order (typer would list groups last)."""
+
+    def list_commands(self, ctx) -> list[str]:
+        order = list(COMMANDS)
+        return sorted(super().list_commands(ctx), key=lambda c: order.index(c) if c in order else len(order))
+
+
 app = typer.Typer(
+    cls=LabOrder,
     name="nppctl",
     help="The kind CNI lab in one command, and the nppnet plugin it installs.",
     no_args_is_help=True,
@@ -36,10 +60,11 @@ def _root(
     _state["debug"] = _state["debug"] or debug
 
 
-cli_plugin.register(app)
-cli_nodes.register(app)
-cli_lab.register(app)
-cli_map.register(app)
+for _name, _command in COMMANDS.items():
+    if isinstance(_command, typer.Typer):
+        app.add_typer(_command, name=_name)
+    else:
+        app.command(_name)(_command)
 
 
 def take_debug(argv: list[str], command=None) -> tuple[list[str], bool]:

@@ -1,4 +1,6 @@
-"""`nppctl up | down | label | check`: the lab's life cycle and its connectivity test."""
+"""The lab's commands, in the order a student uses them: `nppctl up | install | label | status | check |
+logs | down`, and `doctor` (this machine). Each parses, calls one function of nppctl.lab, renders
+with nppctl.cli.render; nothing here imports docker or kubernetes at module level."""
 
 from __future__ import annotations
 
@@ -8,13 +10,9 @@ from typing import Annotated
 
 import typer
 
+from nppctl.cli import render
+
 NAME_HELP = "Cluster name (kind's --name)."
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
 
 
 def up(
@@ -54,8 +52,9 @@ def up(
     ensure_python: bool = typer.Option(
         True,
         "--ensure-python/--no-ensure-python",
-        help="Install python3 (the plugin's interpreter) with apt-get in nodes that lack it, "
-        "as kindest/node does.",
+        help="Give the nodes python3, the plugin's interpreter, which kindest/node lacks since kind "
+        "v0.32: nodes from an image derived from the node image with it (built once), else apt-get in "
+        "each node that lacks it.",
     ),
     registry_mirrors: Annotated[
         list[str] | None,
@@ -92,11 +91,11 @@ def up(
         registry_mirrors=tuple(registry_mirrors or ()),
         given=frozenset(given),
     )
-    console = _console()
+    console = render.console()
     provider = cluster.choose_provider(opts)
     console.print(f"Bringing up lab {name!r} with the {provider} provider ...")
     cluster.up(opts, console)
-    _print_status(name)
+    _print_status(name)  # end with the table `nppctl status` prints
     if provider == "docker":
         console.print(
             "[yellow]note:[/] the docker provider gives node containers only: "
@@ -107,23 +106,47 @@ def up(
         )
 
 
-def _print_status(name: str) -> None:
-    """End with the table `nppctl status` prints (it asks the API for Ready itself)."""
-    from nppctl.cli.nodes import status_report
-
-    status_report(name, as_json=False)
-
-
-def down(
-    name: str = typer.Option("kind", "--name", help=NAME_HELP),
-    purge: bool = typer.Option(
-        False, "--purge", help="Also remove the configs and mount folders nppctl created."
+def install_cmd(
+    name: str = typer.Option("kind", "--name", "-n", help=NAME_HELP),
+    worker: list[str] = typer.Option(None, "--worker", "-w", help="Node to install on (repeat it)."),
+    all_nodes: bool = typer.Option(False, "--all", help="Install on every node (control plane too)."),
+    plugin: str = typer.Option("nppnet", "--plugin", help="nppnet, skel, or the path of your own plugin."),
+    subnet: str | None = typer.Option(None, "--subnet", help="Pod subnet of the one node installed."),
+    pod_cidr: str = typer.Option("10.244.0.0/16", "--pod-cidr", help="Cluster pod CIDR split into /24s."),
+    ensure_python: bool = typer.Option(
+        False, "--ensure-python", help="apt-get install python3 where it is missing."
     ),
+    keep_kindnet: bool = typer.Option(
+        False, "--keep-kindnet", help="Install even where kindnet is active (duplicate pod addresses)."
+    ),
+    wide: bool = typer.Option(False, "--wide", help=render.WIDE_HELP),
 ) -> None:
-    """Delete the cluster (kind delete cluster, or the docker provider's containers)."""
-    from nppctl.lab import cluster
+    """Install a CNI plugin on nodes: executable, conflist, cni0, routes between nodes, masquerade."""
+    from rich.markup import escape
 
-    cluster.down(name, purge, _console())
+    from nppctl.errors import NppctlError
+    from nppctl.lab.install import install_lab
+
+    if bool(worker) == all_nodes:
+        raise NppctlError("name the nodes to install on: --worker NODE (repeatable) or --all")
+    console = render.console()
+    with render.Steps(console) as steps:
+        results = install_lab(
+            name, nodes=worker or None, plugin=plugin, subnet=subnet, pod_cidr=pod_cidr,
+            ensure_python=ensure_python, keep_kindnet=keep_kindnet, on_step=lambda t: steps.step(escape(t)),
+        )
+    console.print(render.install_table(name, results, wide))
+    for r in results:
+        for change in r.changes:
+            console.print(f"[dim]{escape(r.node)}: {escape(change)}[/]")
+        for w in r.warnings:
+            console.print(f"[yellow]warning:[/] {escape(r.node)}: {escape(w)}")
+    failed = [r for r in results if r.outcome == "failed"]
+    if len(failed) == 1 and len(results) == 1:
+        raise NppctlError(failed[0].error or "install failed")
+    if failed:
+        raise NppctlError(f"install failed on {len(failed)} of {len(results)} node(s), the others are done: "
+                          + "; ".join(r.error or r.node for r in failed))
 
 
 def label(
@@ -158,11 +181,37 @@ def label(
             node = parts[0] if parts[0].startswith(f"{name}-") else f"{name}-{parts[0]}"
             wanted.setdefault(node, {})[parts[1]] = parts[2]
     applied = kube.label_nodes(name, wanted if sets else None)
-    console = _console()
+    console = render.console()
     for node, labels in applied.items():
         console.print(f" [green]✓[/] {node} " + " ".join(f"{k}={v}" for k, v in labels.items()))
     if not applied:
         console.print(" no workers to label")
+
+
+def status_cmd(
+    name: str = typer.Option("kind", "--name", "-n", help=NAME_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    wide: bool = typer.Option(False, "--wide", help=render.WIDE_HELP),
+) -> None:
+    """Per node: address, pod subnet, plugin, cni0, routes, Ready (--wide adds role, state, conflist,
+    python3). Exits 1 when a node is not healthy (a stopped node is a row saying so)."""
+    if not _print_status(name, as_json, wide):
+        raise typer.Exit(1)
+
+
+def _print_status(name: str, as_json: bool = False, wide: bool = False) -> bool:
+    """Print the status table (or JSON), as `status` and the end of `up` do; True: every node is healthy."""
+    from nppctl.lab.status import report
+
+    result = report(name)
+    if as_json:
+        typer.echo(json.dumps([s.to_dict() for s in result], indent=2))
+    else:
+        console = render.console()
+        console.print(render.status_table(name, result, wide))
+        for line in render.status_notes(result, wide):
+            console.print(line, soft_wrap=True)
+    return all(s.ok for s in result)
 
 
 def check(
@@ -197,7 +246,7 @@ def check(
             )
         )
     else:
-        console = _console()
+        console = render.console()
         console.print(checks.render(report.probes))
         for note in report.notes:
             console.print(f"[dim]note:[/] {note}", soft_wrap=True)
@@ -207,9 +256,78 @@ def check(
         raise typer.Exit(1)
 
 
-def register(app: typer.Typer) -> None:
-    """Add up, down, label and check to the root app."""
-    app.command("up")(up)
-    app.command("down")(down)
-    app.command("label")(label)
-    app.command("check")(check)
+def logs_cmd(
+    name: str = typer.Option("kind", "--name", "-n", help=NAME_HELP),
+    node: str | None = typer.Option(None, "--node", help="One node (default: all)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
+    kubelet: bool = typer.Option(False, "--kubelet", help="kubelet's journal lines about CNI instead."),
+    tail: int | None = typer.Option(None, "--tail", help="Only the last N lines per node."),
+) -> None:
+    """The plugin log (/var/log/nppnet.log) of one or all nodes, each line prefixed with its node."""
+    from rich.markup import escape
+
+    from nppctl.errors import NppctlError
+    from nppctl.lab import logs
+
+    if follow and kubelet:
+        raise NppctlError("--follow reads the plugin log only: drop --kubelet or --follow")
+    console = render.console()
+    lines = logs.follow(name, node=node, tail=tail if tail is not None else 10) if follow else logs.read(
+        name, node=node, tail=tail, kubelet=kubelet)
+    unreadable = False
+    try:
+        for line in lines:
+            unreadable = unreadable or line.problem
+            style = "dim italic" if line.note else ("bold red" if line.error else "")
+            style = "red" if line.problem else style
+            text = f"[{style}]{escape(line.text)}[/]" if style else escape(line.text)
+            console.print(f"[cyan]{line.node}[/] | {text}", soft_wrap=True)
+    except KeyboardInterrupt:
+        if not follow:
+            raise
+        stopped = True  # Ctrl-C is how --follow ends: no error line, but exit 130 as every command
+    else:
+        stopped = False
+    finally:
+        if follow:
+            lines.close()  # ends the tail processes in the nodes
+    if stopped:
+        raise SystemExit(130)
+    if unreadable:
+        raise typer.Exit(1)
+
+
+def down(
+    name: str = typer.Option("kind", "--name", help=NAME_HELP),
+    purge: bool = typer.Option(
+        False, "--purge", help="Also remove the configs and mount folders nppctl created."
+    ),
+) -> None:
+    """Delete the cluster (kind delete cluster, or the docker provider's containers)."""
+    from nppctl.lab import cluster
+
+    cluster.down(name, purge, render.console())
+
+
+def doctor_cmd(
+    provider: str = typer.Option("kind", "--provider", help="The `up --provider`: kind or docker."),
+    image: str | None = typer.Option(None, "--image", help="The node image `up --image` will get (default: "
+                                     "the provider's)."),
+) -> None:
+    """Check this machine for the lab with PROVIDER: Docker engine, kind (kind provider only), kubectl
+    (optional), free disk, the node image, and the local node images usable as --image."""
+    from rich.markup import escape
+
+    from nppctl.errors import NppctlError
+    from nppctl.lab import doctor
+
+    if provider not in ("kind", "docker"):
+        raise NppctlError(f"unknown provider {provider!r}: use --provider kind or --provider docker")
+    checks = doctor.run_checks(provider, image)
+    console = render.console()
+    for c in checks:
+        mark = "[green]✓[/]" if c.ok else ("[red]✗[/]" if c.required else "[yellow]![/]")
+        console.print(f" {mark} {escape(c.name)}: {escape(c.detail)}", soft_wrap=True)
+    if not doctor.healthy(checks):
+        console.print("[red]a required check failed[/]: fix it as said above")
+        raise typer.Exit(1)

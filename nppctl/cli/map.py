@@ -20,8 +20,7 @@ def map_cmd(
     """The lab's data path now: per node its conflists, bridge, pods and veths, routes, firewall.
 
     Read live from the nodes; mismatches marked. Exits 1 on a mismatch (with --path: a broken hop)."""
-    from rich.console import Console
-
+    from nppctl.cli import render
     from nppctl.netmap import model, tree
 
     netmap = model.read_map(name, node=node)
@@ -29,7 +28,7 @@ def map_cmd(
         from nppctl.netmap.svg import write_svg
 
         write_svg(netmap, svg)
-    console = Console(highlight=False)
+    console = render.console()
     if path:
         from nppctl.netmap.path import trace
 
@@ -47,6 +46,3 @@ def map_cmd(
         console.print(f"diagram written to {svg}")
     raise typer.Exit(1 if netmap["problems"] else 0)
 
-
-def register(app: typer.Typer) -> None:
-    app.command("map")(map_cmd)

@@ -76,9 +76,9 @@ def test(
     """Run PLUGIN as a container runtime would, check by check against the CNI spec: a ✓/✗/– card."""
     import json
 
-    from rich.console import Console
     from rich.markup import escape
 
+    from nppctl.cli import render
     from nppctl.conformance.launch import run_card
 
     card = run_card(
@@ -87,7 +87,7 @@ def test(
     if as_json:
         typer.echo(json.dumps(card, indent=2))
     else:
-        console = Console(highlight=False)
+        console = render.console()
         chain = " → ".join(map(str, card["chain"]))
         console.print(
             f"[bold]{escape(card['plugin'])}[/] cniVersion {escape(card['cniVersion'])}, "
@@ -109,6 +109,3 @@ def test(
     if card["failed"]:
         raise typer.Exit(1)
 
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(plugin_app, name="plugin")

@@ -13,7 +13,8 @@ entrypoint starts it at every container start). Nodes in parallel; a second run 
 (InstallResult.changes is empty).
 
 Interface: install(cluster, *, nodes, plugin, subnet, pod_cidr, node_subnets, ensure_python, on_step)
--> list[InstallResult] (target nodes, node order).
+-> list[InstallResult] (target nodes, node order); install_lab(cluster, ...) is `nppctl install`: the
+same with the pod CIDRs the cluster's API gives, when it answers (lab/api.py).
 A node that fails (stopped, no python3, a command failing in it) is a result with its error
 (InstallResult.outcome "failed"); every other node is still installed.
 Addition: resolve_plugin(plugin) -> PluginFiles.
@@ -463,6 +464,21 @@ def install(
         )
 
     return [r for r in for_each_node(everyone, apply) if r is not None]
+
+
+def install_lab(
+    cluster: str, *, on_step: Callable[[str], None] | None = None, **options
+) -> list[InstallResult]:
+    """`nppctl install`: install(cluster, **OPTIONS) with each node's pod CIDR from the cluster's API when
+    it answers (a step of its own), else --pod-cidr split; a kindless lab has no API, and no step
+    pretends to ask it."""
+    from nppctl.lab import api
+
+    node_subnets = None
+    if not api.kindless(cluster):
+        (on_step or (lambda _msg: None))(f"Asking cluster {cluster}'s API for pod CIDRs")
+        node_subnets = api.pod_cidrs(cluster)
+    return install(cluster, node_subnets=node_subnets, on_step=on_step, **options)
 
 
 def _subnet_or_none(value) -> str | None:

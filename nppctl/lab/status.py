@@ -9,7 +9,8 @@ cni0 before the first pod is right), a route to every other node's pod subnet vi
 A node that is not running (stopped, paused, ...) is a row too: its container state and the problem;
 the other nodes still report their data.
 
-Interface: status(cluster, *, ready: dict[str, bool] | None = None) -> list[NodeStatus]
+Interface: status(cluster, *, ready: dict[str, bool] | None = None) -> list[NodeStatus];
+           report(cluster) -> list[NodeStatus] (`nppctl status`: Ready from the API when it answers)
 Addition: NodeStatus.to_dict(), NodeStatus.ok, NodeStatus.state (the container's state)
 """
 
@@ -91,6 +92,13 @@ def _gateway(subnet: str) -> str | None:
         return f"{next(net.hosts())}/{net.prefixlen}"
     except (ValueError, StopIteration):
         return None
+
+
+def report(cluster: str) -> list[NodeStatus]:
+    """`nppctl status`: status() with Ready from the cluster's API (lab/api.py: None when none answers)."""
+    from nppctl.lab import api
+
+    return status(cluster, ready=api.ready(cluster))
 
 
 def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeStatus]:

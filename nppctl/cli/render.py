@@ -1,0 +1,130 @@
+"""The face's rendering, shared by the commands: the console, the ✓/✗ marks, the step spinner, and the
+tables of `status` and `install`.
+
+Every table reads in an 80-column terminal: by default a table has the columns a student reads
+first and says what the hidden ones found wrong in lines below it; `--wide` shows every column
+(piped output without COLUMNS is 200 columns wide, so such a table stays on one line per row).
+rich loads when a command renders, not when `nppctl --help` is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+WIDE_HELP = "Every column (the default fits 80 columns; the hidden ones' faults are listed below)."
+
+
+def console(stderr: bool = False):
+    """A rich console: a terminal's width, else COLUMNS, else 200 columns for piped output."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and not os.environ.get("COLUMNS", "").isdigit()
+    return Console(highlight=False, stderr=stderr, width=200 if wide else None)
+
+
+def mark(ok: bool | None) -> str:
+    """✓, ✗, or a dim - for unknown."""
+    return "[dim]-[/]" if ok is None else ("[green]✓[/]" if ok else "[red]✗[/]")
+
+
+class Steps:
+    """One status line per step: a spinner while it runs, then `✓ step (time)` as kind prints them."""
+
+    def __init__(self, console):
+        self.console, self.title, self.started, self.spinner = console, None, 0.0, None
+
+    def __enter__(self):
+        self.spinner = self.console.status("", spinner="dots")
+        self.spinner.__enter__()
+        return self
+
+    def step(self, title: str) -> None:
+        self._done("[green]✓[/]")
+        self.title, self.started = title, time.monotonic()
+        self.spinner.update(f" {title} ...")
+
+    def _done(self, mark: str) -> None:
+        if self.title is not None:
+            took = time.monotonic() - self.started
+            self.console.print(f" {mark} {self.title} [dim]({took:.1f}s)[/]")
+            self.title = None
+
+    def __exit__(self, exc_type, exc, tb):
+        self.spinner.__exit__(exc_type, exc, tb)
+        self._done("[red]✗[/]" if exc_type else "[green]✓[/]")
+        return False
+
+
+def _table(title: str, columns: tuple[str, ...], wide: bool):
+    from rich.table import Table
+
+    # narrow: no frame, two spaces between columns (a frame costs 3 columns a column)
+    table = Table(title=title) if wide else Table(title=title, box=None, pad_edge=False, header_style="bold")
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    return table
+
+
+def status_table(name: str, result: list, wide: bool = False):
+    """The table of `nppctl status` for lab/status.py's NodeStatus list."""
+    from rich.markup import escape
+
+    columns = ("node", "role", "state", "address", "pod subnet", "plugin", "conflist", "python3", "cni0",
+               "routes", "Ready") if wide else ("node", "address", "pod subnet", "plugin", "cni0", "routes",
+                                                "Ready")
+    table = _table(f"nppctl status ({name})", columns, wide)
+    for s in result:
+        # "-": no cni0 yet where nppnet makes it at its next ADD (right, not a fault)
+        cni0 = mark(None if s.bridge_pending else s.bridge_ok)
+        plugin = (mark(s.plugin_present) + " " + escape(s.plugin)) if s.plugin else mark(False)
+        state = s.state if s.state == "running" else f"[red]{escape(s.state)}[/]"
+        if wide:
+            routes = mark(s.routes_ok) + ("" if s.routes_ok else " missing " + ", ".join(s.routes_missing))
+            table.add_row(s.node, s.role, state, s.address or "-", s.subnet or "-", plugin,
+                          escape(s.conflist or "-"), s.python3 or "[red]✗[/]",
+                          cni0 + (f" {s.gateway}" if s.gateway else ""), routes, mark(s.ready))
+        else:
+            node = s.node if s.state == "running" else f"{s.node}\n{state}"  # the name's width, 2 lines
+            running = s.state == "running"
+            table.add_row(node, s.address or "-", s.subnet or "-", plugin, cni0 if running else mark(None),
+                          mark(s.routes_ok if running else None), mark(s.ready))
+    return table
+
+
+def status_notes(result: list, wide: bool = False) -> list[str]:
+    """The lines under the status table: each node's problem, and what the hidden columns found wrong."""
+    from rich.markup import escape
+
+    lines = []
+    for s in result:
+        whys = [s.problem, s.plugin_problem and f"plugin {s.plugin_problem}"]
+        if not wide and s.state == "running" and not s.problem:
+            whys += [
+                not s.routes_ok and "routes missing " + ", ".join(s.routes_missing),
+                not s.python3 and "no python3 (the plugin's interpreter)",
+                not s.bridge_ok and f"cni0 is not up with {s.gateway or 'its gateway'}",
+            ]
+        lines += [f"[red]{s.node}:[/] {escape(why)}" for why in whys if why]
+    return lines
+
+
+def install_table(name: str, results: list, wide: bool = False):
+    """The table of `nppctl install` for lab/install.py's InstallResult list."""
+    from rich.markup import escape
+
+    columns = ("node", "role", "address", "pod subnet", "from", "plugin", "outcome") if wide else (
+        "node", "pod subnet", "from", "plugin", "outcome")
+    table = _table(f"nppctl install ({name})", columns, wide)
+    for r in results:
+        outcome = {
+            "done": f"[green]done[/] ({len(r.changes)} changed)",
+            "unchanged": "[dim]unchanged[/]",
+            "failed": f"[red]failed[/]: {escape(r.error or '')}",
+        }[r.outcome]
+        cells = (r.node, r.role, r.address or "-", r.subnet, r.source, r.plugin, outcome) if wide else (
+            r.node, r.subnet, r.source, r.plugin, outcome)
+        table.add_row(*cells)
+    return table
