@@ -219,6 +219,7 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print the probes as JSON."),
     image: str = typer.Option("busybox", "--image", help="Image of the check pods (kind)."),
     timeout: float = typer.Option(120, "--timeout", help="Seconds to wait for the check pods to run (kind)."),
+    wide: bool = typer.Option(False, "--wide", help="Names and times in the matrix (default: 80 columns)."),
 ) -> None:
     """Ping every pair (pod-pod on a node and across nodes, pod-node, node-pod, pod-outside) and fetch from
     a Service's ClusterIP (same node, across nodes, hairpin)."""
@@ -247,7 +248,7 @@ def check(
         )
     else:
         console = render.console()
-        console.print(checks.render(report.probes))
+        console.print(render.check_table(report.probes, wide))
         for note in report.notes:
             console.print(f"[dim]note:[/] {note}", soft_wrap=True)
         for line in checks.summary(report.probes):

@@ -128,3 +128,42 @@ def install_table(name: str, results: list, wide: bool = False):
             r.node, r.subnet, r.source, r.plugin, outcome)
         table.add_row(*cells)
     return table
+
+
+def check_table(probes: list, wide: bool = False):
+    """The matrix of `nppctl check` (lab/checks.py's probes): sources as rows, destinations as columns,
+    ✓ (with the time in ms when wide) or ✗ per cell. Narrow, the columns are the rows' numbers, and a
+    destination that is no row (the Service, outside) is named in the caption."""
+    from rich.table import Table
+
+    from nppctl.lab.checks import POD_PREFIX, label
+
+    sources = list(dict.fromkeys(p.src for p in probes))
+    pods = [s for s in sources if s.startswith(POD_PREFIX)]
+    dests = pods + [d for d in dict.fromkeys(p.dst for p in probes) if d not in pods]
+    cells = {(p.src, p.dst): p for p in probes}
+    number = {name: str(at) for at, name in enumerate(dict.fromkeys(sources + dests), 1)}
+    if wide:
+        title = "connectivity (ICMP echo: RTT in ms; svc: TCP through the Service's ClusterIP, connect in ms)"
+        table = Table(title=title, show_lines=False)
+        table.add_column("from \\ to", style="bold")
+    else:
+        only_dests = [f"{number[d]}: {label(d)}" for d in dests if d not in sources]
+        title = "connectivity (✓: ICMP echo answered; svc: TCP through the Service's ClusterIP; --wide: ms)"
+        table = Table(title=title, box=None, pad_edge=False, header_style="bold",
+                      caption=", ".join(only_dests) or None)
+        table.add_column("from \\ to", style="bold", overflow="fold")
+    for dst in dests:
+        table.add_column(label(dst) if wide else number[dst], justify="center")
+    for src in sources:
+        row = [label(src) if wide else f"{number[src]} {label(src)}"]
+        for dst in dests:
+            p = cells.get((src, dst))
+            if p is None:
+                row.append("[dim]·[/]")
+            elif p.ok:
+                row.append(f"[green]✓[/] {p.rtt_ms:.2f}" if wide and p.rtt_ms is not None else "[green]✓[/]")
+            else:
+                row.append("[red]✗[/]")
+        table.add_row(*row)
+    return table

@@ -365,34 +365,8 @@ def as_json(probes: list[Probe]) -> list[dict]:
     return [asdict(p) for p in probes]
 
 
-def render(probes: list[Probe]):
-    """A rich table: sources as rows, destinations as columns, ✓ with RTT or ✗ per cell."""
-    from rich.table import Table
-
-    sources = list(dict.fromkeys(p.src for p in probes))
-    pods = [s for s in sources if s.startswith(POD_PREFIX)]
-    dests = pods + [d for d in dict.fromkeys(p.dst for p in probes) if d not in pods]
-    cells = {(p.src, p.dst): p for p in probes}
-    title = "connectivity (ICMP echo: RTT in ms; svc: TCP through the Service's ClusterIP, connect in ms)"
-    table = Table(title=title, show_lines=False)
-    table.add_column("from \\ to", style="bold")
-    for dst in dests:
-        table.add_column(_label(dst), justify="center")
-    for src in sources:
-        row = [_label(src)]
-        for dst in dests:
-            p = cells.get((src, dst))
-            if p is None:
-                row.append("[dim]·[/]")
-            elif p.ok:
-                row.append(f"[green]✓[/] {p.rtt_ms:.2f}" if p.rtt_ms is not None else "[green]✓[/]")
-            else:
-                row.append("[red]✗[/]")
-        table.add_row(*row)
-    return table
-
-
-def _label(name: str) -> str:
+def label(name: str) -> str:
+    """An endpoint as the check's table names it: pod <node's short name>, svc <name>, a node, outside."""
     if name.startswith("service/"):
         return "svc " + name.removeprefix("service/")
     return "pod " + name.removeprefix(POD_PREFIX) if name.startswith(POD_PREFIX) else name

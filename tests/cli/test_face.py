@@ -106,3 +106,28 @@ def test_ensure_python_help_says_nppctl_provides_python3():
     text = " ".join(nppctl("up", "--help", columns=200).stdout.split())
     assert "as kindest/node does" not in text
     assert "which kindest/node lacks since kind v0.32" in text
+
+
+def test_check_matrix_fits_80_columns_and_wide_has_names_and_times():
+    from nppctl.lab import checks, services
+
+    def ping(addresses):
+        return [{"address": a, "ok": True, "rtt_ms": 0.123, "detail": ""} for a in addresses]
+
+    def fetch(ip, port):
+        return {"ok": True, "ms": 0.3, "reply": f"{services.REPLY} x 10.244.1.3", "detail": ""}
+
+    shorts = ["control-plane", "worker", "worker2"]
+    pods = [checks.Endpoint(f"{checks.POD_PREFIX}{s}", "pod", f"np80-{s}", f"10.244.{i}.2", ping=ping,
+                            fetch=fetch) for i, s in enumerate([*shorts, "worker-b"])]
+    nodes = [checks.Endpoint(f"np80-{s}", "node", f"np80-{s}", f"172.18.0.{i + 2}", ping=ping)
+             for i, s in enumerate(shorts)]
+    outside = checks.Endpoint("outside 192.0.2.1", "outside", "", "192.0.2.1")
+    server = checks.server_of(pods)
+    svc = services.Service("npp-check", "10.96.78.10", 80, 8080, server.name, server.address, "test")
+    probes = checks.run_matrix(pods, nodes, outside) + checks.fetch_all(pods, server, svc)
+    text = rendered(render.check_table(probes))
+    assert not too_long(text), text
+    assert "1 pod control-plane" in text and "7 np80-worker2" in text and "svc npp-check" in text, text
+    wide = rendered(render.check_table(probes, wide=True), width=300)
+    assert "svc npp-check" in wide and "✓ 0.12" in wide and "pod worker-b" in wide

@@ -124,6 +124,8 @@ def test_service_results_render_as_a_column_and_summary_rows():
     assert hairpin.address == "10.96.78.10:80" and "hairpin mode" in hairpin.detail
     from rich.console import Console
 
+    from nppctl.cli import render
+
     console = Console(width=300, record=True)
-    console.print(checks.render(probes))
+    console.print(render.check_table(probes, wide=True))
     assert "svc npp-check" in console.export_text()
