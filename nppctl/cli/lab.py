@@ -94,7 +94,8 @@ def up(
     console = render.console()
     provider = cluster.choose_provider(opts)
     console.print(f"Bringing up lab {name!r} with the {provider} provider ...")
-    cluster.up(opts, console)
+    with render.Steps(console) as steps:
+        cluster.up(opts, steps)
     _print_status(name)  # end with the table `nppctl status` prints
     if provider == "docker":
         console.print(
@@ -133,7 +134,7 @@ def install_cmd(
     with render.Steps(console) as steps:
         results = install_lab(
             name, nodes=worker or None, plugin=plugin, subnet=subnet, pod_cidr=pod_cidr,
-            ensure_python=ensure_python, keep_kindnet=keep_kindnet, on_step=lambda t: steps.step(escape(t)),
+            ensure_python=ensure_python, keep_kindnet=keep_kindnet, on_step=steps.step,
         )
     console.print(render.install_table(name, results, wide))
     for r in results:
@@ -307,7 +308,8 @@ def down(
     """Delete the cluster (kind delete cluster, or the docker provider's containers)."""
     from nppctl.lab import cluster
 
-    cluster.down(name, purge, render.console())
+    with render.Steps(render.console()) as steps:
+        cluster.down(name, purge, steps)
 
 
 def doctor_cmd(

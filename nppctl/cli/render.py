@@ -25,13 +25,22 @@ def console(stderr: bool = False):
     return Console(highlight=False, stderr=stderr, width=200 if wide else None)
 
 
+def escape(text: str) -> str:
+    """TEXT as rich prints it literally (a path or message with brackets is not markup)."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def mark(ok: bool | None) -> str:
     """✓, ✗, or a dim - for unknown."""
     return "[dim]-[/]" if ok is None else ("[green]✓[/]" if ok else "[red]✗[/]")
 
 
 class Steps:
-    """One status line per step: a spinner while it runs, then `✓ step (time)` as kind prints them."""
+    """One status line per step, as kind prints them: a spinner while it runs, then `✓ step — detail
+    (time)`, or `✗ step`. Texts are plain (escaped here). The one spinner of every command: install's
+    steps, up's and down's actions (nppctl.lab.cluster.Steps)."""
 
     def __init__(self, console):
         self.console, self.title, self.started, self.spinner = console, None, 0.0, None
@@ -42,19 +51,31 @@ class Steps:
         return self
 
     def step(self, title: str) -> None:
-        self._done("[green]✓[/]")
+        self.done()
         self.title, self.started = title, time.monotonic()
-        self.spinner.update(f" {title} ...")
+        self.spinner.update(f" {escape(title)} ...")
 
-    def _done(self, mark: str) -> None:
+    def say(self, text: str) -> None:
+        self.spinner.update(f" {escape(self.title or '')}: {escape(text)}")
+
+    def done(self, detail: str | None = None) -> None:
         if self.title is not None:
             took = time.monotonic() - self.started
-            self.console.print(f" {mark} {self.title} [dim]({took:.1f}s)[/]")
+            line = self.title + (f" — {detail}" if detail else "")
+            self.console.print(f" [green]✓[/] {escape(line)} [dim]({took:.1f}s)[/]")
             self.title = None
+
+    def fail(self) -> None:
+        if self.title is not None:
+            self.console.print(f" [red]✗[/] {escape(self.title)}")
+            self.title = None
+
+    def line(self, text: str, ok: bool | None = None) -> None:
+        self.console.print(f" {mark(ok) + ' ' if ok is not None else ''}{escape(text)}")
 
     def __exit__(self, exc_type, exc, tb):
         self.spinner.__exit__(exc_type, exc, tb)
-        self._done("[red]✗[/]" if exc_type else "[green]✓[/]")
+        self.fail() if exc_type else self.done()
         return False
 
 

@@ -1,4 +1,5 @@
-"""The lab's life cycle: `up` and `down` as lists of actions, each one status line with a spinner (as kind).
+"""The lab's life cycle: `up` and `down` as lists of actions, each one status line (as kind): the actions
+report as steps to the caller's Steps (the face draws them: a spinner, then ✓ or ✗); nothing here prints.
 
 What nppctl creates on the host (rendered kind config, mount folders, its state record) is written down
 in a state folder, ./.nppctl/<cluster>/ (or $NPPCTL_STATE_DIR/<cluster>/), so `down --purge` removes exactly
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from nppctl.access.providers.base import ClusterSpec, kind_node_names
 from nppctl.errors import Interrupted, NppctlError, check_name, explain, one_line
@@ -43,26 +45,27 @@ class Action:
     run: Callable[[Callable[[str], None]], str | None]
 
 
-def run_actions(actions: list[Action], console) -> None:
-    """Run each action under a spinner, then leave one line: ✓ title (detail), or ✗ title and stop.
-    Titles and details are plain text (a path or a message with brackets is not markup)."""
-    from rich.markup import escape
+class Steps(Protocol):
+    """Where up and down report (the face's nppctl.cli.render.Steps: one line per step, as kind prints
+    them). Every text is plain text, never markup."""
 
+    def step(self, title: str) -> None: ...  # an action begins
+    def say(self, text: str) -> None: ...  # progress of the action running
+    def done(self, detail: str | None = None) -> None: ...  # it ended well
+    def fail(self) -> None: ...  # it failed (the exception follows)
+    def line(self, text: str, ok: bool | None = None) -> None: ...  # a line of its own
+
+
+def run_actions(actions: list[Action], steps: Steps) -> None:
+    """Run each action as a step of STEPS: done with its detail, or failed and stop."""
     for action in actions:
-        started = time.monotonic()
+        steps.step(action.title)
         try:
-            with console.status(f" {action.title} ...", spinner="dots") as spinner:
-                detail = action.run(lambda text, t=action.title: spinner.update(f" {t}: {text}"))
+            detail = action.run(steps.say)
         except BaseException:
-            console.print(f" [red]✗[/] {escape(action.title)}", highlight=False)
+            steps.fail()
             raise
-        took = time.monotonic() - started
-        extra = f" — {detail}" if detail else ""
-        console.print(
-            f" [green]✓[/] {escape(action.title + extra)} [dim]({took:.1f}s)[/]",
-            highlight=False,
-            soft_wrap=True,
-        )
+        steps.done(detail)
 
 
 # ---------------------------------------------------------------- state record
@@ -420,7 +423,7 @@ def _left_behind(opts: UpOptions, provider, paths: list[str]) -> list[str]:
     return found
 
 
-def sweep_strays(console) -> None:
+def sweep_strays(steps: Steps) -> None:
     """Remove the throwaway containers of nppctl runs that are gone (nppctl.access.throwaway.sweep), with one
     status line when there were any. Best effort: an engine that does not answer is left to the caller."""
     from nppctl.access import throwaway
@@ -431,15 +434,11 @@ def sweep_strays(console) -> None:
     except NppctlError:
         return
     if gone:
-        console.print(
-            f" [green]✓[/] Removed {len(gone)} container(s) left by an nppctl that is gone: "
-            + ", ".join(gone),
-            highlight=False,
-            soft_wrap=True,
-        )
+        steps.line(f"Removed {len(gone)} container(s) left by an nppctl that is gone: " + ", ".join(gone),
+                   ok=True)
 
 
-def up(opts: UpOptions, console) -> dict[str, bool] | None:
+def up(opts: UpOptions, steps: Steps) -> dict[str, bool] | None:
     """Create (or keep) the cluster, label, install, wait for Ready. Returns Ready per node (kind)."""
     from nppctl.access.providers import get_provider
 
@@ -595,9 +594,9 @@ def up(opts: UpOptions, console) -> dict[str, bool] | None:
         actions.append(
             Action(f"Waiting for every node to be Ready (timeout {opts.timeout:.0f}s)", wait_ready)
         )
-    sweep_strays(console)
+    sweep_strays(steps)
     try:
-        run_actions(actions, console)
+        run_actions(actions, steps)
     except BaseException as err:
         if isinstance(err, SystemExit):
             raise
@@ -663,7 +662,7 @@ def detect_provider(name: str) -> str | None:
     return None
 
 
-def down(name: str, purge: bool, console) -> None:
+def down(name: str, purge: bool, steps: Steps) -> None:
     from nppctl.access.providers import get_provider
 
     check_name(name)
@@ -671,11 +670,11 @@ def down(name: str, purge: bool, console) -> None:
         recorded = LabState.load(name)  # a corrupt or hostile record refuses before anything is deleted
         if recorded is not None:
             recorded.check_purge()
-    sweep_strays(console)
+    sweep_strays(steps)
     provider_name = detect_provider(name)
     actions = []
     if provider_name is None:
-        console.print(f" no cluster {name!r} found (nothing to delete)", highlight=False)
+        steps.line(f"no cluster {name!r} found (nothing to delete)")
     else:
         provider = get_provider(provider_name)
 
@@ -698,4 +697,4 @@ def down(name: str, purge: bool, console) -> None:
             )
 
         actions.append(Action("Removing the configs and mount folders nppctl created", remove_files))
-    run_actions(actions, console)
+    run_actions(actions, steps)
