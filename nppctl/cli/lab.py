@@ -46,7 +46,8 @@ def up(
         help="kind (Kubernetes) or docker (nodes only, no kubelet).",
     ),
     image: str | None = typer.Option(
-        None, "--image", help="Node image (kind's --image; docker provider's image)."
+        None, "--image", help="Node image (kind's --image; the docker provider's), or the base of the "
+        "one derived with python3 when it has none (--ensure-python)."
     ),
     timeout: float = typer.Option(300, "--timeout", help="Seconds to wait for every node to be Ready."),
     ensure_python: bool = typer.Option(
@@ -66,7 +67,8 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Create the cluster, label workers, install the plugin, wait until Ready.
+    """Create the cluster, label workers, install the plugin, wait until Ready (labels and Ready: the
+    kind provider; the docker provider's nodes have no Kubernetes).
 
     An existing lab is kept when it is what the options given ask for (--workers or --config's nodes,
     --provider, --image, --pod-cidr; options left out ask for nothing); else up says how it differs
@@ -120,7 +122,7 @@ def install_cmd(
     keep_kindnet: bool = typer.Option(
         False, "--keep-kindnet", help="Install even where kindnet is active (duplicate pod addresses)."
     ),
-    wide: bool = typer.Option(False, "--wide", help=render.WIDE_HELP),
+    wide: bool = typer.Option(False, "--wide", help=render.WIDE_INSTALL_HELP),
 ) -> None:
     """Install a CNI plugin on nodes: executable, conflist, cni0, routes between nodes, masquerade."""
     from rich.markup import escape
@@ -263,7 +265,7 @@ def logs_cmd(
     node: str | None = typer.Option(None, "--node", help="One node (default: all)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
     kubelet: bool = typer.Option(False, "--kubelet", help="kubelet's journal lines about CNI instead."),
-    tail: int | None = typer.Option(None, "--tail", help="Only the last N lines per node."),
+    tail: int | None = typer.Option(None, "--tail", help="Only the last N lines per node (--follow: 10)."),
 ) -> None:
     """The plugin log (/var/log/nppnet.log) of one or all nodes, each line prefixed with its node."""
     from rich.markup import escape

@@ -14,6 +14,7 @@ import sys
 import time
 
 WIDE_HELP = "Every column (the default fits 80 columns; the hidden ones' faults are listed below)."
+WIDE_INSTALL_HELP = "Every column: role and address too (the default fits 80 columns)."
 
 
 def console(stderr: bool = False):
