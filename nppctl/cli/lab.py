@@ -196,8 +196,8 @@ def status_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     wide: bool = typer.Option(False, "--wide", help=render.WIDE_HELP),
 ) -> None:
-    """Per node: address, pod subnet, plugin, cni0, routes, Ready (--wide adds role, state, conflist,
-    python3). Exits 1 when a node is not healthy (a stopped node is a row saying so)."""
+    """Per node: address, pod subnet, plugin, cni0, routes, Ready (--wide: role, state, conflist, python3,
+    the whole plugin chain). Exits 1 when a node is not healthy (a stopped node is a row saying so)."""
     if not _print_status(name, as_json, wide):
         raise typer.Exit(1)
 

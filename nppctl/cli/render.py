@@ -2,7 +2,8 @@
 tables of `status` and `install`.
 
 Every table reads in an 80-column terminal: by default a table has the columns a student reads
-first and says what the hidden ones found wrong in lines below it; `--wide` shows every column
+first (status's has no frame, to hold seven of them) and says what the hidden ones found wrong in
+lines below it; `--wide` shows every column
 (piped output without COLUMNS is 200 columns wide, so such a table stays on one line per row).
 rich loads when a command renders, not when `nppctl --help` is asked for.
 """
@@ -80,11 +81,12 @@ class Steps:
         return False
 
 
-def _table(title: str, columns: tuple[str, ...], wide: bool):
+def _table(title: str, columns: tuple[str, ...], frame: bool = True):
     from rich.table import Table
 
-    # narrow: no frame, two spaces between columns (a frame costs 3 columns a column)
-    table = Table(title=title) if wide else Table(title=title, box=None, pad_edge=False, header_style="bold")
+    # frameless: one space between columns (a frame costs 3 columns a column)
+    table = Table(title=title) if frame else Table(title=title, box=None, pad_edge=False, header_style="bold",
+                                                   padding=(0, 1, 0, 0))
     for col in columns:
         table.add_column(col, overflow="fold")
     return table
@@ -94,14 +96,17 @@ def status_table(name: str, result: list, wide: bool = False):
     """The table of `nppctl status` for lab/status.py's NodeStatus list."""
     from rich.markup import escape
 
+    # narrow: Ready only where some node has one (a kindless lab has no API), the chain's first plugin
+    ready = wide or any(s.ready is not None for s in result)
     columns = ("node", "role", "state", "address", "pod subnet", "plugin", "conflist", "python3", "cni0",
                "routes", "Ready") if wide else ("node", "address", "pod subnet", "plugin", "cni0", "routes",
-                                                "Ready")
-    table = _table(f"nppctl status ({name})", columns, wide)
+                                                *(["Ready"] if ready else []))
+    table = _table(f"nppctl status ({name})", columns, frame=wide)
     for s in result:
         # "-": no cni0 yet where nppnet makes it at its next ADD (right, not a fault)
         cni0 = mark(None if s.bridge_pending else s.bridge_ok)
-        plugin = (mark(s.plugin_present) + " " + escape(s.plugin)) if s.plugin else mark(False)
+        types = s.plugin if wide else (s.plugin or "").split(",")[0]
+        plugin = (mark(s.plugin_present) + " " + escape(types)) if s.plugin else mark(False)
         state = s.state if s.state == "running" else f"[red]{escape(s.state)}[/]"
         if wide:
             routes = mark(s.routes_ok) + ("" if s.routes_ok else " missing " + ", ".join(s.routes_missing))
@@ -112,7 +117,7 @@ def status_table(name: str, result: list, wide: bool = False):
             node = s.node if s.state == "running" else f"{s.node}\n{state}"  # the name's width, 2 lines
             running = s.state == "running"
             table.add_row(node, s.address or "-", s.subnet or "-", plugin, cni0 if running else mark(None),
-                          mark(s.routes_ok if running else None), mark(s.ready))
+                          mark(s.routes_ok if running else None), *([mark(s.ready)] if ready else []))
     return table
 
 
@@ -139,7 +144,7 @@ def install_table(name: str, results: list, wide: bool = False):
 
     columns = ("node", "role", "address", "pod subnet", "from", "plugin", "outcome") if wide else (
         "node", "pod subnet", "from", "plugin", "outcome")
-    table = _table(f"nppctl install ({name})", columns, wide)
+    table = _table(f"nppctl install ({name})", columns)
     for r in results:
         outcome = {
             "done": f"[green]done[/] ({len(r.changes)} changed)",
@@ -172,8 +177,7 @@ def check_table(probes: list, wide: bool = False):
     else:
         only_dests = [f"{number[d]}: {label(d)}" for d in dests if d not in sources]
         title = "connectivity (✓: ICMP echo answered; svc: TCP through the Service's ClusterIP; --wide: ms)"
-        table = Table(title=title, box=None, pad_edge=False, header_style="bold",
-                      caption=", ".join(only_dests) or None)
+        table = Table(title=title, caption=", ".join(only_dests) or None)
         table.add_column("from \\ to", style="bold", overflow="fold")
     for dst in dests:
         table.add_column(label(dst) if wide else number[dst], justify="center")

@@ -40,11 +40,11 @@ def too_long(text: str, width: int = 80) -> list[str]:
 
 def nodes(cluster: str = "np80") -> list[NodeStatus]:
     """A 2-worker lab: a healthy control plane, a worker missing a route and python3, a stopped worker."""
-    base = dict(plugin="nppnet", plugin_present=True, conflist="09-nppnet.conflist", python3="3.13.5",
+    base = dict(plugin="nppnet,portmap", plugin_present=True, conflist="09-nppnet.conflist", python3="3.13.5",
                 bridge_up=True, bridge_exists=True, bridge_by="plugin", gateway_ok=True, keeper=True,
                 ready=True)
     return [
-        NodeStatus(f"{cluster}-control-plane", "control-plane", "172.18.0.2", subnet="10.244.0.0/24",
+        NodeStatus(f"{cluster}-control-plane", "control-plane", "192.168.192.200", subnet="10.244.0.0/24",
                    gateway="10.244.0.1/24", **base),
         NodeStatus(f"{cluster}-worker", "worker", "172.18.0.3", subnet="10.244.1.0/24",
                    gateway="10.244.1.1/24", routes_missing=["10.244.2.0/24 via 172.18.0.4"],
@@ -75,6 +75,15 @@ def test_status_table_fits_80_columns_and_says_what_its_hidden_columns_found():
                  "missing 10.244.2.0/24 via 172.18.0.4", "np80-worker: no python3", "np80-worker2 is exited"):
         assert seen in text, (seen, text)
     assert "conflist" not in text and "09-nppnet.conflist" not in text  # a --wide column
+    assert "portmap" not in text  # the chain's first plugin only
+
+
+def test_status_table_has_no_ready_column_where_no_node_has_one():
+    rows = nodes()
+    for row in rows:
+        row.ready = None  # a kindless lab: no API
+    text = rendered(render.status_table("np80", rows))
+    assert "Ready" not in text and not too_long(text), text
 
 
 def test_status_wide_has_every_column():
@@ -85,6 +94,7 @@ def test_status_wide_has_every_column():
                    "routes", "Ready"):
         assert f" {column} " in text, (column, text)
     assert "09-nppnet.conflist" in text and "missing 10.244.2.0/24 via 172.18.0.4" in text
+    assert "nppnet,portmap" in text
     assert "no python3" not in text  # its column says so
 
 
