@@ -1,7 +1,7 @@
 """`python -m nppctl`: the CLI. A Ctrl-C while it is still loading is one line and exit 130, too."""
 
 try:
-    from nppctl.cli import main
+    from nppctl.cli.app import main
 except KeyboardInterrupt:
     import sys
 

@@ -101,9 +101,9 @@ def node_image_bookworm(docker_client) -> str:
 
 @pytest.fixture(scope="session")
 def python_node_image(docker_client, node_image) -> str:
-    """The image `up` derives from node_image (nppctl.nodeimage: python3 3.13 from trixie's apt),
+    """The image `up` derives from node_image (nppctl.access.nodeimage: python3 3.13 from trixie's apt),
     built once and then cached by the engine."""
-    from nppctl import nodeimage
+    from nppctl.access import nodeimage
     from nppctl.errors import NppctlError
 
     try:

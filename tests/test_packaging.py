@@ -30,7 +30,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_ships_plugin_and_templates(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "nppctl/plugin/__init__.py" in names
-    assert "nppctl/cli.py" in names
+    assert "nppctl/cli/app.py" in names
     for folder in ("templates", "cluster-configs", "pod-configs"):
         shipped = {n for n in names if n.startswith(f"nppctl/{folder}/")}
         files = [p for p in (REPO / folder).rglob("*") if p.is_file()]

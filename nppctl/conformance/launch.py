@@ -140,7 +140,7 @@ def run_card(
 
 
 def _check_file(plugin: str, path: Path) -> None:
-    """A plugin given by path: an existing file that answers CNI VERSION here (nppctl.plugincheck)."""
+    """A plugin given by path: an existing file that answers CNI VERSION here (nppctl.build.plugincheck)."""
     if not path.is_file() or not os.access(path, os.X_OK):
         raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an executable file")
     # Not run here: the card asks VERSION inside its sandbox (a plugin may write anywhere when run).
@@ -161,7 +161,7 @@ def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
     work = None
     try:
         if plugin in BUILT:
-            from nppctl import artifacts
+            from nppctl.build import artifacts
 
             work = tempfile.mkdtemp(prefix="nppctl-conformance-")
             artifacts.build_plugins(Path(work))
@@ -190,8 +190,8 @@ def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
 
 
 def _in_node(plugin, conf, bridge, parallel, timeout, cluster, node_name) -> dict:
-    from nppctl.artifacts import PYTHON
-    from nppctl.nodes import get_node, node_exec, node_run, put_file
+    from nppctl.access.nodes import get_node, node_exec, node_run, put_file
+    from nppctl.build.artifacts import PYTHON
 
     target = get_node(cluster, node_name)
     scratch = f"{NODE_SCRATCH}/{os.getpid()}"

@@ -351,7 +351,7 @@ def _all_problems(node: dict) -> list[str]:
 
 def kindless(nodes) -> bool:
     """Whether the nodes are the docker provider's (no Kubernetes API behind them)."""
-    from nppctl.providers.docker import LABEL_PROVIDER, DockerProvider
+    from nppctl.access.providers.docker import LABEL_PROVIDER, DockerProvider
 
     return all(n.container.labels.get(LABEL_PROVIDER) == DockerProvider.name for n in nodes)
 
@@ -359,8 +359,8 @@ def kindless(nodes) -> bool:
 def read_map(cluster: str, *, node: str | None = None) -> dict:
     """The map of CLUSTER read from its nodes now; with NODE, only that node is kept (all are read:
     routes and paths need every node's subnet and address)."""
-    from nppctl import agent
-    from nppctl.nodes import find_nodes, for_each_node, list_nodes, not_running
+    from nppctl.access import agent
+    from nppctl.access.nodes import find_nodes, for_each_node, list_nodes, not_running
 
     nodes = list_nodes(cluster, stopped=True)
     keep = {n.name for n in find_nodes(cluster, [node], stopped=True)} if node else None
@@ -373,7 +373,7 @@ def read_map(cluster: str, *, node: str | None = None) -> dict:
     read = for_each_node(nodes, facts, keep_errors=True)
     api_pods = None
     if not kindless(nodes):
-        from nppctl import kube
+        from nppctl.access import kube
 
         api_pods = kube.list_pods(cluster)
     result = build(cluster, nodes, read, api_pods)

@@ -66,8 +66,8 @@ class Lab:
 
     def kind_create(self, name: str, workers: int = 0) -> subprocess.CompletedProcess:
         """`kind create cluster` as a user runs it, with what this host needs: the world's node image
-        and, on a cgroup v1 host, failCgroupV1: false (nppctl.kindpatches, as `up` renders it)."""
-        from nppctl import kindpatches
+        and, on a cgroup v1 host, failCgroupV1: false (nppctl.lab.kindpatches, as `up` renders it)."""
+        from nppctl.lab import kindpatches
 
         config = self.cwd.parent / f"{name}-kind.yaml"
         data = {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4",

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from nppctl.checks import POD_PREFIX
+from nppctl.lab.checks import POD_PREFIX
 
 
 def nodes(docker, name: str) -> list:

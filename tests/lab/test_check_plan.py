@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from nppctl import checks, services
 from nppctl.errors import NppctlError
+from nppctl.lab import checks, services
 from nppctl.nodeside import kubeproxy
 
 
@@ -124,6 +124,8 @@ def test_service_results_render_as_a_column_and_summary_rows():
     assert hairpin.address == "10.96.78.10:80" and "hairpin mode" in hairpin.detail
     from rich.console import Console
 
+    from nppctl.cli import render
+
     console = Console(width=300, record=True)
-    console.print(checks.render(probes))
+    console.print(render.check_table(probes, wide=True))
     assert "svc npp-check" in console.export_text()

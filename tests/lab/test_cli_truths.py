@@ -69,7 +69,7 @@ def test_debug_as_an_options_value_is_that_value(tmp_path):
 
 
 def test_take_debug_leaves_what_follows_double_dash_and_option_values():
-    from nppctl.cli import take_debug
+    from nppctl.cli.app import take_debug
 
     argv = ["cni", "exec", "--node", "worker", "p1", "--", "ip", "--debug"]
     assert take_debug(argv) == (argv, False)
@@ -89,8 +89,8 @@ def test_label_without_kind_says_kind_is_missing(tmp_path):
 
 
 def test_pull_error_names_the_local_node_images(docker_client, node_image, python_node_image):
+    from nppctl.access.nodeimage import base_image
     from nppctl.errors import NppctlError
-    from nppctl.nodeimage import base_image
 
     said: list[str] = []
     ref = "kindest/node:v0.0.0-np16c-absent"  # no such tag anywhere, and this machine pulls nothing

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nppctl import cluster, kindconfig
+from nppctl.access.providers import base
 from nppctl.errors import NppctlError
-from nppctl.providers import base
+from nppctl.lab import cluster, kindconfig
 from nppctl.resources import resource_dir
 
 

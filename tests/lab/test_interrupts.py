@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from nppctl import nodeimage
-from nppctl.cli import INTERRUPTED
+from nppctl.access import nodeimage
+from nppctl.cli.app import INTERRUPTED
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "np16a"
@@ -201,7 +201,7 @@ def test_sigint_at_any_instant_of_up_leaves_nothing_and_says_so(request, lab, do
 CHILD = textwrap.dedent("""
     import os, signal, sys, time
     import docker
-    from nppctl import throwaway
+    from nppctl.access import throwaway
 
     real = docker.from_env()
 
@@ -266,7 +266,7 @@ def test_sigint_in_the_block_removes_the_container(docker_client, node_image):
         line = proc.stdout.readline().split()
         assert line[:1] == ["inside"], proc.communicate()
         box = docker_client.containers.get(line[1])
-        assert box.labels["io.nppctl.throwaway"] == "probe"
+        assert box.labels["io.nppctl.access.throwaway"] == "probe"
         assert box.labels["io.nppctl.owner-pid"] == str(proc.pid)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)

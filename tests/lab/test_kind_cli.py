@@ -21,7 +21,7 @@ def test_kind_missing_is_one_line_error_saying_how_to_install(lab):
 def test_wait_ready_times_out_naming_the_nodes_without_cni(lab, kind_world, monkeypatch):
     """A node is Ready only once it holds a CNI config: the real kubelet reports NetworkReady from
     containerd, which has none in a cluster made without kindnet."""
-    from nppctl import kube
+    from nppctl.access import kube
     from nppctl.errors import NppctlError
 
     lab.clusters.append("np4r")

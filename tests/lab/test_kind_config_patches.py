@@ -15,8 +15,9 @@ if sys.version_info >= (3, 11):
 else:  # the test extra's tomli
     import tomli as tomllib
 
-from nppctl import cluster, kindconfig, kindpatches, registrymirror
+from nppctl.access import registrymirror
 from nppctl.errors import NppctlError
+from nppctl.lab import cluster, kindconfig, kindpatches
 
 REPO = Path(__file__).resolve().parents[2]
 COURSE = REPO / "cluster-configs" / "1master2workerMount.yaml"

@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from nppctl import nodeimage
-from nppctl.providers.kind import KindProvider
+from nppctl.access import nodeimage
+from nppctl.access.providers.kind import KindProvider
 
 V033_IMAGE = "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5"
 

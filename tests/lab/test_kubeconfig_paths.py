@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from nppctl import kube
+from nppctl.access import kube
 
 
 def test_an_entry_stat_cannot_read_is_skipped(tmp_path, monkeypatch):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from nppctl.providers.base import ClusterSpec
+from nppctl.access.providers.base import ClusterSpec
 
 
 def make_cluster(request, docker_client, image: str, name: str, workers: int, **spec) -> str:
-    from nppctl.providers.docker import DockerProvider
+    from nppctl.access.providers.docker import DockerProvider
 
     provider = DockerProvider(docker_client)
     provider.delete(name)  # leftovers of an interrupted run

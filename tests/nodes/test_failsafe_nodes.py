@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from nppctl.nodes import find_nodes, get_node, node_run
+from nppctl.access.nodes import find_nodes, get_node, node_run
 from tests.conftest import require
 from tests.nodes.conftest import make_cluster
 from tests.nodes.np3 import REPO, nppctl

@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from nppctl import runtime
+from nppctl.access import runtime
+from nppctl.access.nodes import get_node, node_exec, node_run, put_files
 from nppctl.errors import NppctlError
-from nppctl.nodes import get_node, node_exec, node_run, put_files
 from tests.nodes.np3 import nppctl
 
 CLUSTER = "np3r"

@@ -61,7 +61,7 @@ def test_doctor_for_kind_checks_the_image_the_installed_kind_would_use(docker_cl
                                                                        monkeypatch):
     import docker
 
-    from nppctl.nodeimage import kind_binary_image
+    from nppctl.access.nodeimage import kind_binary_image
 
     _kind_on_path(kind_binary, tmp_path, monkeypatch)
     default = kind_binary_image(str(kind_binary))  # kindest/node:vX@sha256:..., read from the binary

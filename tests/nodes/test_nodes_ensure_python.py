@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from nppctl import status
-from nppctl.nodes import get_node, node_run
+from nppctl.access.nodes import get_node, node_run
+from nppctl.lab import status
 from tests.conftest import require
 from tests.nodes.np3 import nppctl
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from nppctl import nodeimage
-from nppctl.nodes import get_node, node_run
-from nppctl.providers.base import ClusterSpec
-from nppctl.providers.docker import MTU_OPTION, DockerProvider, ula_subnet
+from nppctl.access import nodeimage
+from nppctl.access.nodes import get_node, node_run
+from nppctl.access.providers.base import ClusterSpec
+from nppctl.access.providers.docker import MTU_OPTION, DockerProvider, ula_subnet
 from tests.nodes.np3 import nppctl
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from nppctl import nodeimage
+from nppctl.access import nodeimage
 
 
 def test_proxy_env_takes_either_case_and_gives_both():

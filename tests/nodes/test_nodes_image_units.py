@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from nppctl import nodeimage
-from nppctl.providers import docker as docker_provider
-from nppctl.providers.kind import failure
+from nppctl.access import nodeimage
+from nppctl.access.providers import docker as docker_provider
+from nppctl.access.providers.kind import failure
 
 
 @pytest.mark.parametrize(

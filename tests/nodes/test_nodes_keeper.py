@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from nppctl import install, status
-from nppctl.nodes import get_node, node_exec
+from nppctl.access.nodes import get_node, node_exec
+from nppctl.lab import install, status
 from nppctl.nodeside import keeper
 from nppctl.nodeside.nodenet import KEEPER_CONF, MASQ_COMMENT
 from tests.nodes.conftest import make_cluster
@@ -196,7 +196,7 @@ def test_a_replaced_keeper_program_is_renamed_into_place(cluster):
 def test_another_plugin_removes_nppnets_chains_and_jumps(cluster):
     """nppnet (installed by the test before) makes its chains at its first ADD; installing another
     plugin removes them, with the jumps to them."""
-    from nppctl import runtime
+    from nppctl.access import runtime
 
     runtime.cni_call(CLUSTER, "worker", "np9pod", "ADD")
     runtime.cni_call(CLUSTER, "worker", "np9pod", "DEL")

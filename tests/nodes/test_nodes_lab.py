@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from nppctl import agent, install, logs, runtime, status
+from nppctl.access import agent, runtime
+from nppctl.access.nodes import get_node, list_nodes, node_exec
 from nppctl.errors import NppctlError
-from nppctl.nodes import get_node, list_nodes, node_exec
+from nppctl.lab import install, logs, status
 from tests.nodes.np3 import BASH_PLUGIN, nppctl
 
 CLUSTER = "np3a"
@@ -60,6 +61,25 @@ def test_install_all_on_three_nodes(cluster3):
     exe = in_node("worker", "stat", "-c", "%a", "/opt/cni/bin/nppnet").strip()
     assert exe == "755"
 
+
+
+def test_status_and_install_read_at_80_columns(cluster3):
+    """The tables of a real lab at COLUMNS=80: no line longer; --wide has every column."""
+    import os
+    import sys
+
+    def at(columns: int, *args: str) -> subprocess.CompletedProcess:
+        env = dict(os.environ, COLUMNS=str(columns), NO_COLOR="1")
+        return subprocess.run([sys.executable, "-m", "nppctl", *args, "--name", CLUSTER], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    for args in (["status"], ["install", "--all"]):
+        done = at(80, *args)
+        assert done.returncode == 0, done.stderr
+        assert [ln for ln in done.stdout.splitlines() if len(ln) > 80] == [], done.stdout
+        print(f"$ COLUMNS=80 nppctl {' '.join(args)} --name {CLUSTER}\n{done.stdout}")
+    wide = at(200, "status", "--wide")
+    assert wide.returncode == 0 and "09-nppnet.conflist" in wide.stdout and " python3 " in wide.stdout
 
 def test_pod_on_each_worker_pings_across_workers_and_nodes(cluster3):
     ips = {}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nppctl.nodes import get_node, list_nodes, node_exec
-from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, ClusterSpec
-from nppctl.providers.docker import DockerProvider
+from nppctl.access.nodes import get_node, list_nodes, node_exec
+from nppctl.access.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, ClusterSpec
+from nppctl.access.providers.docker import DockerProvider
 
 CLUSTER = "np3p"
 OTHER = "np3q"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from nppctl import registrymirror
+from nppctl.access import registrymirror
 from tests.nodes.conftest import make_cluster
 
 if sys.version_info >= (3, 11):

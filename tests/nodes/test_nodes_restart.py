@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from nppctl import agent, install, runtime, status
-from nppctl.nodes import get_node, node_exec
+from nppctl.access import agent, runtime
+from nppctl.access.nodes import get_node, node_exec
+from nppctl.lab import install, status
 from tests.nodes.conftest import make_cluster
 
 CLUSTER = "np9r"

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from nppctl import agent, install, services
-from nppctl.nodes import get_node, list_nodes, node_exec
-from nppctl.runtime import cni_call
+from nppctl.access import agent
+from nppctl.access.nodes import get_node, list_nodes, node_exec
+from nppctl.access.runtime import cni_call
+from nppctl.lab import install, services
 from tests.nodes.conftest import make_cluster
 
 CLUSTER = "np3s"

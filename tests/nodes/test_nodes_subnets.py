@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nppctl.errors import NppctlError
-from nppctl.subnets import assign, split
+from nppctl.lab.subnets import assign, split
 
 NODES = ["k-control-plane", "k-worker", "k-worker2"]
 

@@ -1,0 +1,141 @@
+"""`nppctl status`: what each node has of the lab, read from the nodes themselves.
+
+Per node: role, address, pod subnet (from the first conflist), plugin and conflist installed (each
+plugin of the conflist answered CNI VERSION in the node: nodeside/cniversion.py),
+python3, cni0 up with the subnet's gateway (where nppnet owns cni0 it makes it at every ADD: no
+cni0 before the first pod is right), a route to every other node's pod subnet via that node's address
+(missing ones listed), whether the keeper runs, and Ready when the caller passes it (kube layer).
+
+A node that is not running (stopped, paused, ...) is a row too: its container state and the problem;
+the other nodes still report their data.
+
+Interface: status(cluster, *, ready: dict[str, bool] | None = None) -> list[NodeStatus];
+           report(cluster) -> list[NodeStatus] (`nppctl status`: Ready from the API when it answers)
+Addition: NodeStatus.to_dict(), NodeStatus.ok, NodeStatus.state (the container's state)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field
+
+from nppctl.access import agent
+from nppctl.access.nodes import Node, for_each_node, list_nodes, not_running
+from nppctl.errors import NppctlError
+
+
+@dataclass
+class NodeStatus:
+    node: str
+    role: str
+    address: str
+    state: str = "running"  # the node container's state: running, exited, paused, ...
+    subnet: str | None = None
+    plugin: str | None = None  # types of the first conflist's plugins, comma-separated
+    plugin_present: bool = False  # every listed plugin in /opt/cni/bin answered CNI VERSION in the node
+    plugin_problem: str | None = None  # why not: "<type>: <reason>" of the first one that did not
+    conflist: str | None = None  # the first conf file in /etc/cni/net.d (what a runtime uses)
+    python3: str | None = None  # its version, None when absent
+    bridge_up: bool = False
+    bridge_exists: bool = False
+    bridge_by: str | None = None  # who makes cni0 and the masquerade: "plugin" (nppnet, on ADD) or "node"
+    gateway: str | None = None  # the address cni0 should hold
+    gateway_ok: bool = False
+    keeper: bool | None = None  # nppctl's keeper runs in the node (restores routes after a restart)
+    routes_missing: list[str] = field(default_factory=list)  # "<subnet> via <address>"
+    ready: bool | None = None  # None: the API did not answer (or no Kubernetes)
+    problem: str | None = None
+
+    @property
+    def routes_ok(self) -> bool:
+        return not self.routes_missing
+
+    @property
+    def bridge_pending(self) -> bool:
+        """cni0 not (yet) with the gateway where the plugin makes it, as it does at every ADD: no
+        cni0 before the first pod, or the old gateway after a subnet change, is right, not a fault."""
+        return self.bridge_by == "plugin" and not (self.bridge_up and self.gateway_ok)
+
+    @property
+    def bridge_ok(self) -> bool:
+        return self.bridge_pending or (self.bridge_up and self.gateway_ok)
+
+    @property
+    def ok(self) -> bool:
+        return bool(
+            self.state == "running" and not self.problem
+            and self.subnet and self.plugin_present and self.python3 and self.bridge_ok
+            and self.routes_ok and self.ready is not False
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["routes_ok"] = self.routes_ok
+        d["bridge_ok"] = self.bridge_ok
+        d["bridge_pending"] = self.bridge_pending
+        d["ok"] = self.ok
+        return d
+
+
+def _facts(node: Node) -> dict | NppctlError:
+    if not node.running:
+        return not_running(node)
+    try:
+        return agent.run_agent(node, "status", {"bridge": "cni0"})
+    except NppctlError as err:
+        return err
+
+
+def _gateway(subnet: str) -> str | None:
+    try:
+        net = ipaddress.ip_network(subnet)
+        return f"{next(net.hosts())}/{net.prefixlen}"
+    except (ValueError, StopIteration):
+        return None
+
+
+def report(cluster: str) -> list[NodeStatus]:
+    """`nppctl status`: status() with Ready from the cluster's API (lab/api.py: None when none answers)."""
+    from nppctl.lab import api
+
+    return status(cluster, ready=api.ready(cluster))
+
+
+def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeStatus]:
+    """The lab's state on every node of `cluster`, in node order."""
+    nodes = list_nodes(cluster, stopped=True)
+    facts = for_each_node(nodes, _facts, keep_errors=True)
+    out = []
+    for node, f in zip(nodes, facts, strict=True):
+        st = NodeStatus(node=node.name, role=node.role, address=node.address, state=node.state)
+        if ready is not None:
+            st.ready = ready.get(node.name, ready.get(node.short))
+        if isinstance(f, NppctlError):
+            st.problem = str(f)
+            out.append(st)
+            continue
+        st.python3 = f["python"]
+        st.subnet = f["subnet"]
+        st.conflist = f["conflist"]
+        st.plugin = ",".join(str(p["type"]) for p in f["plugins"]) or None
+        failing = [f"{p['type']}: {p.get('version_error') or 'not executable'}" for p in f["plugins"]
+                   if not p["present"] or p.get("version_error")]
+        st.plugin_present = bool(f["plugins"]) and not failing
+        st.plugin_problem = failing[0] if failing else None
+        st.bridge_up = bool(f["bridge"].get("up"))
+        st.bridge_exists = bool(f["bridge"].get("exists"))
+        st.bridge_by = (f.get("state") or {}).get("bridge_by")
+        st.keeper = f.get("keeper")
+        st.gateway = _gateway(st.subnet) if st.subnet else None
+        st.gateway_ok = st.gateway is not None and st.gateway in f["bridge"].get("addresses", [])
+        out.append(st)
+    by_name = {st.node: st for st in out}
+    for node, f in zip(nodes, facts, strict=True):
+        if isinstance(f, NppctlError):
+            continue
+        have = {(r["dst"], r["via"]) for r in f["routes"]}
+        for other in nodes:
+            sub = by_name[other.name].subnet
+            if other.name != node.name and sub and other.address and (sub, other.address) not in have:
+                by_name[node.name].routes_missing.append(f"{sub} via {other.address}")
+    return out
