@@ -68,8 +68,8 @@ def run_in_node(cluster: str, node_name: str, script: str, argv: list[str], refe
     there (host-only options dropped) with --plugin and --reference-dir pointing at the node's
     copies; print its output."""
     sys.path.insert(0, str(REPO))
+    from nppctl.access.nodes import get_node, node_exec, node_run, put_files
     from nppctl.errors import NppctlError
-    from nppctl.nodes import get_node, node_exec, node_run, put_files
 
     try:
         node = get_node(cluster, node_name)

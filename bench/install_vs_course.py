@@ -19,10 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from nppctl import artifacts
-from nppctl.nodes import list_nodes, node_exec
-from nppctl.providers.base import ClusterSpec
-from nppctl.providers.docker import DockerProvider
+from nppctl.access.nodes import list_nodes, node_exec
+from nppctl.access.providers.base import ClusterSpec
+from nppctl.access.providers.docker import DockerProvider
+from nppctl.build import artifacts
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = "npbench"

@@ -27,11 +27,12 @@ import docker
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from nppctl import agent, install, runtime  # noqa: E402
-from nppctl.nodes import get_node, node_exec  # noqa: E402
+from nppctl.access import agent, runtime  # noqa: E402
+from nppctl.access.nodes import get_node, node_exec  # noqa: E402
+from nppctl.access.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, ClusterSpec  # noqa: E402
+from nppctl.access.providers.docker import SYSCTLS, DockerProvider, node_names  # noqa: E402
+from nppctl.lab import install  # noqa: E402
 from nppctl.nodeside.keeper import LOCK, PERIOD, PROGRAM  # noqa: E402
-from nppctl.providers.base import KIND_NETWORK, LABEL_CLUSTER, LABEL_ROLE, ClusterSpec  # noqa: E402
-from nppctl.providers.docker import SYSCTLS, DockerProvider, node_names  # noqa: E402
 
 CLUSTER = "npkeep"
 FILLER = f"{CLUSTER}-filler"

@@ -189,7 +189,7 @@ def print_place(nppnet: Path, reference_dir: Path) -> None:
 
 def build_nppnet(out: Path) -> Path:
     sys.path.insert(0, str(REPO))
-    from nppctl.artifacts import build_plugins
+    from nppctl.build.artifacts import build_plugins
 
     for path in build_plugins(out):
         if Path(path).name == "nppnet":

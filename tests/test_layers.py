@@ -9,19 +9,34 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from nppctl.conformance.bundle import ENGINE, PACKAGE
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Top to bottom. A module's layer is that of the longest prefix naming it.
 LAYERS = (
     ("face", ("nppctl.cli", "nppctl.__main__")),
-    ("lab", ("nppctl.lab", "nppctl.netmap", "nppctl.conformance.launch")),
+    ("lab", ("nppctl.lab", "nppctl.netmap", "nppctl.conformance.launch", "nppctl.conformance.bundle")),
     ("access", ("nppctl.access",)),
     ("build", ("nppctl.build",)),
     ("islands", ("nppctl.plugin", "nppctl.nodeside", "nppctl.conformance")),
-    ("base", ("nppctl.errors", "nppctl.resources", "nppctl.oldnames", "nppctl")),
+    ("base", ("nppctl.errors", "nppctl.resources", "nppctl")),
 )
-# Each runs alone (in a node, a sandbox, a plugin executable): it imports only its own modules.
-ISLANDS = ("nppctl.plugin", "nppctl.nodeside", "nppctl.conformance.card")
+# Each runs alone (in a node, a sandbox, a plugin executable): it imports only its own modules. An
+# island is a package, or (the card's engine) the modules bundle.py ships as one script.
+ISLANDS = {
+    "nppctl.plugin": None,
+    "nppctl.nodeside": None,
+    "the card's engine": {f"{PACKAGE}.{name}" for name in ENGINE},
+}
+
+
+def island_of(module: str) -> str | None:
+    for island, members in ISLANDS.items():
+        if (module in members) if members is not None else (
+                module == island or module.startswith(island + ".")):
+            return island
+    return None
 
 
 def modules(root: Path) -> dict[str, Path]:
@@ -75,14 +90,14 @@ def back_arrows(graph: dict[str, set[str]]) -> list[str]:
     """Imports pointing up the layer order, and islands importing outside themselves."""
     found = []
     for module, targets in graph.items():
-        island = next((i for i in ISLANDS if module == i or module.startswith(i + ".")), None)
+        island = island_of(module)
         for target in targets:
             if target not in graph:
                 continue
             if layer(target) < layer(module):
                 where = f"{LAYERS[layer(module)][0]}) -> {target} ({LAYERS[layer(target)][0]}"
                 found.append(f"{module} ({where})")
-            elif island and not (target == island or target.startswith(island + ".")):
+            elif island and island_of(target) != island:
                 found.append(f"{module} (island {island}) -> {target}")
     return sorted(found)
 

@@ -1,7 +1,7 @@
 """What nppctl runs inside a node, with the node's own /usr/bin/python3 (stdlib only, Python 3.9 syntax).
 
-nppctl/agent.py ships these modules to a node on every call (no files are left behind) and reads the one
-JSON object `main.py` prints. One module per job:
+nppctl/access/agent.py ships these modules to a node on every call (no files are left behind) and reads
+the one JSON object `main.py` prints. One module per job:
   base.py     paths, the agent's error, running `ip`/`iptables` argv lists, JSON files
   facts.py    probe (python3, file hashes, installed state) and status (facts for `nppctl status`)
   nodenet.py  the node's own part of the pod network: cni0, routes to other nodes, masquerade, forwarding

@@ -78,7 +78,7 @@ def test_a_1_1_0_card_in_a_node_leaves_its_real_pods_on_the_network(lab_node, tm
     """The installed conflist's nppnet at cniVersion 1.1.0 (so the card runs GC, with only its own
     pod listed; the node's portmap stops at 1.0.0): the card uses a network, bridge, store and
     subnet of its own, so the node's pods keep their veths, reservations and each other."""
-    from nppctl import agent, runtime
+    from nppctl.access import agent, runtime
 
     installed = json.loads(lab_node.exec_run(["cat", "/etc/cni/net.d/09-nppnet.conflist"]).output)
     conf = tmp_path / "installed-1.1.0.conflist"

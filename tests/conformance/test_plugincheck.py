@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from nppctl import artifacts, install
+from nppctl.build import artifacts
+from nppctl.build.plugincheck import check_plugin_file
 from nppctl.errors import NppctlError
-from nppctl.plugincheck import check_plugin_file
+from nppctl.lab import install
 from tests.conformance.conftest import CONFS, PLUGINS, run_card
 
 

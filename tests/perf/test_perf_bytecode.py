@@ -17,8 +17,8 @@ import json
 import pytest
 
 from bench import record
-from nppctl.install import install
-from nppctl.nodes import get_node, node_run
+from nppctl.access.nodes import get_node, node_run
+from nppctl.lab.install import install
 from tests.nodes.conftest import make_cluster
 
 BUILDER_MAGIC = importlib.util.MAGIC_NUMBER.hex()  # install builds with this python

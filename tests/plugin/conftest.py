@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nppctl import artifacts
+from nppctl.build import artifacts
 from nppctl.plugin import firewall
 
 RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"

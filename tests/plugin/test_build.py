@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench import record
-from nppctl import artifacts
+from nppctl.build import artifacts
 from nppctl.errors import NppctlError
 
 RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
@@ -195,8 +195,8 @@ def test_builds_in_processes_with_different_modules_loaded_give_identical_bytes(
     # another process, with many other modules (and the plugin's own names) alive: a build in
     # this very process differed from this one before the builds ran in a fresh interpreter
     code = (
-        "import sys, asyncio, docker, email.message, json, nppctl.install, nppctl.plugin.nppnet; "
-        "from pathlib import Path; from nppctl.artifacts import build_plugins; "
+        "import sys, asyncio, docker, email.message, json, nppctl.lab.install, nppctl.plugin.nppnet; "
+        "from pathlib import Path; from nppctl.build.artifacts import build_plugins; "
         "build_plugins(Path(sys.argv[1]))"
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "there")], capture_output=True)

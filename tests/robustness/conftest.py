@@ -42,7 +42,7 @@ def mount_point(tmp_path):
 @pytest.fixture(scope="session")
 def nppnet_exe(root_netns, tmp_path_factory) -> Path:
     """The nppnet executable, built once per session exactly as install ships it."""
-    from nppctl.artifacts import build_plugins
+    from nppctl.build.artifacts import build_plugins
 
     out = tmp_path_factory.mktemp("np2build")
     built = {Path(p).name: Path(p) for p in build_plugins(out)}
