@@ -124,7 +124,8 @@ def install_cmd(
     ),
     wide: bool = typer.Option(False, "--wide", help=render.WIDE_INSTALL_HELP),
 ) -> None:
-    """Install a CNI plugin on nodes: executable, conflist, cni0, routes between nodes, masquerade."""
+    """Install a CNI plugin on nodes: executable, conflist, cni0, routes between nodes, masquerade; then
+    prove it works: ADD, ping, CHECK and DEL of a throwaway pod in each node."""
     from rich.markup import escape
 
     from nppctl.errors import NppctlError
@@ -150,6 +151,10 @@ def install_cmd(
     if failed:
         raise NppctlError(f"install failed on {len(failed)} of {len(results)} node(s), the others are done: "
                           + "; ".join(r.error or r.node for r in failed))
+    from nppctl.lab.cluster import prove_plugin
+
+    with render.Steps(console) as steps:
+        prove_plugin(name, plugin, steps, [r.node for r in results])
 
 
 def label(

@@ -601,7 +601,28 @@ def up(opts: UpOptions, steps: Steps) -> dict[str, bool] | None:
         if isinstance(err, SystemExit):
             raise
         raise _after_failure(err, opts, provider, state, existed) from err
+    prove_plugin(opts.name, opts.plugin, steps)
     return result["ready"]
+
+
+def prove_plugin(name: str, plugin: str, steps: Steps, nodes: list[str] | None = None) -> None:
+    """The step that proves the installed plugin works in every node (lab/proof.py): ✓ with what each
+    node did, else ✗ and one error line naming the nodes and the plugin's own message. The lab stays as
+    it is either way (a plugin that fails is the student's to fix, then `nppctl install`)."""
+    from nppctl.lab import install, proof
+
+    ptype = install.resolve_plugin(plugin).type
+    steps.step(f"Proving {ptype} works: ADD, ping, CHECK, DEL of a throwaway pod in each node")
+    proofs = proof.prove(name, nodes, plugin_type=ptype)
+    failed = proof.failure_line(name, proofs)
+    if failed:
+        steps.fail()
+        for p in proofs:
+            steps.line(f"{p.node}: {p.detail}", ok=p.ok)
+        raise NppctlError(failed)
+    skipped = {p.skipped for p in proofs if p.skipped}
+    steps.done(skipped.pop() if skipped else f"{len(proofs)} node(s): " + "; ".join(
+        f"{p.node} {p.address}" for p in proofs))
 
 
 def choose_provider(opts: UpOptions) -> str:
