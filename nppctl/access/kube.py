@@ -333,3 +333,42 @@ def list_pods(cluster: str) -> list[dict]:
         out.append({"name": item.metadata.name, "namespace": item.metadata.namespace,
                     "node": item.spec.node_name, "ip": item.status.pod_ip if item.status else None})
     return out
+
+
+def sandbox_failures(cluster: str) -> list[dict]:
+    """Pods still waiting for their sandbox (Pending, no container started) whose latest event is kubelet's
+    FailedCreatePodSandBox: namespace, name, node, message (the runtime's, quoting the CNI plugin's error),
+    count and when it was last seen (ISO text), oldest pod first."""
+    api = core(cluster)
+    events = _call(cluster, "list events", api.list_event_for_all_namespaces,
+                   field_selector="reason=FailedCreatePodSandBox")
+    latest: dict[tuple[str, str], object] = {}
+    for ev in events.items:
+        obj = ev.involved_object
+        if obj is None or obj.kind != "Pod":
+            continue
+        key = (obj.namespace, obj.name)
+        if key not in latest or _when(latest[key]) <= _when(ev):
+            latest[key] = ev
+    out = []
+    for (namespace, name), ev in latest.items():
+        try:
+            pod = _call(cluster, f"read pod {name}", api.read_namespaced_pod, name, namespace)
+        except NppctlError:
+            continue  # gone since
+        started = any(s.state and s.state.running for s in (pod.status.container_statuses or []))
+        if pod.status.phase != "Pending" or started:
+            continue
+        when = _when(ev)
+        out.append({"namespace": namespace, "name": name, "node": pod.spec.node_name,
+                    "message": ev.message or "", "count": ev.count or 1,
+                    "last_seen": when.isoformat() if when.year > 1 else None})
+    return sorted(out, key=lambda p: p["last_seen"] or "")
+
+
+def _when(event):
+    """An event's last time (events.k8s.io's eventTime where the core fields are empty)."""
+    import datetime
+
+    when = event.last_timestamp or event.event_time or event.first_timestamp
+    return when or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)

@@ -219,7 +219,24 @@ def _print_status(name: str, as_json: bool = False, wide: bool = False) -> bool:
         console.print(render.status_table(name, result, wide))
         for line in render.status_notes(result, wide):
             console.print(line, soft_wrap=True)
+        _print_stuck_pods(name, console)
     return all(s.ok for s in result)
+
+
+def _print_stuck_pods(name: str, console) -> None:
+    """One line per pod the plugin left ContainerCreating: the pod, the failing call, the plugin's words."""
+    from rich.markup import escape
+
+    from nppctl.lab.podfailures import stuck_pods
+
+    for pod in stuck_pods(name) or []:
+        call = f"{pod.command or 'a call'} by {pod.plugin or 'the plugin'}"
+        sandbox = f" (sandbox {pod.sandbox[:12]})" if pod.sandbox else ""
+        console.print(
+            f"[red]pod {escape(pod.namespace)}/{escape(pod.name)}[/] on {escape(pod.node or '?')}: "
+            f"ContainerCreating, {escape(call)} failed{sandbox}, {pod.count}x: [red]{escape(pod.said)}[/]",
+            soft_wrap=True,
+        )
 
 
 def check(

@@ -145,6 +145,12 @@ def test_the_skeleton_leaves_the_pod_creating_and_says_why(kind_lab):
     assert "Failed to create pod sandbox" in journal or "CreatePodSandbox" in journal
     kubelet = lab.nppctl("logs", "--name", CLUSTER, "--node", "worker", "--kubelet").stdout
     assert "nppnet-skel" in kubelet, kubelet
+    # status names the pod, the failing call and the plugin's own words, one line
+    shown = lab.nppctl("status", "--name", CLUSTER, ok=None).stdout
+    stuck = [ln for ln in shown.splitlines() if ln.startswith("pod default/mynginx ")]
+    assert len(stuck) == 1, shown
+    assert f"on {WORKERS[0]}: ContainerCreating, ADD by nppnet-skel failed (sandbox " in stuck[0], stuck[0]
+    assert "nppnet-skel is a skeleton plugin: it logged this ADD" in stuck[0], stuck[0]
     lab.kubectl("delete", "pod", "mynginx", "--wait=true", timeout=180)
 
 
