@@ -11,9 +11,12 @@
 #   2. then as `kind build node-image`: kubeadm, kubelet, kubectl in /usr/bin, /kind/version, the
 #      control-plane images imported into containerd's k8s.io namespace the way kind imports them
 #      (pinned, --no-unpack --digests), in a container of the base running containerd; committed with
-#      kind's entrypoint. Its default-cni manifest (kindnetd) and default-storage manifest
-#      (local-path-provisioner) are not written: their images come from Docker Hub only; nppctl's labs
-#      disable the default CNI, and kind falls back to its host-path StorageClass (one warning line).
+#      kind's entrypoint, and its default-cni manifest /kind/manifests/default-cni.yaml (kindnet's
+#      DaemonSet, taken at build time from the constant kind's node-image builder writes, in its module
+#      source), so `kind create` with the default CNI kept applies it as on kindest/node. The kindnetd
+#      image itself is missing (its module is not served here): kindnet's pods cannot start, and
+#      `nppctl up --keep-kindnet` says so. The default-storage manifest (local-path-provisioner) is not
+#      written: kind falls back to its host-path StorageClass (one warning line).
 # One adaptation to this test VM, not to users' machines: containerd's restrict_oom_score_adj = true
 # (this VM's root lacks CAP_SYS_RESOURCE, so lowering a container's oom_score_adj below the node's
 # fails; kind sets the same for rootless nodes). Prints the tag last.
@@ -43,6 +46,15 @@ find "$ctx/files" -type d -exec chmod 0755 {} +
 find "$ctx/files" -type f -exec chmod 0644 {} +
 chmod 0755 "$ctx"/files/usr/local/bin/* "$ctx"/files/kind/bin/*
 sed -i 's/^\(\s*restrict_oom_score_adj = \)false/\1true/' "$ctx/files/etc/containerd/config.toml"
+# kind's default CNI manifest: the Go raw string defaultCNIManifest of pkg/build/nodeimage/const_cni.go,
+# with its one concatenated constant (kindnetdImage) put in, as `kind build node-image` writes it.
+cni_go="$kind_src/pkg/build/nodeimage/const_cni.go"
+kindnetd=$(sed -n 's/^const kindnetdImage = "\(.*\)"$/\1/p' "$cni_go")
+mkdir -p "$ctx/files/kind/manifests"
+awk -v img="$kindnetd" '/^const defaultCNIManifest = `$/ {on=1; next} on && /^`$/ {exit}
+  on {gsub(/` \+ kindnetdImage \+ `/, img); print}' "$cni_go" >"$ctx/files/kind/manifests/default-cni.yaml"
+[[ -n $kindnetd ]] && grep -q "image: $kindnetd" "$ctx/files/kind/manifests/default-cni.yaml"
+grep -q '^kind: DaemonSet' "$ctx/files/kind/manifests/default-cni.yaml"
 grep -q 'restrict_oom_score_adj = true' "$ctx/files/etc/containerd/config.toml"
 mkdir -p "$ctx/bin" "$ctx/cni" "$ctx/kube"
 b="$W/bin"

@@ -372,3 +372,16 @@ def _when(event):
 
     when = event.last_timestamp or event.event_time or event.first_timestamp
     return when or datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+
+
+def image_pull_failures(cluster: str, namespace: str, selector: str) -> list[str]:
+    """The pods of SELECTOR in NAMESPACE whose containers cannot get their image: "POD REASON (IMAGE)"."""
+    listed = _call(cluster, f"list pods {selector}", core(cluster).list_namespaced_pod, namespace,
+                   label_selector=selector)
+    out = []
+    for pod in listed.items:
+        for status in (pod.status.container_statuses or []) if pod.status else []:
+            waiting = status.state.waiting if status.state else None
+            if waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName"):
+                out.append(f"{pod.metadata.name} {waiting.reason} ({status.image})")
+    return out

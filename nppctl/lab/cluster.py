@@ -252,6 +252,12 @@ def preflight(opts: UpOptions, provider) -> bool:
     subnets.parse_cidr(opts.pod_cidr, "--pod-cidr")
     if opts.config is not None:
         read_kind_config(opts.config, opts.name)
+        if opts.keep_kindnet and kindconfig.load(opts.config, opts.name).disable_default_cni:
+            raise NppctlError(
+                f"--keep-kindnet keeps kind's default CNI, but {opts.config} sets networking."
+                "disableDefaultCNI: true, so kind would never deploy kindnet: drop --keep-kindnet (nppctl's "
+                "keeper routes the nodes), or use a config without disableDefaultCNI"
+            )
     roles = labshape.roles(opts)
     longest = max(kind_node_names(opts.name, roles), key=len)
     if len(longest) > HOST_NAME_MAX:

@@ -245,12 +245,30 @@ def wait_kindnet(cluster: str, timeout: float, interval: float = 0.5) -> list[st
         lacking = [n.name for n in everyone if node_run(n, ["test", "-e", path]).code != 0]
         if not lacking:
             return [n.name for n in everyone]
+        _kindnet_cannot_start(cluster)
         if time.monotonic() > deadline:
             raise NppctlError(
                 f"kindnet was kept but wrote no {path} on {', '.join(lacking)} in {timeout:.0f}s: "
                 f"see `kubectl -n kube-system logs ds/kindnet`, or recreate without --keep-kindnet"
             )
         time.sleep(interval)
+
+
+def _kindnet_cannot_start(cluster: str) -> None:
+    """NppctlError when kindnet's pods cannot get their image (a node image without kindnetd, no registry
+    giving it): kindnet would never run, so waiting for its conflist is pointless."""
+    from nppctl.access import kube
+
+    try:
+        stuck = kube.image_pull_failures(cluster, "kube-system", "app=kindnet")
+    except NppctlError:
+        return  # the API is not answering yet: the wait goes on
+    if stuck:
+        raise NppctlError(
+            f"kindnet was kept but its pods cannot start: {', '.join(stuck)}; the node image does not "
+            "hold kindnetd and no registry gives it: recreate without --keep-kindnet (nppctl's keeper "
+            "routes the nodes), or use a node image that holds kindnetd (kindest/node does)"
+        )
 
 
 def _kindnet_check(

@@ -84,3 +84,33 @@ def test_up_config_without_kindnet_takes_its_podsubnet(lab, kind_world, docker_c
     assert conf["plugins"][0]["clusterCIDR"] == "10.245.0.0/16"
     lab.run("down", "--name", "np8d", "--purge")
     assert list(lab.cwd.iterdir()) == [config]
+
+
+def test_keep_kindnet_with_a_config_that_disables_it_is_refused_before_anything(lab, kind_world):
+    config = lab.cwd / "nocni.yaml"
+    no_cni = "kind: Cluster\nnetworking:\n  disableDefaultCNI: true\n"
+    config.write_text(COURSE_LIKE.replace("kind: Cluster\n", no_cni))
+    bad = lab.run("up", "--name", "np8n", "--config", str(config), "--keep-kindnet", ok=False)
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1, bad.stderr
+    assert "disableDefaultCNI: true, so kind would never deploy kindnet" in lines[0], lines[0]
+    assert "Traceback" not in bad.stderr
+    assert lab.containers("np8n") == [] and list(lab.cwd.iterdir()) == [config]  # nothing made
+
+
+def test_kept_kindnet_on_real_kind_is_deployed_and_a_missing_kindnetd_is_named(lab, kind_world,
+                                                                               docker_client):
+    """kind applies its default-cni manifest from the node image (as kindest/node holds it); the world has
+    no kindnetd image, so kindnet cannot run: up says so in one line instead of waiting out its timeout."""
+    lab.clusters.append("np8m")
+    config = lab.cwd / "course.yaml"
+    config.write_text(COURSE_LIKE.replace("- role: worker\n", ""))
+    up = lab.run("up", "--name", "np8m", "--config", str(config), "--keep-kindnet", "--image", lab.kind_image,
+                 "--timeout", "240", ok=False, timeout=400)
+    assert "failed to read CNI manifest" not in up.stdout + up.stderr
+    last = up.stderr.strip().splitlines()[-1]
+    assert "kindnet was kept but its pods cannot start: kindnet-" in last, up.stderr
+    assert "kindnetd" in last and "recreate without --keep-kindnet" in last, last
+    manifest = _cat(docker_client, "np8m-control-plane", "/kind/manifests/default-cni.yaml")
+    assert manifest and "kind: DaemonSet" in manifest and "name: kindnet" in manifest
+    lab.run("down", "--name", "np8m", "--purge")
