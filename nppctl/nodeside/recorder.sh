@@ -1,0 +1,127 @@
+#!/bin/bash
+# nppctl's CNI call recorder: installed as @WRAPPER@ in front of the real plugin @REAL@.
+# It runs the plugin with the caller's argv[0], arguments, environment, stdin and working folder, gives
+# the caller the plugin's stdout, stderr and exit code byte for byte, and records the call in @DIR@
+# (format: nppctl/nodeside/calls.py). Bash builtins only on the way (no exec but the plugin's, and
+# `rm` once in a hundred calls to prune). When the record cannot be written (folder unwritable), the
+# plugin is exec'd directly: the record never changes the plugin's outcome.
+real=@REAL@
+dir=@DIR@
+cap=@CAP@
+keep=@KEEP@
+
+t0=${EPOCHREALTIME//[!0-9]/}
+scratch=$dir/.t-$t0-$$
+# Scratch files (stdin, stdout, stderr): opened for writing and, apart, for reading before the plugin
+# runs, so a prune removing their names meanwhile loses nothing. Fds from 10 up (bash picks them).
+open_scratch() {
+    exec {in_w}>"$scratch.in" {in_r}<"$scratch.in" {out_w}>"$scratch.out" {out_r}<"$scratch.out" \
+        {err_w}>"$scratch.err" {err_r}<"$scratch.err"
+} 2>/dev/null
+if ! open_scratch; then
+    if [[ ! -d $dir ]] && mkdir -p -- "$dir" 2>/dev/null && open_scratch; then
+        :
+    else
+        exec -a "$0" "$real" "$@"
+    fi
+fi
+
+# stdin: kept whole in memory (NUL-separated pieces), and copied to the scratch file the plugin reads.
+ins=()
+while IFS= read -r -d '' piece; do ins+=("$piece"); done
+in_tail=$piece
+{ ((${#ins[@]})) && printf '%s\0' "${ins[@]}"; printf '%s' "$in_tail"; } >&$in_w 2>/dev/null
+copied=$?
+
+# The plugin, with bash's own additions to the environment (SHLVL, PWD, OLDPWD, _) put back as the
+# caller gave them (read from this process's initial environment), and none of the scratch fds.
+run_plugin() {
+    unset -v SHLVL PWD OLDPWD
+    local kv
+    while IFS= read -r -d '' kv; do
+        case $kv in SHLVL=* | PWD=* | OLDPWD=*) export "$kv" ;; esac
+    done </proc/$$/environ
+    unset -v _
+    exec -a "$0" "$real" "$@" >&$out_w 2>&$err_w {in_w}>&- {in_r}<&- {out_w}>&- {out_r}<&- \
+        {err_w}>&- {err_r}<&-
+}
+t1=${EPOCHREALTIME//[!0-9]/}
+if ((copied == 0)); then
+    (run_plugin "$@" <&$in_r)
+else # the scratch copy failed (disk full?): the plugin reads the caller's stdin from a pipe
+    { ((${#ins[@]})) && printf '%s\0' "${ins[@]}"; printf '%s' "$in_tail"; } | (run_plugin "$@")
+fi
+rc=$?
+t2=${EPOCHREALTIME//[!0-9]/}
+
+outs=()
+while IFS= read -r -d '' piece <&$out_r; do outs+=("$piece"); done
+out_tail=$piece
+errs=()
+while IFS= read -r -d '' piece <&$err_r; do errs+=("$piece"); done
+err_tail=$piece
+{ ((${#outs[@]})) && printf '%s\0' "${outs[@]}"; printf '%s' "$out_tail"; }
+{ ((${#errs[@]})) && printf '%s\0' "${errs[@]}"; printf '%s' "$err_tail"; } >&2
+
+# The record, one file per call: "nppctl-call 1", then per field a line "NAME LENGTH FULL_LENGTH",
+# LENGTH bytes and a newline (FULL_LENGTH > LENGTH: the field was cut at @CAP@ bytes); last "end 0 0".
+# A record without its end line is being written, or its writing failed: readers skip it.
+LC_ALL=C
+field() { printf '%s %d %d\n%s\n' "$1" "${#2}" "${#2}" "$2"; }
+stream() {
+    local -n pieces=$2
+    local tail=$3 full=0 left=$cap piece
+    for piece in "${pieces[@]}"; do ((full += ${#piece} + 1)); done
+    ((full += ${#tail}))
+    if ((full <= cap)); then
+        printf '%s %d %d\n' "$1" "$full" "$full"
+        ((${#pieces[@]})) && printf '%s\0' "${pieces[@]}"
+        printf '%s\n' "$tail"
+        return
+    fi
+    printf '%s %d %d\n' "$1" "$cap" "$full"
+    for piece in "${pieces[@]}"; do
+        if ((${#piece} + 1 <= left)); then
+            printf '%s\0' "$piece"
+            ((left -= ${#piece} + 1))
+        else
+            printf '%s' "${piece:0:left}"
+            left=0
+            break
+        fi
+    done
+    ((left > 0)) && printf '%s' "${tail:0:left}"
+    printf '\n'
+}
+caller=
+read -r caller </proc/$PPID/comm 2>/dev/null
+{
+    printf 'nppctl-call 1\n'
+    field start "$t0"
+    field duration_us "$((t2 - t1))"
+    field type "${real##*/}"
+    field pid "$$"
+    field caller "$caller"
+    field command "$CNI_COMMAND"
+    field containerid "$CNI_CONTAINERID"
+    field netns "$CNI_NETNS"
+    field ifname "$CNI_IFNAME"
+    field args "$CNI_ARGS"
+    field path "$CNI_PATH"
+    field exit "$rc"
+    stream stdin ins "$in_tail"
+    stream stdout outs "$out_tail"
+    stream stderr errs "$err_tail"
+    printf 'end 0 0\n'
+} >"$dir/$t0-$$.call" 2>/dev/null
+: >"$scratch.in" 2>/dev/null
+: >"$scratch.out" 2>/dev/null
+: >"$scratch.err" 2>/dev/null
+if [[ $t0 == *00 ]]; then # about one call in a hundred: keep the newest @KEEP@ records, drop scratch
+    shopt -s nullglob
+    records=("$dir"/*.call)
+    old=()
+    ((${#records[@]} > keep)) && old=("${records[@]:0:${#records[@]}-keep}")
+    rm -f -- "${old[@]}" "$dir"/.t-* 2>/dev/null
+fi
+exit $rc
