@@ -11,26 +11,27 @@ cap=@CAP@
 keep=@KEEP@
 
 t0=${EPOCHREALTIME//[!0-9]/}
-scratch=$dir/.t-$t0-$$
-# Scratch files (stdin, stdout, stderr): opened for writing and, apart, for reading before the plugin
+# Scratch files (stdin, stdout, stderr) in memory (/dev/shm; creating files on a container's overlay
+# costs more), else beside the records. Opened for writing and, apart, for reading before the plugin
 # runs, so a prune removing their names meanwhile loses nothing. Fds from 10 up (bash picks them).
+scratch_dir=$dir
+[[ -d /dev/shm && -w /dev/shm ]] && scratch_dir=/dev/shm
+scratch=$scratch_dir/.nppctl-call-$t0-$$
 open_scratch() {
     exec {in_w}>"$scratch.in" {in_r}<"$scratch.in" {out_w}>"$scratch.out" {out_r}<"$scratch.out" \
         {err_w}>"$scratch.err" {err_r}<"$scratch.err"
 } 2>/dev/null
-if ! open_scratch; then
-    if [[ ! -d $dir ]] && mkdir -p -- "$dir" 2>/dev/null && open_scratch; then
-        :
-    else
-        exec -a "$0" "$real" "$@"
-    fi
+[[ -d $dir ]] || mkdir -p -- "$dir" 2>/dev/null # the first call after install, or after rm -r
+if ! open_scratch; then # close what did open, then the plugin as if no recorder were there
+    for fd in ${in_w-} ${in_r-} ${out_w-} ${out_r-} ${err_w-} ${err_r-}; do exec {fd}>&-; done
+    exec -a "$0" "$real" "$@"
 fi
 
 # stdin: kept whole in memory (NUL-separated pieces), and copied to the scratch file the plugin reads.
 ins=()
 while IFS= read -r -d '' piece; do ins+=("$piece"); done
 in_tail=$piece
-{ ((${#ins[@]})) && printf '%s\0' "${ins[@]}"; printf '%s' "$in_tail"; } >&$in_w 2>/dev/null
+{ ((${#ins[@]})) && printf '%s\0' "${ins[@]}"; printf '%s' "$in_tail"; } 2>/dev/null >&$in_w
 copied=$?
 
 # The plugin, with bash's own additions to the environment (SHLVL, PWD, OLDPWD, _) put back as the
@@ -40,7 +41,7 @@ run_plugin() {
     local kv
     while IFS= read -r -d '' kv; do
         case $kv in SHLVL=* | PWD=* | OLDPWD=*) export "$kv" ;; esac
-    done </proc/$$/environ
+    done 2>/dev/null </proc/$$/environ
     unset -v _
     exec -a "$0" "$real" "$@" >&$out_w 2>&$err_w {in_w}>&- {in_r}<&- {out_w}>&- {out_r}<&- \
         {err_w}>&- {err_r}<&-
@@ -94,7 +95,7 @@ stream() {
     printf '\n'
 }
 caller=
-read -r caller </proc/$PPID/comm 2>/dev/null
+read -r caller 2>/dev/null </proc/$PPID/comm
 {
     printf 'nppctl-call 1\n'
     field start "$t0"
@@ -113,15 +114,15 @@ read -r caller </proc/$PPID/comm 2>/dev/null
     stream stdout outs "$out_tail"
     stream stderr errs "$err_tail"
     printf 'end 0 0\n'
-} >"$dir/$t0-$$.call" 2>/dev/null
-: >"$scratch.in" 2>/dev/null
-: >"$scratch.out" 2>/dev/null
-: >"$scratch.err" 2>/dev/null
+} 2>/dev/null >"$dir/$t0-$$.call" # (2> first: a failing > says nothing on the caller's stderr)
+: 2>/dev/null >"$scratch.in"
+: 2>/dev/null >"$scratch.out"
+: 2>/dev/null >"$scratch.err"
 if [[ $t0 == *00 ]]; then # about one call in a hundred: keep the newest @KEEP@ records, drop scratch
     shopt -s nullglob
     records=("$dir"/*.call)
     old=()
     ((${#records[@]} > keep)) && old=("${records[@]:0:${#records[@]}-keep}")
-    rm -f -- "${old[@]}" "$dir"/.t-* 2>/dev/null
+    rm -f -- "${old[@]}" "$scratch_dir"/.nppctl-call-* 2>/dev/null
 fi
 exit $rc

@@ -51,6 +51,7 @@ def get(container, path: str) -> bytes:
 @dataclass
 class Box:
     container: object
+    mode: str = ""  # readonly_box: which folders are read-only
 
     def call(self, plugin: str, stdin: bytes = b"", env: dict | None = None) -> Outcome:
         """PLUGIN (a path) called as a runtime calls it: env -i with ENV only, STDIN, streams apart."""
@@ -111,12 +112,13 @@ def box(request, docker_client, node_image):
     return Box(container)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["records", "records+scratch"])
 def readonly_box(request, docker_client, node_image):
-    """The record folder read-only (a tmpfs mounted ro): no record can be written."""
+    """The record folder read-only (a tmpfs mounted ro): no record can be written; with "+scratch"
+    /dev/shm too, so the recorder cannot even keep the streams (it execs the plugin directly)."""
     from nppctl.nodeside.calls import CALLS_DIR
 
-    container = start_box(docker_client, node_image, f"np24b-robox-{os.getpid()}",
-                          tmpfs={CALLS_DIR: "ro"})
+    tmpfs = {CALLS_DIR: "ro", **({"/dev/shm": "ro"} if "scratch" in request.param else {})}
+    container = start_box(docker_client, node_image, f"np24b-robox-{os.getpid()}", tmpfs=tmpfs)
     request.addfinalizer(lambda: container.remove(force=True))
-    return Box(container)
+    return Box(container, request.param)

@@ -55,7 +55,7 @@ def test_read_skips_incomplete_records_and_filters_by_pod(tmp_path):
     (tmp_path / "1796677562473415-23.call").write_bytes(record(FIELDS))
     (tmp_path / "1796677562473416-24.call").write_bytes(record(FIELDS, end=False))
     (tmp_path / "1796677562473417-25.call").write_bytes(record({**FIELDS, "args": b""}))
-    (tmp_path / ".t-1796677562473418-26.out").write_bytes(b"scratch")
+    (tmp_path / ".nppctl-call-1796677562473418-26.out").write_bytes(b"scratch")
     assert [c.record for c in read(str(tmp_path))] == ["1796677562473415-23.call", "1796677562473417-25.call"]
     assert [c.record for c in read(str(tmp_path), pod="web-1")] == ["1796677562473415-23.call"]
     assert [c.record for c in read(str(tmp_path), pod="team/web-1")] == ["1796677562473415-23.call"]
