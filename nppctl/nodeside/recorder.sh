@@ -68,19 +68,19 @@ err_tail=$piece
 # LENGTH bytes and a newline (FULL_LENGTH > LENGTH: the field was cut at @CAP@ bytes); last "end 0 0".
 # A record without its end line is being written, or its writing failed: readers skip it.
 LC_ALL=C
-field() { printf '%s %d %d\n%s\n' "$1" "${#2}" "${#2}" "$2"; }
+rec=$'nppctl-call 1\n' # what is text (no NUL) gathers here: one write in the usual case
+field() { rec+="$1 ${#2} ${#2}"$'\n'"$2"$'\n'; }
 stream() {
     local -n pieces=$2
     local tail=$3 full=0 left=$cap piece
     for piece in "${pieces[@]}"; do ((full += ${#piece} + 1)); done
     ((full += ${#tail}))
-    if ((full <= cap)); then
-        printf '%s %d %d\n' "$1" "$full" "$full"
-        ((${#pieces[@]})) && printf '%s\0' "${pieces[@]}"
-        printf '%s\n' "$tail"
+    if ((full <= cap && ${#pieces[@]} == 0)); then
+        field "$1" "$tail"
         return
     fi
-    printf '%s %d %d\n' "$1" "$cap" "$full"
+    printf '%s%s %d %d\n' "$rec" "$1" "$((full <= cap ? full : cap))" "$full"
+    rec=
     for piece in "${pieces[@]}"; do
         if ((${#piece} + 1 <= left)); then
             printf '%s\0' "$piece"
@@ -97,23 +97,22 @@ stream() {
 caller=
 read -r caller 2>/dev/null </proc/$PPID/comm
 {
-    printf 'nppctl-call 1\n'
     field start "$t0"
     field duration_us "$((t2 - t1))"
     field type "${real##*/}"
     field pid "$$"
     field caller "$caller"
-    field command "$CNI_COMMAND"
-    field containerid "$CNI_CONTAINERID"
-    field netns "$CNI_NETNS"
-    field ifname "$CNI_IFNAME"
-    field args "$CNI_ARGS"
-    field path "$CNI_PATH"
+    field command "${CNI_COMMAND-}"
+    field containerid "${CNI_CONTAINERID-}"
+    field netns "${CNI_NETNS-}"
+    field ifname "${CNI_IFNAME-}"
+    field args "${CNI_ARGS-}"
+    field path "${CNI_PATH-}"
     field exit "$rc"
     stream stdin ins "$in_tail"
     stream stdout outs "$out_tail"
     stream stderr errs "$err_tail"
-    printf 'end 0 0\n'
+    printf '%send 0 0\n' "$rec"
 } 2>/dev/null >"$dir/$t0-$$.call" # (2> first: a failing > says nothing on the caller's stderr)
 : 2>/dev/null >"$scratch.in"
 : 2>/dev/null >"$scratch.out"
