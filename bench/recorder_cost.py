@@ -9,7 +9,9 @@ round), timing each call with EPOCHREALTIME: no docker exec inside the measureme
 - tiny VERSION: a bash plugin that prints one line (the recorder's cost is largest against it);
 - loopback VERSION: the reference Go plugin the node image carries;
 - nppnet VERSION, ADD, DEL: nppctl's plugin (ADD and DEL into a fresh netns each round).
-Prints per case the medians (ms), the ratio recorded / direct and the ms the recorder adds.
+Prints per case the median wall time (ms), the ratio recorded / direct and the ms the recorder adds,
+and the mean CPU time (user + sys of the call's processes, from bash's `time`): on a busy machine the
+wall time also holds waits for a CPU, once per extra process, which the CPU time does not.
 
 Not a test: `python3 bench/recorder_cost.py [--rounds N] [--image IMAGE]`. The node is np24bbench,
 deleted at the end (also after a failure or Ctrl-C).
@@ -34,14 +36,16 @@ TINY = b'#!/bin/bash\necho \'{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]
 LOOP = r'''
 set -u
 W=/var/tmp/np24b; rounds=$1
-call() { # MODE TYPE COMMAND NETNS CONF
-    local bin=/opt/cni/bin/$2
+call() { # MODE TYPE COMMAND NETNS CONF: "CASE MODE EXIT WALL_US CPU_MS" (CPU: user + sys, children)
+    local bin=/opt/cni/bin/$2 TIMEFORMAT='%3U %3S' rc user sys
     [ "$1" = direct ] && bin=$W/direct/$2
     local t0=$EPOCHREALTIME
-    CNI_COMMAND=$3 CNI_CONTAINERID=bench-$4 CNI_NETNS=/var/run/netns/$4 CNI_IFNAME=eth0 \
-        CNI_PATH=/opt/cni/bin "$bin" <"$5" >$W/out 2>$W/err
-    local rc=$? t1=$EPOCHREALTIME
-    echo "$2-$3 $1 $rc $(( ${t1//[!0-9]/} - ${t0//[!0-9]/} ))"
+    { time CNI_COMMAND=$3 CNI_CONTAINERID=bench-$4 CNI_NETNS=/var/run/netns/$4 CNI_IFNAME=eth0 \
+        CNI_PATH=/opt/cni/bin "$bin" <"$5" >$W/out 2>$W/err; } 2>$W/time
+    rc=$?
+    local t1=$EPOCHREALTIME
+    read -r user sys <$W/time
+    echo "$2-$3 $1 $rc $(( ${t1//[!0-9]/} - ${t0//[!0-9]/} )) $user $sys"
 }
 for r in $(seq "$rounds"); do
     if (( r % 2 )); then order="direct recorded"; else order="recorded direct"; fi
@@ -97,10 +101,12 @@ def main() -> int:
         if res.code != 0:
             sys.exit(f"the loop failed: {res.stderr.strip()[-500:]}")
         times: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], list[float]] = {}
         failed: dict[str, int] = {}
         for line in res.stdout.splitlines():
-            case, mode, rc, us = line.split()
+            case, mode, rc, us, user, sys_ = line.split()
             times.setdefault((case, mode), []).append(int(us) / 1000)
+            cpu.setdefault((case, mode), []).append((float(user) + float(sys_)) * 1000)
             if rc != "0":
                 failed[f"{case} {mode}"] = failed.get(f"{case} {mode}", 0) + 1
         records = node_run(node, ["bash", "-c", "ls /var/log/nppctl/calls | grep -c 'call$'"]).stdout.strip()
@@ -109,11 +115,17 @@ def main() -> int:
         provider.delete(CLUSTER)
     print(f"{args.rounds} rounds in a docker-provider node of {args.image} (python3 {python}); "
           f"{records} records written")
-    print(f"{'case':<16} {'direct ms':>10} {'recorded ms':>12} {'ratio':>7} {'added ms':>9}")
+    print("wall: median ms per call; CPU: mean ms of user + sys per call (the processes' own time, which"
+          " waits for a busy CPU do not inflate)")
+    print(f"{'case':<16} {'wall direct':>11} {'recorded':>9} {'ratio':>6} {'added':>6}   "
+          f"{'CPU direct':>10} {'recorded':>9} {'added':>6}")
     for case in ("tiny-VERSION", "loopback-VERSION", "nppnet-VERSION", "nppnet-ADD", "nppnet-DEL"):
         d = statistics.median(times[(case, "direct")])
         r = statistics.median(times[(case, "recorded")])
-        print(f"{case:<16} {d:>10.2f} {r:>12.2f} {r / d:>6.2f}x {r - d:>9.2f}")
+        cd = statistics.mean(cpu[(case, "direct")])
+        cr = statistics.mean(cpu[(case, "recorded")])
+        print(f"{case:<16} {d:>11.2f} {r:>9.2f} {r / d:>5.2f}x {r - d:>6.2f}   {cd:>10.2f} {cr:>9.2f} "
+              f"{cr - cd:>6.2f}")
     if failed:
         print("calls that failed:", failed)
     return 0
