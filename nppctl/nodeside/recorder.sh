@@ -3,8 +3,15 @@
 # It runs the plugin with the caller's argv[0], arguments, environment, stdin and working folder, gives
 # the caller the plugin's stdout, stderr and exit code byte for byte, and records the call in @DIR@
 # (format: nppctl/nodeside/calls.py). Bash builtins only on the way (no exec but the plugin's, and
-# `rm` once in a hundred calls to prune). When the record cannot be written (folder unwritable), the
-# plugin is exec'd directly: the record never changes the plugin's outcome.
+# `rm` once in a hundred calls to prune). A record that cannot be written is left out silently, and
+# when not even the scratch files can be made, the plugin is exec'd directly: the record never changes
+# the plugin's outcome.
+# What a plugin can tell apart (tests/calls/test_recorder.py checks the rest is the same): its stdin,
+# stdout and stderr are files in /dev/shm, not the caller's pipes, and its output reaches the caller
+# when it exits; a script plugin's $0 is the real plugin's path (the kernel gives the interpreter the file's path;
+# a binary's argv[0] is the caller's), as is /proc/self/exe; the environment holds the same variables,
+# maybe in another order; a plugin killed by signal N looks like exit 128+N; when the caller kills
+# the recorder (a runtime's timeout), the plugin keeps running until it ends.
 real=@REAL@
 dir=@DIR@
 cap=@CAP@
