@@ -31,6 +31,7 @@ def test_wheel_ships_plugin_and_templates(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "nppctl/plugin/__init__.py" in names
     assert "nppctl/cli/app.py" in names
+    assert "nppctl/nodeside/recorder.sh" in names  # the CNI call recorder install puts in nodes
     for folder in ("templates", "cluster-configs", "pod-configs"):
         shipped = {n for n in names if n.startswith(f"nppctl/{folder}/")}
         files = [p for p in (REPO / folder).rglob("*") if p.is_file()]
@@ -60,6 +61,14 @@ def test_installed_wheel_builds_the_plugin_and_renders_templates(wheel, tmp_path
     )
     assert where.returncode == 0, where.stderr
     assert str(venv) in where.stdout and str(REPO) not in where.stdout
+    recorder = subprocess.run(
+        [python, "-c", "from nppctl.access.recorder import recorder_script; "
+         "import sys; sys.stdout.write(recorder_script('nppnet').decode())"],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )
+    assert recorder.returncode == 0, recorder.stderr
+    assert recorder.stdout.startswith("#!/bin/bash\n")
+    assert "real=/opt/cni/bin/.nppctl-real/nppnet\n" in recorder.stdout
     conf = nppctl("plugin", "conf", "--subnet", "10.244.7.0/24")
     assert conf.returncode == 0, conf.stderr
     assert '"subnet": "10.244.7.0/24"' in conf.stdout

@@ -12,7 +12,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from nppctl.cli import cni, lab, plugin
+from nppctl.cli import calls, cni, lab, plugin
 from nppctl.cli import map as netmap
 from nppctl.errors import Interrupted, NppctlError, explain, one_line
 
@@ -24,6 +24,7 @@ COMMANDS = {
     "status": lab.status_cmd,
     "check": lab.check,
     "logs": lab.logs_cmd,
+    "calls": calls.calls_cmd,
     "map": netmap.map_cmd,
     "down": lab.down,
     "plugin": plugin.plugin_app,

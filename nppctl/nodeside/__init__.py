@@ -11,5 +11,8 @@ the one JSON object `main.py` prints. One module per job:
   tcp.py      TCP server and clients from Python in a pod's namespace (the check's Service probe)
   kubeproxy.py  a ClusterIP Service as iptables rules shaped as kube-proxy's (labs without kube-proxy)
   netmap.py   map: the node's data path as `ip -j` shows it (links, routes, namespaces, iptables)
-  main.py     command dispatch: probe, setup, status, cni, ping, tcp-*, service, keep, map
+  calls.py    the CNI calls on record: the Call both sides use, the record parser, calls and replay
+  recorder.sh not Python: the bash recorder put in front of a plugin (nppctl/access/recorder.py renders
+              it); agent.py ships only the .py modules
+  main.py     command dispatch: probe, setup, status, cni, ping, tcp-*, service, keep, map, calls, replay
 """

@@ -23,6 +23,8 @@ COMMANDS = {
     "tcp-connect": ("tcp", "connect"),
     "service": ("kubeproxy", "service"),
     "map": ("netmap", "read"),
+    "calls": ("calls", "calls"),
+    "replay": ("calls", "replay"),
 }
 
 
