@@ -232,6 +232,8 @@ def _print_stuck_pods(name: str, console) -> None:
     for pod in stuck_pods(name) or []:
         call = f"{pod.command or 'a call'} by {pod.plugin or 'the plugin'}"
         sandbox = f" (sandbox {pod.sandbox[:12]})" if pod.sandbox else ""
+        if pod.call is not None:
+            sandbox += f" (call {pod.call}: `nppctl calls --name {name} --show {pod.call}`)"
         console.print(
             f"[red]pod {escape(pod.namespace)}/{escape(pod.name)}[/] on {escape(pod.node or '?')}: "
             f"ContainerCreating, {escape(call)} failed{sandbox}, {pod.count}x: [red]{escape(pod.said)}[/]",

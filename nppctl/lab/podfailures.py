@@ -6,6 +6,10 @@ plugin's own error at its end, e.g.
 This module reads those events through the API (access/kube.py) and splits each message into the sandbox
 (CNI_CONTAINERID), the plugin type, the command and the plugin's message.
 
+Where the recorder is in front of the plugin (access/recorder.py), each pod is matched with the recorded
+call that failed (same CNI_CONTAINERID and command; the latest): its number for `nppctl calls --show N`
+and the plugin's own words from its stdout or stderr (lab/calls.message).
+
 Interface: stuck_pods(cluster) -> list[StuckPod] | None (None: no API answers)
 Addition: parse(message) -> dict (sandbox, plugin, command, said)
 """
@@ -32,6 +36,7 @@ class StuckPod:
     said: str  # the plugin's own message (the runtime's whole message when it cannot be split)
     count: int  # how many times kubelet saw it fail
     last_seen: str | None
+    call: int | None = None  # the failing call's number in `nppctl calls` (None: not recorded)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,8 +69,29 @@ def stuck_pods(cluster: str) -> list[StuckPod] | None:
         failures = kube.sandbox_failures(cluster)
     except NppctlError:
         return None
-    return [
+    pods = [
         StuckPod(namespace=f["namespace"], name=f["name"], node=f["node"], count=f["count"],
                  last_seen=f["last_seen"], **parse(f["message"]))
         for f in failures
     ]
+    if pods:
+        _recorded_calls(cluster, pods)
+    return pods
+
+
+def _recorded_calls(cluster: str, pods: list[StuckPod]) -> None:
+    """Each pod's failing call from the records, when the recorder saw it: its number, and the plugin's
+    own words in place of the runtime's quote of them."""
+    from nppctl.lab import calls
+
+    try:
+        recorded = calls.read(cluster)
+    except NppctlError:
+        return
+    for pod in pods:
+        failed = [c for c in recorded if not c.ok and c.containerid == pod.sandbox
+                  and (pod.command is None or c.command == pod.command)]
+        if failed:
+            pod.call = failed[-1].number
+            pod.command = failed[-1].command
+            pod.said = calls.message(failed[-1]) or pod.said
