@@ -98,9 +98,9 @@ def status_table(name: str, result: list, wide: bool = False):
 
     # narrow: Ready only where some node has one (a kindless lab has no API), the chain's first plugin
     ready = wide or any(s.ready is not None for s in result)
-    columns = ("node", "role", "state", "address", "pod subnet", "plugin", "conflist", "python3", "cni0",
-               "routes", "Ready") if wide else ("node", "address", "pod subnet", "plugin", "cni0", "routes",
-                                                *(["Ready"] if ready else []))
+    columns = ("node", "role", "state", "address", "pod subnet", "plugin", "whose", "conflist", "python3",
+               "cni0", "routes", "Ready") if wide else ("node", "address", "pod subnet", "plugin", "cni0",
+                                                        "routes", *(["Ready"] if ready else []))
     table = _table(f"nppctl status ({name})", columns, frame=wide)
     for s in result:
         # "-": no cni0 yet where nppnet makes it at its next ADD (right, not a fault)
@@ -110,15 +110,42 @@ def status_table(name: str, result: list, wide: bool = False):
         state = s.state if s.state == "running" else f"[red]{escape(s.state)}[/]"
         if wide:
             routes = mark(s.routes_ok) + ("" if s.routes_ok else " missing " + ", ".join(s.routes_missing))
-            table.add_row(s.node, s.role, state, s.address or "-", s.subnet or "-", plugin,
+            by = {"node": " by nppctl", "plugin": " by the plugin"}.get(s.bridge_by or "", "")
+            table.add_row(s.node, s.role, state, s.address or "-", s.subnet or "-", plugin, escape(whose(s)),
                           escape(s.conflist or "-"), s.python3 or "[red]✗[/]",
-                          cni0 + (f" {s.gateway}" if s.gateway else ""), routes, mark(s.ready))
+                          cni0 + (f" {s.gateway}" if s.gateway else "") + by, routes, mark(s.ready))
         else:
             node = s.node if s.state == "running" else f"{s.node}\n{state}"  # the name's width, 2 lines
             running = s.state == "running"
             table.add_row(node, s.address or "-", s.subnet or "-", plugin, cni0 if running else mark(None),
                           mark(s.routes_ok if running else None), *([mark(s.ready)] if ready else []))
     return table
+
+
+def whose(s) -> str:
+    """Whose plugin a NodeStatus row's node runs: built-in, or the user's file (and conf), with the
+    first 12 hex of its executable's sha256 in the node."""
+    digest = f" (sha256 {s.plugin_sha256[:12]})" if s.plugin_sha256 else ""
+    if s.plugin_origin == "built-in":
+        return f"built-in{digest}"
+    if s.plugin_origin == "user":
+        conf = f" with your conf {s.conf_source}" if s.conf_source else " with nppctl's conflist"
+        return f"your file {(s.plugin or '').split(',')[0]}{digest}{conf}"
+    return f"not installed by nppctl{digest}" if s.plugin else "-"
+
+
+def status_whose(result: list) -> list[str]:
+    """The lines under the status table saying whose plugin each node runs and who made its cni0, one
+    per distinct answer (plain text: printed wrapped, they fit any width)."""
+    running = [s for s in result if s.state == "running" and not s.problem and s.plugin]
+    groups: dict[str, list[str]] = {}
+    for s in running:
+        first = s.plugin.split(",")[0]
+        maker = {"node": "nppctl", "plugin": first}.get(s.bridge_by or "")
+        bridge = f"; cni0 made by {maker}" if maker else ""
+        groups.setdefault(f"plugin {first}: {whose(s)}{bridge}", []).append(s.node)
+    return [f"{text}, on {'every node' if len(names) == len(result) > 1 else ', '.join(names)}"
+            for text, names in groups.items()]
 
 
 def status_notes(result: list, wide: bool = False) -> list[str]:
