@@ -203,9 +203,9 @@ def status_cmd(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     wide: bool = typer.Option(False, "--wide", help=render.WIDE_HELP),
 ) -> None:
-    """Per node: address, pod subnet, plugin, cni0, routes, Ready, and whose plugin it is (built-in or your
-    file, its sha256; --wide: role, state, whose, sha256, conflist, python3, the whole plugin chain).
-    Exits 1 when a node is not healthy (a stopped node is a row saying so)."""
+    """Per node: address, pod subnet, plugin, cni0, routes, Ready (--wide: role, state, conflist, python3,
+    the whole plugin chain); below, whose plugin it is (built-in or your file, its sha256) and who made
+    cni0. Exits 1 when a node is not healthy (a stopped node is a row saying so)."""
     if not _print_status(name, as_json, wide):
         raise typer.Exit(1)
 

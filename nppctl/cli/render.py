@@ -3,10 +3,11 @@ tables of `status` and `install`.
 
 Every table reads in an 80-column terminal: by default a table has the columns a student reads
 first (status's has no frame, to hold seven of them) and says what the hidden ones found wrong in
-lines below it; `--wide` shows every column. Under status's table, one line per distinct answer says
-whose plugin the nodes run (built-in or the user's file, its sha256) and who made cni0 (status_whose)
+lines below it; `--wide` shows every column
 (piped output without COLUMNS is 200 columns wide, so such a table stays on one line per row).
-rich loads when a command renders, not when `nppctl --help` is asked for.
+Under status's table (narrow and wide), one line per distinct answer says whose plugin the nodes run
+(built-in or the user's file and conf, its executable's sha256 in the node) and who made cni0
+(status_whose). rich loads when a command renders, not when `nppctl --help` is asked for.
 """
 
 from __future__ import annotations
@@ -99,9 +100,9 @@ def status_table(name: str, result: list, wide: bool = False):
 
     # narrow: Ready only where some node has one (a kindless lab has no API), the chain's first plugin
     ready = wide or any(s.ready is not None for s in result)
-    columns = ("node", "role", "state", "address", "pod subnet", "plugin", "whose", "sha256", "conflist",
-               "python3", "cni0", "routes", "Ready") if wide else (
-        "node", "address", "pod subnet", "plugin", "cni0", "routes", *(["Ready"] if ready else []))
+    columns = ("node", "role", "state", "address", "pod subnet", "plugin", "conflist", "python3", "cni0",
+               "routes", "Ready") if wide else ("node", "address", "pod subnet", "plugin", "cni0", "routes",
+                                                *(["Ready"] if ready else []))
     table = _table(f"nppctl status ({name})", columns, frame=wide)
     for s in result:
         # "-": no cni0 yet where nppnet makes it at its next ADD (right, not a fault)
@@ -111,12 +112,9 @@ def status_table(name: str, result: list, wide: bool = False):
         state = s.state if s.state == "running" else f"[red]{escape(s.state)}[/]"
         if wide:
             routes = mark(s.routes_ok) + ("" if s.routes_ok else " missing " + ", ".join(s.routes_missing))
-            by = {"node": " by nppctl", "plugin": " by the plugin"}.get(s.bridge_by or "", "")
-            origin = {"built-in": "built-in", "user": "your file"}.get(s.plugin_origin or "", "-")
-            conf = (s.conflist or "-") + (" (yours)" if s.conf_source else "")  # its source: the line below
-            table.add_row(s.node, s.role, state, s.address or "-", s.subnet or "-", plugin, origin,
-                          (s.plugin_sha256 or "-")[:12], escape(conf), s.python3 or "[red]✗[/]",
-                          cni0 + (f" {s.gateway}" if s.gateway else "") + by, routes, mark(s.ready))
+            table.add_row(s.node, s.role, state, s.address or "-", s.subnet or "-", plugin,
+                          escape(s.conflist or "-"), s.python3 or "[red]✗[/]",
+                          cni0 + (f" {s.gateway}" if s.gateway else ""), routes, mark(s.ready))
         else:
             node = s.node if s.state == "running" else f"{s.node}\n{state}"  # the name's width, 2 lines
             running = s.state == "running"
