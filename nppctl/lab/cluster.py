@@ -263,9 +263,9 @@ def preflight(opts: UpOptions, provider) -> bool:
         )
     cidr_what = f"{opts.config}'s podSubnet" if opts.config is not None else "--pod-cidr"
     subnets.split(labshape.pod_cidr(opts), len(roles), what=cidr_what)
-    install.resolve_plugin(opts.plugin)
+    pf = install.resolve_plugin(opts.plugin)
     if opts.conf is not None:
-        install.check_conf(opts.conf, opts.plugin, labshape.pod_cidr(opts), kind_node_names(opts.name, roles))
+        install.check_conf(opts.conf, pf, labshape.pod_cidr(opts), kind_node_names(opts.name, roles))
     if provider.has_kubernetes and shutil.which("kind") is None:
         from nppctl.access.providers.kind import INSTALL_HINT
 

@@ -24,7 +24,7 @@ conf, on_step) -> list[InstallResult] (target nodes, node order); install_lab(cl
 A node that fails (stopped, no python3, a command failing in it) is a result with its error
 (InstallResult.outcome "failed"); every other node is still installed.
 Addition: resolve_plugin(plugin) -> PluginFiles; resolve_conf(conf, pf) -> UserConf | None;
-check_conf(conf, plugin, pod_cidr, nodes) (up's preflight).
+check_conf(conf, pf, pod_cidr, nodes) (up's preflight).
 """
 
 from __future__ import annotations
@@ -157,9 +157,8 @@ def resolve_conf(conf: str | Path | None, pf: PluginFiles) -> userconf.UserConf 
     return userconf.load(conf, rivals=(KINDNET_CONFLIST,))
 
 
-def check_conf(conf: str | Path, plugin: str, pod_cidr: str, nodes: list[str]) -> userconf.UserConf:
-    """up's preflight: --conf with --plugin, rendered and checked for NODES (the pod CIDR split)."""
-    pf = resolve_plugin(plugin)
+def check_conf(conf: str | Path, pf: PluginFiles, pod_cidr: str, nodes: list[str]) -> userconf.UserConf:
+    """up's preflight: --conf for plugin PF, rendered and checked for NODES (the pod CIDR split)."""
     uc = resolve_conf(conf, pf)
     assert uc is not None
     userconf.render_nodes(uc, userconf.sample_contexts(nodes, pod_cidr), pf.type)

@@ -200,4 +200,4 @@ def test_install_refuses_conf_with_a_builtin_plugin_and_up_checks_the_conf(tmp_p
         install.resolve_conf(path, install.resolve_plugin("nppnet"))
     assert install.resolve_conf(None, install.resolve_plugin("nppnet")) is None
     with pytest.raises(NppctlError, match="--conf is for your own plugin"):
-        install.check_conf(path, "skel", POD_CIDR, NODES)
+        install.check_conf(path, install.resolve_plugin("skel"), POD_CIDR, NODES)

@@ -74,6 +74,19 @@ def lab(request, docker_client, python_node_image, files, tmp_path_factory) -> s
     return CLUSTER
 
 
+def test_up_refuses_a_broken_conf_before_making_anything(docker_client, files, tmp_path):
+    typo = files["folder"] / f"09-{PLUGIN}.conf.j2"
+    typo.write_text(json.dumps(dict(COURSE_CONF, subnet_node="{{ subnet_nod }}")))
+    name = "np24ax"
+    done = nppctl("up", "--provider", "docker", "--workers", "1", "--no-mounts", "--name", name, "--plugin",
+                  str(files["plugin"]), "--conf", str(typo), NPPCTL_STATE_DIR=str(tmp_path / "state"))
+    assert done.returncode == 1, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "'subnet_nod' is undefined" in line and f"node {name}-control-plane" in line, line
+    assert docker_client.containers.list(all=True, filters={"name": name}) == []
+    assert not (tmp_path / "state").exists() or not any((tmp_path / "state").iterdir())
+
+
 def in_node(node: str, *argv: str) -> str:
     code, out = node_exec(get_node(CLUSTER, node), list(argv))
     assert code == 0, (argv, out)
