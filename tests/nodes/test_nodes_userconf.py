@@ -131,6 +131,19 @@ def test_status_says_it_is_your_file_with_its_digest(lab, files):
             f"09-{PLUGIN}.conf; cni0 made by nppctl, on every node") in said, table.stdout
 
 
+def test_status_digests_the_real_plugin_behind_a_recording_wrapper(lab, files):
+    """Where a wrapper stands at /opt/cni/bin/<type>, the plugin itself is in .nppctl-real/<type>."""
+    real = f"/opt/cni/bin/.nppctl-real/{PLUGIN}"
+    in_node("worker2", "sh", "-c", f'mkdir -p /opt/cni/bin/.nppctl-real && printf real >"{real}"')
+    try:
+        rows = {r["node"]: r for r in status_json()}
+    finally:
+        in_node("worker2", "rm", "-r", "/opt/cni/bin/.nppctl-real")
+    assert rows[f"{CLUSTER}-worker2"]["plugin_sha256"] == hashlib.sha256(b"real").hexdigest()
+    assert rows[f"{CLUSTER}-worker"]["plugin_sha256"] == files["sha256"]
+    assert {r["plugin_sha256"] for r in status_json()} == {files["sha256"]}
+
+
 def test_a_pod_gets_its_address_from_the_filled_keys(lab):
     done = nppctl("cni", "add", "--name", CLUSTER, "--node", "worker2", "c1")
     assert done.returncode == 0, done.stdout + done.stderr
