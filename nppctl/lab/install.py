@@ -157,11 +157,13 @@ def resolve_conf(conf: str | Path | None, pf: PluginFiles) -> userconf.UserConf 
     return userconf.load(conf, rivals=(KINDNET_CONFLIST,))
 
 
-def check_conf(conf: str | Path, pf: PluginFiles, pod_cidr: str, nodes: list[str]) -> userconf.UserConf:
+def check_conf(
+    conf: str | Path, pf: PluginFiles, pod_cidr: str, nodes: list[str]
+) -> userconf.UserConf | None:
     """up's preflight: --conf for plugin PF, rendered and checked for NODES (the pod CIDR split)."""
     uc = resolve_conf(conf, pf)
-    assert uc is not None
-    userconf.render_nodes(uc, userconf.sample_contexts(nodes, pod_cidr), pf.type)
+    if uc is not None:
+        userconf.render_nodes(uc, userconf.sample_contexts(nodes, pod_cidr), pf.type)
     return uc
 
 
@@ -462,7 +464,8 @@ def install(
     )
     rendered = _render_confs(uc, pf, everyone, target_names, plan, probes, pod_cidr)
     owned = f"{BRIDGE}, routes, masquerade" if node_owns else f"routes ({pf.type} makes {BRIDGE})"
-    step(f"Installing {pf.type} on {len(targets)} node(s): files, {owned}, keeper")
+    yours = f" with your {conf_name}" if uc else ""
+    step(f"Installing {pf.type}{yours} on {len(targets)} node(s): files, {owned}, keeper")
 
     def failed(node: Node, err: NppctlError) -> InstallResult:
         mine = plan[node.name]
