@@ -13,6 +13,8 @@ import typer
 from nppctl.cli import render
 
 NAME_HELP = "Cluster name (kind's --name)."
+CONF_HELP = ("Your plugin's own config (with --plugin PATH): a .conf/.conflist/.json, plain or a Jinja2 "
+             "template (.j2), rendered per node; installed under its own name.")
 
 
 def up(
@@ -34,6 +36,7 @@ def up(
     plugin: str = typer.Option(
         "nppnet", "--plugin", help="nppnet, skel (the skeleton) or PATH to your plugin."
     ),
+    conf: Path | None = typer.Option(None, "--conf", metavar="FILE", help=CONF_HELP),
     pod_cidr: str | None = typer.Option(
         None, "--pod-cidr", show_default="10.244.0.0/16", help="The cluster's pod network."
     ),
@@ -83,6 +86,7 @@ def up(
         config=config,
         workers=defaults.workers if workers is None else workers,
         plugin=plugin,
+        conf=conf,
         pod_cidr=pod_cidr or defaults.pod_cidr,
         keep_kindnet=keep_kindnet,
         mounts=mounts,
@@ -114,6 +118,7 @@ def install_cmd(
     worker: list[str] = typer.Option(None, "--worker", "-w", help="Node to install on (repeat it)."),
     all_nodes: bool = typer.Option(False, "--all", help="Install on every node (control plane too)."),
     plugin: str = typer.Option("nppnet", "--plugin", help="nppnet, skel, or the path of your own plugin."),
+    conf: Path | None = typer.Option(None, "--conf", metavar="FILE", help=CONF_HELP),
     subnet: str | None = typer.Option(None, "--subnet", help="Pod subnet of the one node installed."),
     pod_cidr: str = typer.Option("10.244.0.0/16", "--pod-cidr", help="Cluster pod CIDR split into /24s."),
     ensure_python: bool = typer.Option(
@@ -137,7 +142,7 @@ def install_cmd(
     with render.Steps(console) as steps:
         results = install_lab(
             name, nodes=worker or None, plugin=plugin, subnet=subnet, pod_cidr=pod_cidr,
-            ensure_python=ensure_python, keep_kindnet=keep_kindnet, on_step=steps.step,
+            ensure_python=ensure_python, keep_kindnet=keep_kindnet, conf=conf, on_step=steps.step,
         )
     console.print(render.install_table(name, results, wide))
     for r in results:
@@ -145,6 +150,8 @@ def install_cmd(
             console.print(f"[dim]{escape(r.node)}: {escape(change)}[/]")
         for w in r.warnings:
             console.print(f"[yellow]warning:[/] {escape(r.node)}: {escape(w)}")
+    for note in dict.fromkeys(n for r in results for n in r.notes):  # the same for every node: once
+        console.print(f"[dim]note:[/] {escape(note)}")
     failed = [r for r in results if r.outcome == "failed"]
     if len(failed) == 1 and len(results) == 1:
         raise NppctlError(failed[0].error or "install failed")
@@ -202,7 +209,8 @@ def status_cmd(
     wide: bool = typer.Option(False, "--wide", help=render.WIDE_HELP),
 ) -> None:
     """Per node: address, pod subnet, plugin, cni0, routes, Ready (--wide: role, state, conflist, python3,
-    the whole plugin chain). Exits 1 when a node is not healthy (a stopped node is a row saying so)."""
+    the whole plugin chain); below, whose plugin it is (built-in or your file, its sha256) and who made
+    cni0. Exits 1 when a node is not healthy (a stopped node is a row saying so)."""
     if not _print_status(name, as_json, wide):
         raise typer.Exit(1)
 
@@ -217,6 +225,8 @@ def _print_status(name: str, as_json: bool = False, wide: bool = False) -> bool:
     else:
         console = render.console()
         console.print(render.status_table(name, result, wide))
+        for line in render.status_whose(result):
+            console.print(render.escape(line))
         for line in render.status_notes(result, wide):
             console.print(line, soft_wrap=True)
         _print_stuck_pods(name, console)

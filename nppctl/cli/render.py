@@ -5,7 +5,9 @@ Every table reads in an 80-column terminal: by default a table has the columns a
 first (status's has no frame, to hold seven of them) and says what the hidden ones found wrong in
 lines below it; `--wide` shows every column
 (piped output without COLUMNS is 200 columns wide, so such a table stays on one line per row).
-rich loads when a command renders, not when `nppctl --help` is asked for.
+Under status's table (narrow and wide), one line per distinct answer says whose plugin the nodes run
+(built-in or the user's file and conf, its executable's sha256 in the node) and who made cni0
+(status_whose). rich loads when a command renders, not when `nppctl --help` is asked for.
 """
 
 from __future__ import annotations
@@ -119,6 +121,32 @@ def status_table(name: str, result: list, wide: bool = False):
             table.add_row(node, s.address or "-", s.subnet or "-", plugin, cni0 if running else mark(None),
                           mark(s.routes_ok if running else None), *([mark(s.ready)] if ready else []))
     return table
+
+
+def whose(s) -> str:
+    """Whose plugin a NodeStatus row's node runs: built-in, or the user's file (and conf), with the
+    first 12 hex of its executable's sha256 in the node."""
+    digest = f" (sha256 {s.plugin_sha256[:12]})" if s.plugin_sha256 else ""
+    if s.plugin_origin == "built-in":
+        return f"built-in{digest}"
+    if s.plugin_origin == "user":
+        conf = f" with your conf {s.conf_source}" if s.conf_source else " with nppctl's conflist"
+        return f"your file {(s.plugin or '').split(',')[0]}{digest}{conf}"
+    return f"not installed by nppctl{digest}" if s.plugin else "-"
+
+
+def status_whose(result: list) -> list[str]:
+    """The lines under the status table saying whose plugin each node runs and who made its cni0, one
+    per distinct answer (plain text: printed wrapped, they fit any width)."""
+    running = [s for s in result if s.state == "running" and not s.problem and s.plugin]
+    groups: dict[str, list[str]] = {}
+    for s in running:
+        first = s.plugin.split(",")[0]
+        maker = {"node": "nppctl", "plugin": first}.get(s.bridge_by or "")
+        bridge = f"; cni0 made by {maker}" if maker else ""
+        groups.setdefault(f"plugin {first}: {whose(s)}{bridge}", []).append(s.node)
+    return [f"{text}, on {'every node' if len(names) == len(result) > 1 else ', '.join(names)}"
+            for text, names in groups.items()]
 
 
 def status_notes(result: list, wide: bool = False) -> list[str]:

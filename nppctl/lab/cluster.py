@@ -234,7 +234,8 @@ def preflight(opts: UpOptions, provider) -> bool:
     """What `up` needs, checked before it writes or creates anything: the name (kind's rule, and its
     longest node name within HOST_NAME_MAX), --config without --workers, the Docker engine, kind on
     PATH (kind provider), a readable config, the plugin (a user's file must answer CNI VERSION:
-    nppctl.build.plugincheck), the pod CIDR and enough /24s in it for every node, and the node image
+    nppctl.build.plugincheck; its --conf rendered and checked for every node to be made: install.check_conf),
+    the pod CIDR and enough /24s in it for every node, and the node image
     (on this machine, or known to its registry) when a cluster is to be created. Returns whether the
     cluster exists."""
     import shutil
@@ -268,7 +269,9 @@ def preflight(opts: UpOptions, provider) -> bool:
         )
     cidr_what = f"{opts.config}'s podSubnet" if opts.config is not None else "--pod-cidr"
     subnets.split(labshape.pod_cidr(opts), len(roles), what=cidr_what)
-    install.resolve_plugin(opts.plugin)
+    pf = install.resolve_plugin(opts.plugin)
+    if opts.conf is not None:
+        install.check_conf(opts.conf, pf, labshape.pod_cidr(opts), kind_node_names(opts.name, roles))
     if provider.has_kubernetes and shutil.which("kind") is None:
         from nppctl.access.providers.kind import INSTALL_HINT
 
@@ -561,6 +564,7 @@ def up(opts: UpOptions, steps: Steps) -> dict[str, bool] | None:
             node_subnets=subnets,
             ensure_python=opts.ensure_python,
             keep_kindnet=opts.keep_kindnet,
+            conf=opts.conf,
             on_step=say,
         )
         failed = [r for r in done if r.outcome == "failed"]
@@ -571,7 +575,9 @@ def up(opts: UpOptions, steps: Steps) -> dict[str, bool] | None:
         split = f"subnets split from {result['pod_cidr']}"
         source = "subnets from the API's spec.podCIDR" if subnets else split
         warned = list(dict.fromkeys(w for r in done for w in r.warnings if "kindnet" in w))
-        return f"{len(done)} node(s), {source}" + "".join(f"; warning: {w}" for w in warned)
+        noted = list(dict.fromkeys(n for r in done for n in r.notes))
+        return (f"{len(done)} node(s), {source}" + "".join(f"; warning: {w}" for w in warned)
+                + "".join(f"; note: {n}" for n in noted))
 
     def wait_ready(say) -> str:
         from nppctl.access import kube

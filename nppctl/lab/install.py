@@ -12,12 +12,19 @@ systemd is PID 1 (kind nodes), else started now with a detached exec (the docker
 entrypoint starts it at every container start). Nodes in parallel; a second run changes nothing
 (InstallResult.changes is empty).
 
-Interface: install(cluster, *, nodes, plugin, subnet, pod_cidr, node_subnets, ensure_python, on_step)
--> list[InstallResult] (target nodes, node order); install_lab(cluster, ...) is `nppctl install`: the
-same with the pod CIDRs the cluster's API gives, when it answers (lab/api.py).
+A user's plugin may bring its own config (conf=FILE, `--conf`): FILE rendered per node
+(lab/userconf.py: every node's render checked before any node is written) goes to
+/etc/cni/net.d/<its own name> instead of 09-<type>.conflist; the node still makes cni0 and the
+masquerade. The node's record (nodeside STATE) says whose plugin and conf are installed (builtin,
+conf_source, plugin_sha256) for `nppctl status`.
+
+Interface: install(cluster, *, nodes, plugin, subnet, pod_cidr, node_subnets, ensure_python, keep_kindnet,
+conf, on_step) -> list[InstallResult] (target nodes, node order); install_lab(cluster, ...) is
+`nppctl install`: the same with the pod CIDRs the cluster's API gives, when it answers (lab/api.py).
 A node that fails (stopped, no python3, a command failing in it) is a result with its error
 (InstallResult.outcome "failed"); every other node is still installed.
-Addition: resolve_plugin(plugin) -> PluginFiles.
+Addition: resolve_plugin(plugin) -> PluginFiles; resolve_conf(conf, pf) -> UserConf | None;
+check_conf(conf, pf, pod_cidr, nodes) (up's preflight).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from pathlib import Path
 from nppctl.access import agent
 from nppctl.access.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, not_running, put_files
 from nppctl.errors import NppctlError
-from nppctl.lab import subnets
+from nppctl.lab import subnets, userconf
 from nppctl.nodeside.base import CNI_BIN, CNI_CONF
 from nppctl.nodeside.keeper import PROGRAM as KEEPER_PROGRAM
 
@@ -80,6 +87,10 @@ class PluginFiles:
     def executable(self) -> bytes:
         return self.load()
 
+    @functools.cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.executable).hexdigest()
+
     @property
     def conflist_name(self) -> str:
         return f"09-{self.type}.conflist"
@@ -96,6 +107,7 @@ class InstallResult:
     conflist: str
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about a user's conf (lab/userconf.py)
     error: str | None = None  # why this node failed (the others are installed anyway)
 
     @property
@@ -132,6 +144,29 @@ def resolve_plugin(plugin: str) -> PluginFiles:
     return PluginFiles(path.name, False, path.read_bytes)
 
 
+def resolve_conf(conf: str | Path | None, pf: PluginFiles) -> userconf.UserConf | None:
+    """A user's config for a user's plugin, loaded and checked as far as it can be without a node;
+    refused for nppnet and the skeleton (their conflist is nppctl's)."""
+    if conf is None:
+        return None
+    if pf.builtin:
+        raise NppctlError(
+            f"--conf is for your own plugin: {pf.type}'s conflist is nppctl's; give --plugin PATH with "
+            "--conf, or drop --conf"
+        )
+    return userconf.load(conf, rivals=(KINDNET_CONFLIST,))
+
+
+def check_conf(
+    conf: str | Path, pf: PluginFiles, pod_cidr: str, nodes: list[str]
+) -> userconf.UserConf | None:
+    """up's preflight: --conf for plugin PF, rendered and checked for NODES (the pod CIDR split)."""
+    uc = resolve_conf(conf, pf)
+    if uc is not None:
+        userconf.render_nodes(uc, userconf.sample_contexts(nodes, pod_cidr), pf.type)
+    return uc
+
+
 def _built(ptype: str) -> bytes:
     """The executable as artifacts.build_plugins writes it (the same sources give the same bytes,
     so an unchanged plugin is never rewritten on a node)."""
@@ -166,8 +201,13 @@ def _conflist(
     return text.encode()
 
 
-def _chained(pf: PluginFiles, pod_cidr: str) -> list[str]:
-    """The plugin types the conflist runs after ours (the same on every node)."""
+def _chained(pf: PluginFiles, pod_cidr: str, uc: userconf.UserConf | None = None,
+             nodes: list[str] | None = None) -> list[str]:
+    """The plugin types the conflist runs besides ours (the same on every node); a user's conf is
+    rendered for NODES now (its faults found before any node is probed)."""
+    if uc is not None:
+        rendered = userconf.render_nodes(uc, userconf.sample_contexts(nodes or ["node"], pod_cidr), pf.type)
+        return list(dict.fromkeys(t for r in rendered.values() for t in r.types if t != pf.type))
     sample = subnets.Assignment(subnets.split(pod_cidr, 1)[0], "split")
     plugins = json.loads(_conflist(pf, sample, pod_cidr))["plugins"]
     return [str(p["type"]) for p in plugins[1:]]
@@ -301,6 +341,38 @@ def _plugin_owns_bridge(pf: PluginFiles) -> bool:
     return pf.builtin and pf.type == "nppnet"
 
 
+def _render_confs(
+    uc: userconf.UserConf | None, pf: PluginFiles, everyone: list[Node], targets: list[str],
+    plan: dict[str, subnets.Assignment], probes: dict, pod_cidr: str,
+) -> dict[str, userconf.RenderedConf]:
+    """The user's conf rendered for every target node that answered its probe (node_index: its place
+    in node order), all checked before any node is written; {} without a user's conf."""
+    if uc is None:
+        return {}
+    contexts = [
+        userconf.NodeContext.of(n.name, index, plan[n.name].subnet, pod_cidr=pod_cidr, bridge=BRIDGE,
+                                mtu=probes[n.name].get("mtu"))
+        for index, n in enumerate(everyone)
+        if n.name in targets and isinstance(probes.get(n.name), dict)
+    ]
+    return userconf.render_nodes(uc, contexts, pf.type)
+
+
+def _record(
+    pf: PluginFiles, conf_name: str, uc: userconf.UserConf | None, subnet: str, node_owns: bool
+) -> dict:
+    """What the node keeps of this install (nodeside STATE), read back by install and `nppctl status`."""
+    return {
+        "plugin": pf.type,
+        "builtin": pf.builtin,
+        "plugin_sha256": pf.sha256,
+        "conflist": conf_name,
+        "conf_source": uc.source if uc else None,
+        "subnet": subnet,
+        "bridge_by": "node" if node_owns else "plugin",
+    }
+
+
 def _keeper_files(probe: dict) -> dict[str, tuple[bytes, int]]:
     files = {KEEPER_PROGRAM: (agent.script(), 0o755)}
     if probe.get("init") == "systemd":
@@ -352,6 +424,7 @@ def install(
     node_subnets: dict[str, str] | None = None,
     ensure_python: bool = False,
     keep_kindnet: bool = False,
+    conf: str | Path | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> list[InstallResult]:
     """Install `plugin` on `nodes` (None: all) of `cluster`; see the module docstring."""
@@ -362,9 +435,12 @@ def install(
     target_names = [n.name for n in targets]
     subnets.parse_cidr(pod_cidr, "--pod-cidr")
     pf = resolve_plugin(plugin)
+    uc = resolve_conf(conf, pf)
+    conf_name = uc.name if uc else pf.conflist_name
     exe_path = f"{CNI_BIN}/{pf.type}"
-    conf_path = f"{CNI_CONF}/{pf.conflist_name}"
-    chained = {t: f"{CNI_BIN}/{t}" for t in _chained(pf, pod_cidr) if TYPE_NAME.match(t)}
+    conf_path = f"{CNI_CONF}/{conf_name}"
+    chained = {t: f"{CNI_BIN}/{t}" for t in _chained(pf, pod_cidr, uc, [n.name for n in everyone])
+               if TYPE_NAME.match(t)}
     kindnet_path = f"{CNI_CONF}/{KINDNET_CONFLIST}"
     node_owns = not _plugin_owns_bridge(pf)
 
@@ -404,8 +480,10 @@ def install(
         node_subnets=node_subnets,
         installed=installed,
     )
+    rendered = _render_confs(uc, pf, everyone, target_names, plan, probes, pod_cidr)
     owned = f"{BRIDGE}, routes, masquerade" if node_owns else f"routes ({pf.type} makes {BRIDGE})"
-    step(f"Installing {pf.type} on {len(targets)} node(s): files, {owned}, keeper")
+    yours = f" with your {conf_name}" if uc else ""
+    step(f"Installing {pf.type}{yours} on {len(targets)} node(s): files, {owned}, keeper")
 
     def failed(node: Node, err: NppctlError) -> InstallResult:
         mine = plan[node.name]
@@ -435,7 +513,7 @@ def install(
             return None
         mine = plan[node.name]
         facts = probes[node.name]
-        conflist = _conflist(pf, mine, pod_cidr, facts.get("mtu"))
+        conflist = rendered[node.name].data if uc else _conflist(pf, mine, pod_cidr, facts.get("mtu"))
         wanted = {exe_path: (pf.executable, 0o755), conf_path: (conflist, 0o644), **_keeper_files(facts)}
         stale, warnings = _files_to_write(wanted, chained, facts["files"])
         if stale:
@@ -460,12 +538,7 @@ def install(
                 "remove": sorted(remove),
                 "rename": [[KEEPER_NEW, KEEPER_PROGRAM]] if KEEPER_PROGRAM in stale else [],
                 "keeper": True,
-                "state": {
-                    "plugin": pf.type,
-                    "conflist": pf.conflist_name,
-                    "subnet": mine.subnet,
-                    "bridge_by": "node" if node_owns else "plugin",
-                },
+                "state": _record(pf, conf_name, uc, mine.subnet, node_owns),
             },
         )
         started = _start_keeper(node, facts, KEEPER_UNIT in stale)
@@ -479,6 +552,7 @@ def install(
             conflist=conf_path,
             changes=[f"wrote {p}" for p in stale] + answer["changes"] + started,
             warnings=warnings + answer["warnings"] + ([kindnet_warning] if kindnet_warning else []),
+            notes=[*uc.notes, *rendered[node.name].notes] if uc else [],
         )
 
     return [r for r in for_each_node(everyone, apply) if r is not None]

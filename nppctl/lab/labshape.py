@@ -33,6 +33,7 @@ class UpOptions:
     config: Path | None = None
     workers: int = 2
     plugin: str = "nppnet"
+    conf: Path | None = None  # the user's plugin's own config (lab/userconf.py), rendered per node
     pod_cidr: str = "10.244.0.0/16"
     keep_kindnet: bool = False
     mounts: bool = True

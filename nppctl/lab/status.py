@@ -1,7 +1,10 @@
 """`nppctl status`: what each node has of the lab, read from the nodes themselves.
 
-Per node: role, address, pod subnet (from the first conflist), plugin and conflist installed (each
-plugin of the conflist answered CNI VERSION in the node: nodeside/cniversion.py),
+Per node: role, address, pod subnet (from the first conflist; else, as for a course-style conf with
+subnet_network/subnet_node, the subnet nppctl's install recorded), plugin and conflist installed (each
+plugin of the conflist answered CNI VERSION in the node: nodeside/cniversion.py), whose plugin it is
+(built-in nppnet / nppnet-skel or the user's file, from the install record when that record describes
+the conflist in use) with the sha256 of its executable in the node and the user's conf file,
 python3, cni0 up with the subnet's gateway (where nppnet owns cni0 it makes it at every ADD: no
 cni0 before the first pod is right), a route to every other node's pod subnet via that node's address
 (missing ones listed), whether the keeper runs, and Ready when the caller passes it (kube layer).
@@ -34,6 +37,9 @@ class NodeStatus:
     plugin: str | None = None  # types of the first conflist's plugins, comma-separated
     plugin_present: bool = False  # every listed plugin in /opt/cni/bin answered CNI VERSION in the node
     plugin_problem: str | None = None  # why not: "<type>: <reason>" of the first one that did not
+    plugin_origin: str | None = None  # "built-in" or "user" (nppctl installed it); None: not nppctl's record
+    plugin_sha256: str | None = None  # sha256 of the first plugin's executable in the node
+    conf_source: str | None = None  # the user's conf file the conflist was rendered from (--conf)
     conflist: str | None = None  # the first conf file in /etc/cni/net.d (what a runtime uses)
     python3: str | None = None  # its version, None when absent
     bridge_up: bool = False
@@ -86,6 +92,28 @@ def _facts(node: Node) -> dict | NppctlError:
         return err
 
 
+def _origin(f: dict) -> tuple[str | None, str | None]:
+    """(plugin_origin, conf_source) from nppctl's install record, when it describes the conflist in use
+    (not one put there by hand or by kindnet)."""
+    state = f.get("state")
+    types = [str(p["type"]) for p in f["plugins"]]
+    if not isinstance(state, dict) or not types or state.get("plugin") != types[0] or (
+            state.get("conflist") != f["conflist"]):
+        return None, None
+    builtin = state.get("builtin", state.get("plugin") in ("nppnet", "nppnet-skel"))  # older records
+    source = state.get("conf_source")
+    return ("built-in" if builtin else "user"), (str(source) if source else None)
+
+
+def _recorded_subnet(f: dict) -> str | None:
+    state = f.get("state")
+    value = state.get("subnet") if isinstance(state, dict) else None
+    try:
+        return str(ipaddress.ip_network(str(value))) if value else None
+    except ValueError:
+        return None
+
+
 def _gateway(subnet: str) -> str | None:
     try:
         net = ipaddress.ip_network(subnet)
@@ -115,9 +143,11 @@ def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeSt
             out.append(st)
             continue
         st.python3 = f["python"]
-        st.subnet = f["subnet"]
+        st.subnet = f["subnet"] or _recorded_subnet(f)
         st.conflist = f["conflist"]
         st.plugin = ",".join(str(p["type"]) for p in f["plugins"]) or None
+        st.plugin_sha256 = f["plugins"][0].get("sha256") if f["plugins"] else None
+        st.plugin_origin, st.conf_source = _origin(f)
         failing = [f"{p['type']}: {p.get('version_error') or 'not executable'}" for p in f["plugins"]
                    if not p["present"] or p.get("version_error")]
         st.plugin_present = bool(f["plugins"]) and not failing

@@ -5,6 +5,8 @@ import sys
 
 from .base import CNI_BIN, CNI_CONF, STATE, AgentError, conf_files, ip_json, load_conflist, read_json, sha256
 
+REAL_DIR = os.path.join(CNI_BIN, ".nppctl-real")  # a user's plugin behind nppctl's call recorder
+
 
 def _first_line(path):
     try:
@@ -47,8 +49,16 @@ def _range_subnet(ipam):
     return None
 
 
+def _real_plugin(ptype):
+    """The plugin's own executable: REAL_DIR/<type> where a recording wrapper stands in front of it at
+    CNI_BIN/<type>, else CNI_BIN/<type>."""
+    real = os.path.join(REAL_DIR, ptype)
+    return real if os.path.isfile(real) else os.path.join(CNI_BIN, ptype)
+
+
 def status(spec):
-    """The node's lab facts; each plugin of the first conflist is asked CNI VERSION (cniversion.py)."""
+    """The node's lab facts; each plugin of the first conflist is asked CNI VERSION (cniversion.py) and
+    its executable's sha256 given (_real_plugin)."""
     from .cniversion import ask_version
     from .keeper import running
 
@@ -65,7 +75,8 @@ def status(spec):
             path = os.path.join(CNI_BIN, str(p.get("type")))
             present = os.access(path, os.X_OK)
             why = ask_version(path) if present else "not executable in " + CNI_BIN
-            types.append({"type": p.get("type"), "present": present, "version_error": why})
+            types.append({"type": p.get("type"), "present": present, "version_error": why,
+                          "sha256": sha256(_real_plugin(str(p.get("type"))))})
             ipam = p.get("ipam") or {}
             subnet = subnet or p.get("subnet") or ipam.get("subnet") or _range_subnet(ipam)
     name = spec.get("bridge", "cni0")
