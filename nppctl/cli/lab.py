@@ -13,6 +13,9 @@ import typer
 from nppctl.cli import render
 
 NAME_HELP = "Cluster name (kind's --name)."
+RECORD_HELP = ("Put nppctl's call recorder in front of the plugin: every CNI call (environment, stdin, "
+               "stdout, stderr, exit code, time) for `nppctl calls` [default: on for your plugin, off for "
+               "nppnet and skel].")
 CONF_HELP = ("Your plugin's own config (with --plugin PATH): a .conf/.conflist/.json, plain or a Jinja2 "
              "template (.j2), rendered per node; installed under its own name.")
 
@@ -37,6 +40,7 @@ def up(
         "nppnet", "--plugin", help="nppnet, skel (the skeleton) or PATH to your plugin."
     ),
     conf: Path | None = typer.Option(None, "--conf", metavar="FILE", help=CONF_HELP),
+    record: bool | None = typer.Option(None, "--record/--no-record", show_default=False, help=RECORD_HELP),
     pod_cidr: str | None = typer.Option(
         None, "--pod-cidr", show_default="10.244.0.0/16", help="The cluster's pod network."
     ),
@@ -87,6 +91,7 @@ def up(
         workers=defaults.workers if workers is None else workers,
         plugin=plugin,
         conf=conf,
+        record=record,
         pod_cidr=pod_cidr or defaults.pod_cidr,
         keep_kindnet=keep_kindnet,
         mounts=mounts,
@@ -119,6 +124,7 @@ def install_cmd(
     all_nodes: bool = typer.Option(False, "--all", help="Install on every node (control plane too)."),
     plugin: str = typer.Option("nppnet", "--plugin", help="nppnet, skel, or the path of your own plugin."),
     conf: Path | None = typer.Option(None, "--conf", metavar="FILE", help=CONF_HELP),
+    record: bool | None = typer.Option(None, "--record/--no-record", show_default=False, help=RECORD_HELP),
     subnet: str | None = typer.Option(None, "--subnet", help="Pod subnet of the one node installed."),
     pod_cidr: str = typer.Option("10.244.0.0/16", "--pod-cidr", help="Cluster pod CIDR split into /24s."),
     ensure_python: bool = typer.Option(
@@ -142,7 +148,8 @@ def install_cmd(
     with render.Steps(console) as steps:
         results = install_lab(
             name, nodes=worker or None, plugin=plugin, subnet=subnet, pod_cidr=pod_cidr,
-            ensure_python=ensure_python, keep_kindnet=keep_kindnet, conf=conf, on_step=steps.step,
+            ensure_python=ensure_python, keep_kindnet=keep_kindnet, conf=conf, record=record,
+            on_step=steps.step,
         )
     console.print(render.install_table(name, results, wide))
     for r in results:

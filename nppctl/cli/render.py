@@ -144,7 +144,8 @@ def status_whose(result: list) -> list[str]:
         first = s.plugin.split(",")[0]
         maker = {"node": "nppctl", "plugin": first}.get(s.bridge_by or "")
         bridge = f"; cni0 made by {maker}" if maker else ""
-        groups.setdefault(f"plugin {first}: {whose(s)}{bridge}", []).append(s.node)
+        recorded = "; its calls recorded (nppctl calls)" if s.recorded else ""
+        groups.setdefault(f"plugin {first}: {whose(s)}{bridge}{recorded}", []).append(s.node)
     return [f"{text}, on {'every node' if len(names) == len(result) > 1 else ', '.join(names)}"
             for text, names in groups.items()]
 

@@ -565,6 +565,7 @@ def up(opts: UpOptions, steps: Steps) -> dict[str, bool] | None:
             ensure_python=opts.ensure_python,
             keep_kindnet=opts.keep_kindnet,
             conf=opts.conf,
+            record=opts.record,
             on_step=say,
         )
         failed = [r for r in done if r.outcome == "failed"]

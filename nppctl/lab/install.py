@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nppctl.access import agent
+from nppctl.access import agent, recorder
 from nppctl.access.nodes import Node, find_nodes, for_each_node, list_nodes, node_run, not_running, put_files
 from nppctl.errors import NppctlError
 from nppctl.lab import subnets, userconf
@@ -246,8 +246,8 @@ def _files_to_write(
     return stale, warnings
 
 
-def _probe(node: Node, paths: list[str], ensure_python: bool, step) -> dict:
-    spec = {"dirs": [CNI_BIN, CNI_CONF, os.path.dirname(KEEPER_PROGRAM)], "files": paths}
+def _probe(node: Node, paths: list[str], ensure_python: bool, step, dirs: list[str]) -> dict:
+    spec = {"dirs": [CNI_BIN, CNI_CONF, os.path.dirname(KEEPER_PROGRAM), *dirs], "files": paths}
     try:
         return agent.run_agent(node, "probe", spec)
     except NppctlError as err:
@@ -373,6 +373,13 @@ def _record(
     }
 
 
+def _plugin_files(pf: PluginFiles, recording: bool) -> dict[str, tuple[bytes, int]]:
+    """The plugin's executable at /opt/cni/bin/TYPE, or (recording) behind nppctl's call recorder."""
+    if recording:
+        return recorder.recorder_files(pf.type, pf.executable)
+    return recorder.plain_files(pf.type, pf.executable)
+
+
 def _keeper_files(probe: dict) -> dict[str, tuple[bytes, int]]:
     files = {KEEPER_PROGRAM: (agent.script(), 0o755)}
     if probe.get("init") == "systemd":
@@ -425,9 +432,11 @@ def install(
     ensure_python: bool = False,
     keep_kindnet: bool = False,
     conf: str | Path | None = None,
+    record: bool | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> list[InstallResult]:
-    """Install `plugin` on `nodes` (None: all) of `cluster`; see the module docstring."""
+    """Install `plugin` on `nodes` (None: all) of `cluster`; see the module docstring. RECORD puts nppctl's
+    call recorder in front of the plugin (access/recorder.py; None: for a user's plugin, not a built-in)."""
     step = on_step or (lambda _msg: None)
     step(f"Finding the nodes of cluster {cluster}")
     everyone = list_nodes(cluster, stopped=True)
@@ -438,6 +447,8 @@ def install(
     uc = resolve_conf(conf, pf)
     conf_name = uc.name if uc else pf.conflist_name
     exe_path = f"{CNI_BIN}/{pf.type}"
+    recording = (not pf.builtin) if record is None else record
+    real_path = f"{recorder.REAL_DIR}/{pf.type}"
     conf_path = f"{CNI_CONF}/{conf_name}"
     chained = {t: f"{CNI_BIN}/{t}" for t in _chained(pf, pod_cidr, uc, [n.name for n in everyone])
                if TYPE_NAME.match(t)}
@@ -454,8 +465,9 @@ def install(
             if not node.running:
                 return not_running(node)
             try:
-                paths = [exe_path, conf_path, kindnet_path, *chained.values(), KEEPER_PROGRAM, KEEPER_UNIT]
-                return _probe(node, paths, ensure_python, step)
+                paths = [exe_path, real_path, conf_path, kindnet_path, *chained.values(), KEEPER_PROGRAM,
+                         KEEPER_UNIT]
+                return _probe(node, paths, ensure_python, step, recorder.recorder_dirs() if recording else [])
             except NppctlError as err:
                 return err  # this node fails; the others go on
         if not node.running:
@@ -514,7 +526,7 @@ def install(
         mine = plan[node.name]
         facts = probes[node.name]
         conflist = rendered[node.name].data if uc else _conflist(pf, mine, pod_cidr, facts.get("mtu"))
-        wanted = {exe_path: (pf.executable, 0o755), conf_path: (conflist, 0o644), **_keeper_files(facts)}
+        wanted = {**_plugin_files(pf, recording), conf_path: (conflist, 0o644), **_keeper_files(facts)}
         stale, warnings = _files_to_write(wanted, chained, facts["files"])
         if stale:
             put_files(node, _beside_keeper(stale))
@@ -523,6 +535,8 @@ def install(
             warnings.append(f"ignored the conflist name {previous!r} in the node's record (not a file name)")
             previous = None
         remove = {f"{CNI_CONF}/{c}" for c in (*OUR_CONFLISTS, previous) if c} - {conf_path}
+        if not recording:
+            remove |= set(recorder.recorder_leftovers(pf.type))
         answer = agent.run_agent(
             node,
             "setup",
@@ -538,7 +552,7 @@ def install(
                 "remove": sorted(remove),
                 "rename": [[KEEPER_NEW, KEEPER_PROGRAM]] if KEEPER_PROGRAM in stale else [],
                 "keeper": True,
-                "state": _record(pf, conf_name, uc, mine.subnet, node_owns),
+                "state": dict(_record(pf, conf_name, uc, mine.subnet, node_owns), recorded=recording),
             },
         )
         started = _start_keeper(node, facts, KEEPER_UNIT in stale)

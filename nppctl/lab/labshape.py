@@ -34,6 +34,7 @@ class UpOptions:
     workers: int = 2
     plugin: str = "nppnet"
     conf: Path | None = None  # the user's plugin's own config (lab/userconf.py), rendered per node
+    record: bool | None = None  # nppctl's call recorder in front of the plugin (None: a user's plugin)
     pod_cidr: str = "10.244.0.0/16"
     keep_kindnet: bool = False
     mounts: bool = True

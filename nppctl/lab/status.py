@@ -39,6 +39,7 @@ class NodeStatus:
     plugin_problem: str | None = None  # why not: "<type>: <reason>" of the first one that did not
     plugin_origin: str | None = None  # "built-in" or "user" (nppctl installed it); None: not nppctl's record
     plugin_sha256: str | None = None  # sha256 of the first plugin's executable in the node
+    recorded: bool = False  # nppctl's call recorder stands in front of the first plugin (`nppctl calls`)
     conf_source: str | None = None  # the user's conf file the conflist was rendered from (--conf)
     conflist: str | None = None  # the first conf file in /etc/cni/net.d (what a runtime uses)
     python3: str | None = None  # its version, None when absent
@@ -147,6 +148,7 @@ def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeSt
         st.conflist = f["conflist"]
         st.plugin = ",".join(str(p["type"]) for p in f["plugins"]) or None
         st.plugin_sha256 = f["plugins"][0].get("sha256") if f["plugins"] else None
+        st.recorded = bool(f["plugins"] and f["plugins"][0].get("recorded"))
         st.plugin_origin, st.conf_source = _origin(f)
         failing = [f"{p['type']}: {p.get('version_error') or 'not executable'}" for p in f["plugins"]
                    if not p["present"] or p.get("version_error")]

@@ -73,10 +73,12 @@ def status(spec):
     if conf:
         for p in conf["plugins"]:
             path = os.path.join(CNI_BIN, str(p.get("type")))
-            present = os.access(path, os.X_OK)
-            why = ask_version(path) if present else "not executable in " + CNI_BIN
+            real = _real_plugin(str(p.get("type")))
+            present = os.access(path, os.X_OK) and os.access(real, os.X_OK)
+            # asked of the plugin itself: a recorder in front of it would file status's VERSION as a call
+            why = ask_version(real) if present else "not executable in " + CNI_BIN
             types.append({"type": p.get("type"), "present": present, "version_error": why,
-                          "sha256": sha256(_real_plugin(str(p.get("type"))))})
+                          "sha256": sha256(real), "recorded": real != path})
             ipam = p.get("ipam") or {}
             subnet = subnet or p.get("subnet") or ipam.get("subnet") or _range_subnet(ipam)
     name = spec.get("bridge", "cni0")

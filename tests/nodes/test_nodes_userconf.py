@@ -128,20 +128,44 @@ def test_status_says_it_is_your_file_with_its_digest(lab, files):
     assert table.returncode == 0, table.stderr
     said = " ".join(table.stdout.split())
     assert (f"plugin {PLUGIN}: your file {PLUGIN} (sha256 {files['sha256'][:12]}) with your conf "
-            f"09-{PLUGIN}.conf; cni0 made by nppctl, on every node") in said, table.stdout
+            f"09-{PLUGIN}.conf; cni0 made by nppctl; its calls recorded (nppctl calls), on every "
+            "node") in said, table.stdout
 
 
-def test_status_digests_the_real_plugin_behind_a_recording_wrapper(lab, files):
-    """Where a wrapper stands at /opt/cni/bin/<type>, the plugin itself is in .nppctl-real/<type>."""
+def test_status_digests_the_real_plugin_behind_the_recorder(lab, files):
+    """A user's plugin is recorded by default: /opt/cni/bin/<type> is nppctl's recorder, the plugin itself
+    is .nppctl-real/<type>, and status digests (and asks VERSION of) the plugin, not the recorder."""
     real = f"/opt/cni/bin/.nppctl-real/{PLUGIN}"
-    in_node("worker2", "sh", "-c", f'mkdir -p /opt/cni/bin/.nppctl-real && printf real >"{real}"')
-    try:
-        rows = {r["node"]: r for r in status_json()}
-    finally:
-        in_node("worker2", "rm", "-r", "/opt/cni/bin/.nppctl-real")
-    assert rows[f"{CLUSTER}-worker2"]["plugin_sha256"] == hashlib.sha256(b"real").hexdigest()
-    assert rows[f"{CLUSTER}-worker"]["plugin_sha256"] == files["sha256"]
-    assert {r["plugin_sha256"] for r in status_json()} == {files["sha256"]}
+    assert in_node("worker2", "sha256sum", real).split()[0] == files["sha256"]
+    front = in_node("worker2", "sha256sum", f"/opt/cni/bin/{PLUGIN}").split()[0]
+    assert front != files["sha256"] and "nppctl's CNI call recorder" in in_node(
+        "worker2", "head", "-n", "2", f"/opt/cni/bin/{PLUGIN}")
+    rows = status_json()
+    assert {r["plugin_sha256"] for r in rows} == {files["sha256"]}
+    assert all(r["recorded"] for r in rows), rows
+
+
+def test_the_proof_of_up_is_on_record_and_no_record_takes_the_recorder_away(lab, files):
+    done = nppctl("calls", "--name", CLUSTER, "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    proof = [c for c in json.loads(done.stdout) if c["containerid"] == "nppctl-proof"]
+    for node in (f"{CLUSTER}-control-plane", f"{CLUSTER}-worker", f"{CLUSTER}-worker2"):
+        mine = [c["command"] for c in proof if c["node"] == node]
+        assert mine[:2] == ["ADD", "DEL"], (node, mine)  # 0.3.1: no CHECK; the proof's ADD then DEL
+    add = next(c for c in proof if c["command"] == "ADD" and c["node"] == f"{CLUSTER}-worker2")
+    assert json.loads(add["stdin"])["subnet_node"] == "2" and add["exit"] == 0, add
+    assert json.loads(add["stdout"])["ips"][0]["address"].startswith("10.244.2."), add
+    off = nppctl("install", "--name", CLUSTER, "--all", "--plugin", str(files["plugin"]), "--conf",
+                 str(files["conf"]), "--no-record")
+    assert off.returncode == 0, off.stdout + off.stderr
+    assert in_node("worker", "sha256sum", f"/opt/cni/bin/{PLUGIN}").split()[0] == files["sha256"]
+    real = f"/opt/cni/bin/.nppctl-real/{PLUGIN}"
+    assert node_exec(get_node(CLUSTER, "worker"), ["test", "-e", real], check=False)[0] == 1
+    assert not any(r["recorded"] for r in status_json())
+    on = nppctl("install", "--name", CLUSTER, "--all", "--plugin", str(files["plugin"]), "--conf",
+                str(files["conf"]))
+    assert on.returncode == 0, on.stdout + on.stderr
+    assert all(r["recorded"] for r in status_json())
 
 
 def test_a_pod_gets_its_address_from_the_filled_keys(lab):
