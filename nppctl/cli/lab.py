@@ -75,7 +75,8 @@ def up(
     ] = None,
 ) -> None:
     """Create the cluster, label workers, install the plugin, wait until Ready (labels and Ready: the
-    kind provider; the docker provider's nodes have no Kubernetes).
+    kind provider; the docker provider's nodes have no Kubernetes), then prove the plugin: ADD, ping,
+    CHECK and DEL of a throwaway pod in each node.
 
     An existing lab is kept when it is what the options given ask for (--workers or --config's nodes,
     --provider, --image, --pod-cidr; options left out ask for nothing); else up says how it differs
