@@ -624,9 +624,9 @@ def prove_plugin(name: str, plugin: str, steps: Steps, nodes: list[str] | None =
     it is either way (a plugin that fails is the student's to fix, then `nppctl install`)."""
     from nppctl.lab import install, proof
 
-    ptype = install.resolve_plugin(plugin).type
-    steps.step(f"Proving {ptype} works: ADD, ping, CHECK, DEL of a throwaway pod in each node")
-    proofs = proof.prove(name, nodes, plugin_type=ptype)
+    pf = install.resolve_plugin(plugin)
+    steps.step(f"Proving {pf.type} works: ADD, ping, CHECK, DEL of a throwaway pod in each node")
+    proofs = proof.prove(name, nodes, skeleton=pf.builtin and pf.type == install.BUILTIN["skel"])
     failed = proof.failure_line(name, proofs)
     if failed:
         steps.fail()

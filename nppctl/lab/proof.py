@@ -5,11 +5,12 @@ Per node (in parallel), nodeside/runtime.py plays the runtime on the network nam
 /var/run/netns/nppctl-proof: ADD (the result must give the pod an IPv4 address), an ICMP echo from the pod
 to its own node's address (every pod reaches its node: kubelet's probes come from there), CHECK where the
 config's cniVersion has it (0.4.0 and later, unless disableCheck), and DEL, always, so the namespace and
-whatever the plugin made for it go. A proof left by an interrupted run is deleted first.
+whatever the plugin made for it go; the node's neighbour entry for the pod's address goes too (the next
+pod is likely to get that address with another MAC). A proof left by an interrupted run is deleted first.
 
 The built-in skeleton sets up no network by design: it is not proved (`Proof.skipped` says so).
 
-Interface: prove(cluster, nodes=None, *, plugin_type) -> list[Proof] (node order)
+Interface: prove(cluster, nodes=None, *, skeleton=False) -> list[Proof] (node order)
 Addition: failure_line(cluster, proofs) -> str | None (the one error line when a node failed)
 """
 
@@ -23,7 +24,6 @@ from nppctl.errors import NppctlError
 from nppctl.nodeside.base import NETNS_DIR
 
 POD = "nppctl-proof"  # the throwaway pod's netns name (a `cni add` pod name: agent.POD_NAME)
-SKELETON = "nppnet-skel"
 
 
 @dataclass
@@ -92,6 +92,9 @@ def prove_node(node: Node) -> Proof:
                 proof.steps.append("DEL")
         except NppctlError as err:
             proof.error = proof.error or f"DEL failed: {_plugin_said(err, node)}"
+        if proof.address:  # the node learnt the pod's MAC answering it: the next pod given this
+            # address (most plugins hand it out again) would be unreachable until that entry expires
+            node_run(node, ["ip", "neigh", "flush", "to", proof.address.split("/")[0]])
     proof.ok = proof.error is None
     return proof
 
@@ -102,10 +105,11 @@ def _plugin_said(err: NppctlError, node: Node) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
-def prove(cluster: str, nodes: list[str] | None = None, *, plugin_type: str) -> list[Proof]:
-    """Prove PLUGIN_TYPE (the installed plugin) on NODES (None: every running node) of CLUSTER."""
+def prove(cluster: str, nodes: list[str] | None = None, *, skeleton: bool = False) -> list[Proof]:
+    """Prove the installed plugin on NODES (None: every running node) of CLUSTER; SKELETON: it is the
+    built-in skeleton (a student's own skeleton is proved: the proof says what containerd will say)."""
     targets = find_nodes(cluster, nodes) if nodes else [n for n in list_nodes(cluster) if n.running]
-    if plugin_type == SKELETON:
+    if skeleton:
         why = "the skeleton only logs: it sets up no network, so pods stay ContainerCreating (by design)"
         return [Proof(n.name, ok=True, skipped=why) for n in targets]
     found = for_each_node(targets, prove_node, keep_errors=True)

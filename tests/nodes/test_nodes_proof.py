@@ -52,7 +52,7 @@ def write_plugin(tmp_path, name: str, text: str) -> str:
 def test_nppnet_proves_itself_on_every_node(cluster3):
     done = install.install(CLUSTER)
     assert all(r.outcome != "failed" for r in done), done
-    got = proof.prove(CLUSTER, plugin_type="nppnet")
+    got = proof.prove(CLUSTER)
     assert [p.node for p in got] == NODES
     for p in got:
         assert p.ok, p
@@ -60,14 +60,18 @@ def test_nppnet_proves_itself_on_every_node(cluster3):
         assert [s.split()[0] for s in p.steps] == ["ADD", "pod→node", "CHECK", "DEL"], p.steps
     assert proof.failure_line(CLUSTER, got) is None
     assert all(not leftovers(n) for n in NODES)
-    again = proof.prove(CLUSTER, plugin_type="nppnet")  # a second proof runs the same
+    for p in got:  # the node answered the pod: its neighbour entry for the address went with the pod
+        address = p.address.split("/")[0]
+        _, neigh = node_exec(get_node(CLUSTER, p.node), ["ip", "neigh", "show", "to", address])
+        assert neigh.strip() == "", (p.node, neigh)
+    again = proof.prove(CLUSTER)  # a second proof runs the same
     assert all(p.ok for p in again), again
 
 
 def test_a_plugin_whose_add_fails_is_named_with_its_own_message(cluster3, tmp_path):
     path = write_plugin(tmp_path, "studentnet", FAILING)
     install.install(CLUSTER, nodes=["worker"], plugin=path)
-    got = proof.prove(CLUSTER, ["worker"], plugin_type="studentnet")
+    got = proof.prove(CLUSTER, ["worker"])
     assert len(got) == 1 and not got[0].ok
     assert got[0].error.startswith("ADD failed:") and "no address left in the pool" in got[0].error, got[0]
     line = proof.failure_line(CLUSTER, got)
@@ -78,7 +82,7 @@ def test_a_plugin_whose_add_fails_is_named_with_its_own_message(cluster3, tmp_pa
 def test_an_add_that_gives_no_address_is_not_a_working_plugin(cluster3, tmp_path):
     path = write_plugin(tmp_path, "emptynet", EMPTY)
     install.install(CLUSTER, nodes=["worker2"], plugin=path)
-    got = proof.prove(CLUSTER, ["worker2"], plugin_type="emptynet")
+    got = proof.prove(CLUSTER, ["worker2"])
     assert not got[0].ok and "no IPv4 address" in got[0].error, got[0]
     assert not leftovers(f"{CLUSTER}-worker2")
 
@@ -90,11 +94,11 @@ def test_a_proof_left_by_an_interrupted_run_is_removed_first(cluster3):
 
     agent.run_agent(node, "cni", {"command": "ADD", "pod": proof.POD, "ifname": "eth0"})  # as if cut off
     assert leftovers(node.name)
-    got = proof.prove(CLUSTER, ["control-plane"], plugin_type="nppnet")
+    got = proof.prove(CLUSTER, ["control-plane"])
     assert got[0].ok, got[0]
     assert not leftovers(node.name)
 
 
 def test_the_skeleton_is_not_proved_and_says_why(cluster3):
-    got = proof.prove(CLUSTER, plugin_type="nppnet-skel")
+    got = proof.prove(CLUSTER, skeleton=True)
     assert all(p.ok and p.skipped and "by design" in p.skipped for p in got), got
