@@ -125,7 +125,8 @@ def test_the_skeleton_leaves_a_pod_creating_and_logs_what_containerd_passed(kind
     assert re.search(r"CNI_NETNS=/var/run/netns/cni-[0-9a-f-]+", adds[-1]), adds[-1]
     assert "CNI_IFNAME=eth0" in adds[-1] and "CNI_PATH=/opt/cni/bin" in adds[-1], adds[-1]
     assert re.search(r"CNI_CONTAINERID=[0-9a-f]{64}", adds[-1]), adds[-1]
-    assert f'"subnet_node": "{split(pod_cidrs(lab)[WORKERS[0]])[1]}"' in adds[-1], adds[-1]
+    stdin = json.loads(re.search(r"^  stdin=(.*)$", adds[-1], re.M).group(1))  # the config, one line
+    assert (stdin["subnet_network"], stdin["subnet_node"]) == split(pod_cidrs(lab)[WORKERS[0]]), stdin
     shown = lab.nppctl("logs", "--name", CLUSTER, "--node", "worker").stdout
     assert "CNI_COMMAND=ADD" in shown and "K8S_POD_NAME=forexec1" in shown, shown
 
