@@ -129,6 +129,11 @@ def test_the_skeleton_leaves_a_pod_creating_and_logs_what_containerd_passed(kind
     assert (stdin["subnet_network"], stdin["subnet_node"]) == split(pod_cidrs(lab)[WORKERS[0]]), stdin
     shown = lab.nppctl("logs", "--name", CLUSTER, "--node", "worker").stdout
     assert "CNI_COMMAND=ADD" in shown and "K8S_POD_NAME=forexec1" in shown, shown
+    # status names the stuck pod, the failing call and containerd's words for the empty result
+    status = lab.nppctl("status", "--name", CLUSTER).stdout
+    stuck = [ln for ln in status.splitlines() if ln.startswith(f"pod default/forexec1 on {WORKERS[0]}")]
+    assert stuck and "ADD by nppnet-skel failed" in stuck[0], status
+    assert "unexpected end of JSON input" in stuck[0], stuck[0]
 
 
 def test_calls_show_the_skeletons_add_as_containerd_made_it_and_a_replay_reproduces_it(kind_lab):
