@@ -81,8 +81,14 @@ def test_up_with_the_students_skeleton_and_its_conf(kind_lab):
     lab = kind_lab
     done = lab.nppctl("up", "--name", CLUSTER, "--config", str(CONFIG), "--plugin", str(SKEL),
                       "--conf", str(SKEL_CONF), "--image", lab.world["NODE_IMAGE"],
-                      "--registry-mirror", lab.world["REGISTRY"], "--timeout", "400")
+                      "--registry-mirror", lab.world["REGISTRY"], "--timeout", "400", ok=False)
     lab.attach_registry()
+    # everything is made and Ready, but the skeleton's ADD gives containerd no result: up's proof says so,
+    # naming every node and the runtime's words, and exits 1 (a student's skeleton is proved like any plugin)
+    last = done.stderr.strip().splitlines()[-1]
+    assert "the plugin is installed but does not work on 3 of 3 node(s)" in last, done.stderr
+    assert f"{WORKERS[0]}: ADD failed: plugin nppnet-skel ADD printed no result" in last, last
+    assert "Traceback" not in done.stderr
     assert {p.name for p in (lab.cwd / "tmp").iterdir()} == {"cp", "w1", "w2"}, done.stdout
     labels = {n["metadata"]["name"]: n["metadata"]["labels"] for n in lab.json("get", "nodes")["items"]}
     assert labels[WORKERS[0]].get("node") == "node1" and labels[WORKERS[1]].get("node") == "node2", labels
