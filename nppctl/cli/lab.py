@@ -254,9 +254,23 @@ def _print_stuck_pods(name: str, console) -> None:
             sandbox += f" (call {pod.call}: `nppctl calls --name {name} --show {pod.call}`)"
         console.print(
             f"[red]pod {escape(pod.namespace)}/{escape(pod.name)}[/] on {escape(pod.node or '?')}: "
-            f"ContainerCreating, {escape(call)} failed{sandbox}, {pod.count}x: [red]{escape(pod.said)}[/]",
+            f"ContainerCreating, {escape(call)} failed{sandbox}, {pod.count}x{_ago(pod.last_seen)}: "
+            f"[red]{escape(pod.said)}[/]",
             soft_wrap=True,
         )
+
+
+def _ago(when: str | None) -> str:
+    """", last 42s ago" from an ISO time (a failure kubelet saw before the plugin changed reads as old)."""
+    import datetime
+
+    if not when:
+        return ""
+    try:
+        seconds = (datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.fromisoformat(when))
+    except (TypeError, ValueError):
+        return ""
+    return f", last {max(0, int(seconds.total_seconds()))}s ago"
 
 
 def check(
