@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,13 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_PLUGIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
 REGISTRY_CONTAINER = "nppctl-registry"
+
+
+def sigint_default() -> None:
+    """preexec_fn of every child a test interrupts with SIGINT: the signal's default disposition, whatever
+    the runner left (a runner started in the background without job control ignores SIGINT, and its
+    children would inherit that: python would then never raise KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def require(ok: bool, what: str) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from nppctl.access.recorder import recorder_dirs, recorder_files
 from tests.calls.conftest import PLUGINS
+from tests.conftest import sigint_default
 from tests.nodes.conftest import make_cluster
 
 CLUSTER = "np24bc"
@@ -120,7 +121,7 @@ def test_replay_of_a_call_not_on_record_says_which_there_are(lab):
 def test_follow_prints_new_calls_and_ends_with_130_on_sigint(lab):
     proc = subprocess.Popen([sys.executable, "-m", "nppctl", "calls", "--name", CLUSTER, "--follow"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, COLUMNS="200", NO_COLOR="1"))
+                            env=dict(os.environ, COLUMNS="200", NO_COLOR="1"), preexec_fn=sigint_default)
     try:
         first = proc.stdout.readline()  # the calls on record so far: following now
         assert first, proc.stderr.read() if proc.poll() is not None else "no line"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from tests.conftest import sigint_default
 from tests.lab.kindnode import drop_ping, leftovers, nodes, pause_keeper
 
 
@@ -28,7 +29,7 @@ def test_ctrl_c_during_check_removes_rules_server_and_pods(lab):
 
     check = subprocess.Popen(
         [sys.executable, "-m", "nppctl", "check", "--name", name], cwd=lab.cwd, env=lab.env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default,
     )
     try:
         deadline = time.monotonic() + 60

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import sigint_default
+
 CLUSTER = "np16cl"
 
 
@@ -109,7 +111,7 @@ def test_logs_follow_ends_with_130_on_sigint_and_leaves_no_tail(lab, docker_clie
     assert added.returncode == 0, added.stderr  # a line in the plugin log for -f to show
     proc = subprocess.Popen([sys.executable, "-m", "nppctl", "logs", "-f", "--name", CLUSTER], cwd=lab,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, COLUMNS="200", NO_COLOR="1"))
+                            env=dict(os.environ, COLUMNS="200", NO_COLOR="1"), preexec_fn=sigint_default)
     try:
         first = proc.stdout.readline()  # following now
         assert first, proc.stderr.read() if proc.poll() is not None else "no line"

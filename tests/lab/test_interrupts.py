@@ -23,6 +23,7 @@ import pytest
 
 from nppctl.access import nodeimage
 from nppctl.cli.app import INTERRUPTED
+from tests.conftest import sigint_default
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "np16a"
@@ -164,6 +165,7 @@ def test_sigint_at_any_instant_of_up_leaves_nothing_and_says_so(request, lab, do
         [sys.executable, "-m", "nppctl", "up", "--provider", "docker", "--workers", "1", "--name", NAME,
          "--image", BASE],
         cwd=lab.cwd, env=lab.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=sigint_default,
     )
     request.addfinalizer(lambda: [docker_client.api.remove_container(n, force=True)
                                   for n in ours(docker_client, proc.pid, own_base)])
@@ -237,7 +239,7 @@ CHILD = textwrap.dedent("""
 def child(mode: str, image: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.Popen([sys.executable, "-c", CHILD, mode, image], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_default)
 
 
 def test_sigint_during_the_create_call_is_held_until_the_container_is_recorded_then_it_is_removed(
@@ -304,7 +306,7 @@ def test_ctrl_c_during_kind_create_cluster_leaves_nothing_and_says_so(lab, kind_
     proc = subprocess.Popen(
         [sys.executable, "-m", "nppctl", "up", "--name", name, "--workers", "0", "--image", lab.kind_image],
         cwd=lab.cwd, env=lab.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=sigint_default,
     )
     try:
         started = time.monotonic()

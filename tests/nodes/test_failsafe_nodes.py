@@ -16,7 +16,7 @@ import time
 import pytest
 
 from nppctl.access.nodes import find_nodes, get_node, node_run
-from tests.conftest import require
+from tests.conftest import require, sigint_default
 from tests.nodes.conftest import make_cluster
 from tests.nodes.np3 import REPO, nppctl
 from tests.nodes.test_nodes_ensure_python import make_bare_node
@@ -37,7 +37,7 @@ def processes(cluster: str, node: str) -> list[str]:
 def start(*args: str) -> subprocess.Popen:
     env = dict(os.environ, COLUMNS="200", NO_COLOR="1")
     return subprocess.Popen([sys.executable, "-m", "nppctl", *args], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_default)
 
 
 def wait_for(what, timeout: float = 60, every: float = 0.05):
