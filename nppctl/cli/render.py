@@ -156,7 +156,8 @@ def status_notes(result: list, wide: bool = False) -> list[str]:
 
     lines = []
     for s in result:
-        whys = [s.problem, s.plugin_problem and f"plugin {s.plugin_problem}"]
+        whys = [s.problem, s.plugin_problem and f"plugin {s.plugin_problem}",
+                s.not_ready_why and f"NotReady: {s.not_ready_why}"]
         if not wide and s.state == "running" and not s.problem:
             whys += [
                 not s.routes_ok and "routes missing " + ", ".join(s.routes_missing),

@@ -468,6 +468,12 @@ def up(opts: UpOptions, steps: Steps) -> dict[str, bool] | None:
     if not existed:  # what this lab is made as (a record left by a lab gone without --purge is replaced)
         state.asked = labshape.shape(opts)
     state.provider = opts.provider
+    if provider.has_kubernetes and not existed:
+        from nppctl.lab.doctor import inotify_low
+
+        low = inotify_low()
+        if low:
+            steps.line(f"warning: {low}")
     spec = ClusterSpec(name=opts.name, workers=opts.workers, image=opts.image)
     result: dict = {"ready": None, "pod_cidr": opts.pod_cidr}  # pod_cidr: a --config's podSubnet
 

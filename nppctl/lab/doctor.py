@@ -5,7 +5,8 @@ the Docker host's cgroup version (a row), free disk where Docker keeps its data,
 would start from (--image, else the provider's default: the docker provider's, nodeimage.DEFAULT_IMAGE, or the
 installed kind's default image) on this machine or pullable (the registry is asked for its
 manifest, nothing is downloaded), and the local node images usable as --image (nppctl.access.localimages).
-kind needs the kind binary on PATH (its version); for docker kind is not checked. kubectl is
+kind needs the kind binary on PATH (its version), and shows this host's fs.inotify limits against kind's
+recommendation (a warning row below it); for docker kind is not checked. kubectl is
 optional for both. The run fails when a required check fails.
 """
 
@@ -15,6 +16,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 MIN_FREE_GB = 5.0  # a kind node image is ~1 GB, each node's writable layer grows with use
 
@@ -150,12 +152,51 @@ def _default_image(provider: str, kind_ok: bool) -> tuple[str | None, str]:
         return None, str(err)
 
 
+# kind's Known Issues ("Pod errors due to too many open files"): each node's containerd, kubelet and
+# pods take inotify instances of the one host, and a cluster needs more than Linux's default allows
+INOTIFY = {"max_user_watches": 524288, "max_user_instances": 512}
+INOTIFY_FIX = ("sudo sysctl fs.inotify.max_user_watches=524288 fs.inotify.max_user_instances=512 "
+               "(kind's Known Issues; add them to /etc/sysctl.conf to keep them)")
+
+
+def inotify_limits() -> dict[str, int | None]:
+    """This host's fs.inotify limits (None: unreadable)."""
+    found: dict[str, int | None] = {}
+    for key in INOTIFY:
+        try:
+            found[key] = int(Path(f"/proc/sys/fs/inotify/{key}").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            found[key] = None
+    return found
+
+
+def inotify_low() -> str | None:
+    """One line when a limit is below kind's recommendation (a restarted node's containerd then cannot
+    watch its CNI config and the node stays NotReady), else None."""
+    limits = inotify_limits()
+    low = [f"fs.inotify.{k} is {v} (kind recommends {INOTIFY[k]})" for k, v in limits.items()
+           if v is not None and v < INOTIFY[k]]
+    if not low:
+        return None
+    return ("; ".join(low) + ": several kind nodes exhaust it (a node's containerd fails with \"too many "
+            f"open files\" and the node stays NotReady): {INOTIFY_FIX}")
+
+
+def check_inotify() -> Check:
+    """A row (a warning, never a failure): the host's inotify limits against kind's recommendation."""
+    limits = inotify_limits()
+    shown = ", ".join(f"{k} {v if v is not None else '?'}" for k, v in limits.items())
+    low = inotify_low()
+    return Check("inotify limits", low is None, shown if low is None else low, required=False)
+
+
 def run_checks(provider: str = "kind", image: str | None = None) -> list[Check]:
     """The checks of what `up --provider PROVIDER [--image IMAGE]` needs (see the module doc)."""
     docker, root = check_docker()
     checks = [docker, check_cgroup()]
     if provider == "kind":
         checks.append(check_tool("kind", ["kind", "version"], KIND_FIX, required=True))
+        checks.append(check_inotify())
     checks.append(check_tool(
         "kubectl", ["kubectl", "version", "--client"],
         "optional: install kubectl to run the course's kubectl commands (nppctl itself does not need it)",

@@ -51,6 +51,7 @@ class NodeStatus:
     keeper: bool | None = None  # nppctl's keeper runs in the node (restores routes after a restart)
     routes_missing: list[str] = field(default_factory=list)  # "<subnet> via <address>"
     ready: bool | None = None  # None: the API did not answer (or no Kubernetes)
+    not_ready_why: str | None = None  # why a NotReady node's kubelet has no runtime, when its journal says
     problem: str | None = None
 
     @property
@@ -124,10 +125,38 @@ def _gateway(subnet: str) -> str | None:
 
 
 def report(cluster: str) -> list[NodeStatus]:
-    """`nppctl status`: status() with Ready from the cluster's API (lab/api.py: None when none answers)."""
+    """`nppctl status`: status() with Ready from the cluster's API (lab/api.py: None when none answers),
+    and for each running NotReady node the reason its containerd gives, when known (_not_ready_why)."""
     from nppctl.lab import api
 
-    return status(cluster, ready=api.ready(cluster))
+    found = status(cluster, ready=api.ready(cluster))
+    nodes = {n.name: n for n in list_nodes(cluster)}
+    for st in found:
+        if st.ready is False and st.node in nodes:
+            st.not_ready_why = _not_ready_why(nodes[st.node])
+    return found
+
+
+# containerd's CRI plugin cannot start without a watcher on /etc/cni/net.d: kubelet then finds no runtime
+INOTIFY_FAILED = "failed to create fsnotify watcher: too many open files"
+
+
+def _not_ready_why(node: Node) -> str | None:
+    """Why NODE's kubelet has no container runtime, from containerd's journal since its last start."""
+    from nppctl.access.nodes import node_run
+    from nppctl.lab.doctor import INOTIFY_FIX
+
+    journal = node_run(node, ["journalctl", "-u", "containerd", "-b", "--no-pager", "-o", "cat", "-n", "400"])
+    if journal.code != 0:
+        return None
+    lines = journal.stdout.splitlines()
+    starts = [i for i, ln in enumerate(lines) if "starting containerd" in ln]
+    since = lines[starts[-1]:] if starts else lines
+    if any(INOTIFY_FAILED in ln for ln in since):
+        return (f"containerd has no CRI: it could not watch its CNI config ({INOTIFY_FAILED}), so the "
+                f"kubelet finds no runtime: raise the host's limits, {INOTIFY_FIX}, then "
+                f"`docker restart {node.name}`")
+    return None
 
 
 def status(cluster: str, *, ready: dict[str, bool] | None = None) -> list[NodeStatus]:

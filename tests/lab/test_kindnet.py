@@ -73,7 +73,7 @@ def test_up_config_without_kindnet_takes_its_podsubnet(lab, kind_world, docker_c
     )
     up = lab.run("up", "--name", "np8d", "--config", str(config), "--image", lab.kind_image,
                  "--timeout", "300")
-    assert "warning" not in up.stdout and "2 node(s) Ready" in up.stdout, up.stdout
+    assert "warning: kindnet" not in up.stdout and "2 node(s) Ready" in up.stdout, up.stdout
     rendered = yaml.safe_load((lab.cwd / ".nppctl" / "np8d" / "kind-config.yaml").read_text())
     assert rendered["networking"] == {"podSubnet": "10.245.0.0/16", "disableDefaultCNI": True}
     assert rendered["nodes"][1]["extraMounts"][0]["hostPath"] == str(lab.cwd / "tmp" / "w1")
