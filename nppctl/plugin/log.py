@@ -11,7 +11,9 @@ from . import fs
 
 MAX_BYTES = 1 << 20  # 1 MiB per file: current + one rotated
 MAX_LINE = 64 << 10  # a huge config must not make one line the whole budget
-_FLAGS = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC
+# O_NOFOLLOW: a log path that is a symlink (planted in a world-writable folder, say) is never written
+# through: the call goes on unlogged, as for any log failure
+_FLAGS = posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_CLOEXEC | posix.O_NOFOLLOW
 
 
 def append(log_file: str, line: str, max_bytes: int = MAX_BYTES) -> None:
