@@ -61,7 +61,6 @@ TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # A conflist file name read back from a node's own record: checked before it is removed there as root.
 CONFLIST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.(conflist|conf|json)$")
 KEEPER_UNIT = "/etc/systemd/system/nppctl-keeper.service"
-KEEPER_NEW = KEEPER_PROGRAM + ".new"  # the keeper's next program, renamed over it by the node's setup
 KEEPER_ARGV = ["/usr/bin/python3", KEEPER_PROGRAM, "keep", "{}"]  # the fixed command, as PID 1 runs it
 KEEPER_UNIT_TEXT = f"""[Unit]
 Description=nppctl keeper: this node's routes to the other nodes' pods, kept right after restarts
@@ -387,10 +386,19 @@ def _keeper_files(probe: dict) -> dict[str, tuple[bytes, int]]:
     return files
 
 
-def _beside_keeper(stale: dict[str, tuple[bytes, int]]) -> dict[str, tuple[bytes, int]]:
-    """The files to put, the keeper's program beside its place (KEEPER_NEW): put_archive rewrites a
-    file in place, and a keeper re-executing itself then could read half of it. setup renames it."""
-    return {KEEPER_NEW if path == KEEPER_PROGRAM else path: data for path, data in stale.items()}
+def beside(path: str) -> str:
+    """Where a file is put before setup renames it over PATH: a hidden name in the same folder that no
+    reader takes for it (libcni reads only .conf/.conflist/.json; a runtime execs plugins by type)."""
+    folder, name = os.path.split(path)
+    return f"{folder}/.{name}.nppctl-new"
+
+
+def _beside(stale: dict[str, tuple[bytes, int]]) -> tuple[dict[str, tuple[bytes, int]], list[list[str]]]:
+    """The files to put, each beside its place, and the renames setup makes, in order: put_archive
+    removes a file and writes it anew, so in between containerd could find no config (or read half of
+    one), a runtime no plugin, a keeper re-executing itself half its program; a rename is atomic."""
+    return ({beside(path): data for path, data in stale.items()},
+            [[beside(path), path] for path in stale])
 
 
 def _start_keeper(node: Node, probe: dict, unit_written: bool) -> list[str]:
@@ -529,7 +537,7 @@ def install(
         wanted = {**_plugin_files(pf, recording), conf_path: (conflist, 0o644), **_keeper_files(facts)}
         stale, warnings = _files_to_write(wanted, chained, facts["files"])
         if stale:
-            put_files(node, _beside_keeper(stale))
+            put_files(node, _beside(stale)[0])
         previous = _recorded(probes[node.name], "conflist")
         if previous is not None and not CONFLIST_NAME.match(str(previous)):
             warnings.append(f"ignored the conflist name {previous!r} in the node's record (not a file name)")
@@ -550,7 +558,7 @@ def install(
                 "cluster_cidr": pod_cidr,
                 "masquerade": node_owns,
                 "remove": sorted(remove),
-                "rename": [[KEEPER_NEW, KEEPER_PROGRAM]] if KEEPER_PROGRAM in stale else [],
+                "rename": _beside(stale)[1],
                 "keeper": True,
                 "state": dict(_record(pf, conf_name, uc, mine.subnet, node_owns), recorded=recording),
             },

@@ -186,7 +186,8 @@ def test_a_replaced_keeper_program_is_renamed_into_place(cluster):
     done = install.install(CLUSTER, nodes=["worker"])
     assert f"wrote {keeper.PROGRAM}" in done[0].changes, done[0].changes
     assert in_node("worker", "stat", "-c", "%i", keeper.PROGRAM).strip() != inode
-    assert node_exec(get_node(CLUSTER, "worker"), ["test", "-e", install.KEEPER_NEW], check=False)[0] != 0
+    beside = install.beside(install.KEEPER_PROGRAM)
+    assert node_exec(get_node(CLUSTER, "worker"), ["test", "-e", beside], check=False)[0] != 0
     wait_for("the keeper restarted itself (twice: the hand's change, then install's)",
              lambda: restarts() >= before + 2)
     wait_for("one keeper again", lambda: status.status(CLUSTER)[1].keeper)
