@@ -28,6 +28,19 @@ def sigint_default() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def ended_by_sigint(proc: subprocess.Popen, timeout: float = 60) -> tuple[str, str]:
+    """SIGINT to PROC (what Ctrl-C sends; start it with preexec_fn=sigint_default), then its output once it
+    ended: it must end with exit code 130 and no traceback (killed after TIMEOUT otherwise)."""
+    try:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err, err
+    return out, err
+
+
 def require(ok: bool, what: str) -> None:
     """Skip (locally) or fail (CI set) when a prerequisite is missing."""
     if ok:

@@ -86,6 +86,15 @@ class KindLab:
                     for c in item["status"].get("conditions", []))
         return item if ready and item["status"].get("podIP") else None
 
+    def failed_sandboxes(self, pod: str, timeout: float = 120) -> list[dict]:
+        """kubelet's FailedCreatePodSandBox events of POD once there is one (fails the test after TIMEOUT)."""
+
+        def events():
+            found = self.json("get", "events", "--field-selector", f"involvedObject.name={pod}")["items"]
+            return [e for e in found if e["reason"] == "FailedCreatePodSandBox"]
+
+        return self.wait(f"FailedCreatePodSandBox of {pod}", events, timeout=timeout)
+
     def attach_registry(self) -> None:
         """As kind's local-registry guide: the registry joins the cluster's Docker network."""
         subprocess.run(["docker", "network", "connect", "kind", REGISTRY_CONTAINER], capture_output=True)

@@ -112,12 +112,7 @@ def test_up_with_the_students_skeleton_and_its_conf(kind_lab):
 def test_the_skeleton_leaves_a_pod_creating_and_logs_what_containerd_passed(kind_lab):
     lab = kind_lab
     lab.kubectl("apply", "-f", str(PODS / "forexec1-node1.yaml"))
-
-    def failed_sandbox():
-        events = lab.json("get", "events", "--field-selector", "involvedObject.name=forexec1")["items"]
-        return [e for e in events if e["reason"] == "FailedCreatePodSandBox"]
-
-    events = lab.wait("FailedCreatePodSandBox", failed_sandbox, timeout=120)
+    events = lab.failed_sandboxes("forexec1")
     assert 'plugin type="nppnet-skel"' in events[0]["message"], events[0]["message"]
     pod = lab.json("get", "pod", "forexec1")
     assert pod["spec"]["nodeName"] == WORKERS[0]

@@ -117,12 +117,7 @@ def test_a_node_without_a_conflist_is_not_ready_until_install(kind_lab):
 def test_the_skeleton_leaves_the_pod_creating_and_says_why(kind_lab):
     lab = kind_lab
     lab.kubectl("apply", "-f", str(PODS / "simple-nginx-node1.yaml"))
-
-    def failed_sandbox():
-        events = lab.json("get", "events", "--field-selector", "involvedObject.name=mynginx")["items"]
-        return [e for e in events if e["reason"] == "FailedCreatePodSandBox"]
-
-    events = lab.wait("FailedCreatePodSandBox", failed_sandbox, timeout=120)
+    events = lab.failed_sandboxes("mynginx")
     assert "nppnet-skel is a skeleton plugin" in events[0]["message"], events[0]["message"]
     pod = lab.json("get", "pod", "mynginx")
     assert pod["spec"]["nodeName"] == WORKERS[0]
