@@ -469,11 +469,7 @@ def up(opts: UpOptions, steps: Steps) -> dict[str, bool] | None:
         state.asked = labshape.shape(opts)
     state.provider = opts.provider
     if provider.has_kubernetes and not existed:
-        from nppctl.lab.doctor import inotify_low
-
-        low = inotify_low()
-        if low:
-            steps.line(f"warning: {low}")
+        _inotify_line(steps)
     spec = ClusterSpec(name=opts.name, workers=opts.workers, image=opts.image)
     result: dict = {"ready": None, "pod_cidr": opts.pod_cidr}  # pod_cidr: a --config's podSubnet
 
@@ -642,6 +638,16 @@ def prove_plugin(name: str, plugin: str, steps: Steps, nodes: list[str] | None =
     skipped = {p.skipped for p in proofs if p.skipped}
     steps.done(skipped.pop() if skipped else f"{len(proofs)} node(s): " + "; ".join(
         f"{p.node} {p.address}" for p in proofs))
+
+
+def _inotify_line(steps: Steps) -> None:
+    """One warning line before a kind cluster is created on a host whose inotify limits are below kind's
+    recommendation (lab/doctor.py says why and the remedy)."""
+    from nppctl.lab.doctor import inotify_low
+
+    low = inotify_low()
+    if low:
+        steps.line(f"warning: {low}")
 
 
 def choose_provider(opts: UpOptions) -> str:
