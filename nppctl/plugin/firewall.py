@@ -204,10 +204,17 @@ def restore_script(saved, bridge, rules):
     return "\n".join(script) + "\n" if script else ""
 
 
-def _locked():
-    """The host-wide lock's descriptor, held (LOCK_EX) until closed."""
-    fs.makedirs(fs.dirname(LOCK), 0o700)
-    lock = fs.open(LOCK, fs.O_RDWR | fs.O_CREAT | fs.O_CLOEXEC | O_NOFOLLOW, 0o600)
+def _locked(fallback=None):
+    """The host-wide lock's descriptor, held (LOCK_EX) until closed; where /run cannot hold it (a
+    read-only /run), fallback (a folder) holds the lock instead when given."""
+    try:
+        fs.makedirs(fs.dirname(LOCK), 0o700)
+        lock = fs.open(LOCK, fs.O_RDWR | fs.O_CREAT | fs.O_CLOEXEC | O_NOFOLLOW, 0o600)
+    except OSError:
+        if fallback is None:
+            raise
+        fs.makedirs(fallback)
+        lock = fs.open(fs.join(fallback, "lock"), fs.O_RDWR | fs.O_CREAT | fs.O_CLOEXEC | O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
     except BaseException:
@@ -218,11 +225,11 @@ def _locked():
 
 def ensure(data_dir, bridge, rules):
     """Put rules in place and this network's unwanted ones away; FirewallError on failure.
-    Every network's ADD takes turns under the host-wide LOCK (data_dir: kept for the callers;
-    the lock is not per dataDir, as two networks change the same chains), and iptables-restore
-    waits for the xtables lock. A restore that fails (a chain or rule changed by something else
-    since the save) is tried once more on a fresh save."""
-    lock = _locked()
+    Every network's ADD takes turns under the host-wide LOCK (not one per dataDir: every network
+    changes the same chains; DATA_DIR/.firewall holds it only where /run cannot), and
+    iptables-restore waits for the xtables lock. A restore that fails (a chain or rule changed by
+    something else since the save) is tried once more on a fresh save."""
+    lock = _locked(fs.join(data_dir, ".firewall"))  # a network (store) name never starts with "."
     try:
         for attempt in (1, 2):
             script = restore_script(save(), bridge, rules)
