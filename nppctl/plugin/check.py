@@ -205,9 +205,9 @@ def _check_firewall(nc):
         saved = firewall.save()
     except firewall.FirewallError as err:
         raise CNIError(INTERNAL, f"CHECK cannot read the firewall rules: {err}") from None
-    missing = firewall.missing(rules, saved)
-    if missing:
-        raise CNIError(INTERNAL, "firewall rules missing: " + "; ".join(missing))
-    stale = firewall.unwanted(nc.bridge, rules, saved)
+    missing, stale = firewall.missing(rules, saved), firewall.unwanted(nc.bridge, rules, saved)
+    found = ["firewall rules missing: " + "; ".join(missing)] if missing else []
     if stale:
-        raise CNIError(INTERNAL, "stale firewall rules (the next ADD removes them): " + "; ".join(stale))
+        found.append("stale firewall rules (the next ADD removes them): " + "; ".join(stale))
+    if found:
+        raise CNIError(INTERNAL, ". ".join(found))

@@ -50,7 +50,8 @@ def test_a_narrower_cluster_cidr_removes_the_wider_accept(net, tmp_path):
     assert [x for x in _mine(net, "NPPNET-FORWARD") if cidr_rule in x], _mine(net, "NPPNET-FORWARD")
     narrow = net.conf(clusterCIDR=net.subnet)
     reply = net.call("CHECK", a, net.cid(1), conf=dict(narrow, prevResult=first))
-    assert reply.rc == 1 and cidr_rule in reply.obj["msg"], str(reply)
+    assert reply.rc == 1 and "stale firewall rules" in reply.obj["msg"], str(reply)
+    assert cidr_rule in reply.obj["msg"].split("stale firewall rules")[1], str(reply)
     net.add(net.netns(), net.cid(2), conf=narrow)
     forward = _mine(net, "NPPNET-FORWARD")
     assert not [x for x in forward if cidr_rule in x], forward
