@@ -3,6 +3,8 @@ names it until then, and another network's rules on the same bridge stay."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.plugin.conftest import iptables_save
 
 
@@ -36,7 +38,10 @@ def test_ipmasq_turned_off_removes_the_masquerade_rule_and_check_names_it(net, t
     assert net.call("DEL", net.namespaces[0], "np1nbmasq", conf=neighbour).rc == 0
 
 
-def test_a_narrower_cluster_cidr_removes_the_wider_accept(net, tmp_path):
+@pytest.mark.parametrize("masq", [False, True], ids=["no-masq", "masq"])
+def test_a_narrower_cluster_cidr_removes_the_wider_accept(net, tmp_path, masq):
+    """Without ipMasq the wide ACCEPT is the only change (nothing wanted is missing); with it the
+    masquerade's `! -d CLUSTER_CIDR` changes too."""
     wide, cidr_rule = "10.201.0.0/16", f"-s 10.201.0.0/16 -d {net.subnet} "
     neighbour = net.conf(
         name=f"np1nb{net.n}",
@@ -46,9 +51,9 @@ def test_a_narrower_cluster_cidr_removes_the_wider_accept(net, tmp_path):
     )
     net.add(net.netns(), "np1nbcidr", conf=neighbour)
     a = net.netns()
-    first = net.add(a, net.cid(1), conf=net.conf(clusterCIDR=wide)).obj
+    first = net.add(a, net.cid(1), conf=net.conf(clusterCIDR=wide, ipMasq=masq)).obj
     assert [x for x in _mine(net, "NPPNET-FORWARD") if cidr_rule in x], _mine(net, "NPPNET-FORWARD")
-    narrow = net.conf(clusterCIDR=net.subnet)
+    narrow = net.conf(clusterCIDR=net.subnet, ipMasq=masq)
     reply = net.call("CHECK", a, net.cid(1), conf=dict(narrow, prevResult=first))
     assert reply.rc == 1 and "stale firewall rules" in reply.obj["msg"], str(reply)
     assert cidr_rule in reply.obj["msg"].split("stale firewall rules")[1], str(reply)
@@ -56,9 +61,9 @@ def test_a_narrower_cluster_cidr_removes_the_wider_accept(net, tmp_path):
     forward = _mine(net, "NPPNET-FORWARD")
     assert not [x for x in forward if cidr_rule in x], forward
     assert len([x for x in forward if net.subnet in x]) == 2, forward  # replies in, pods out
-    # the masquerade follows clusterCIDR: one rule, for the narrow one
+    # the masquerade follows clusterCIDR: one rule, for the narrow one (none without ipMasq)
     assert [x for x in _mine(net, "NPPNET-POSTROUTING", net.subnet) if f"! -d {wide} " in x] == []
-    assert len(_mine(net, "NPPNET-POSTROUTING", net.subnet)) == 1
+    assert len(_mine(net, "NPPNET-POSTROUTING", net.subnet)) == int(masq)
     # the neighbour's wide ACCEPT and masquerade stay
     assert [x for x in forward if "-s 10.203.0.0/16 -d 10.203.78.0/24 " in x], forward
     assert len(_mine(net, "NPPNET-POSTROUTING", "10.203.78.0/24")) == 1
