@@ -201,9 +201,13 @@ def _check_firewall(nc):
     rules = firewall.wanted_rules(nc.bridge, nc.subnet, nc.cluster_cidr, nc.ip_masq, nc.name)
     if firewall.in_place(rules):  # read through nf_tables' netlink, as ADD does: no process spawned
         return
-    try:  # something is missing (or nf_tables cannot tell): iptables-save names what
-        missing = firewall.missing(rules)
+    try:  # something is missing or stale (or nf_tables cannot tell): iptables-save names what
+        saved = firewall.save()
     except firewall.FirewallError as err:
         raise CNIError(INTERNAL, f"CHECK cannot read the firewall rules: {err}") from None
-    if missing:
-        raise CNIError(INTERNAL, "firewall rules missing: " + "; ".join(missing))
+    missing, stale = firewall.missing(rules, saved), firewall.unwanted(nc.bridge, rules, saved)
+    found = ["firewall rules missing: " + "; ".join(missing)] if missing else []
+    if stale:
+        found.append("stale firewall rules (the next ADD removes them): " + "; ".join(stale))
+    if found:
+        raise CNIError(INTERNAL, ". ".join(found))
