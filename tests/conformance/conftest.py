@@ -58,19 +58,21 @@ def by_result(card: dict) -> dict[str, set[str]]:
 
 
 # What the card's sandbox could write on the host were it to leak, and nothing else: the machine is
-# shared (pytest, Docker, kind and other suites make files in /tmp, /run and /var/log, links, netns
-# and iptables rules while these tests run). Inside the sandbox, plugins write to fresh tmpfs at
-# sandbox.SANDBOX_DIRS and to its own network namespace: a leak would show on the host in those
-# folders, the netns folder, the plugin folders, /etc or /var/lib, and in the host's network
-# namespace, named as the card and the plugins under test name things. /var/lib/cni and /etc/cni
-# are CNI's alone: watched whole.
-CARD_FILES = re.compile(r"^(nppt|nppnet|bashnet)")  # pods nppt-*, the fixtures' nppt-escape, logs
-CARD_NETNS = re.compile(r"^nppt")  # the card's pods (card.py: spec prefix "nppt")
-# the card's bridges (npptbr*, --bridge cni0), bashnet's veths (bn, bt + 8 hex), the reference
-# plugins' (veth + 8 hex) and nppnet's (veth + 11 hex); Docker's are veth + 7 hex
-CARD_LINKS = re.compile(r"^(nppt.*|cni0|b[nt][0-9a-f]{8}|veth[0-9a-f]{8}|veth[0-9a-f]{11})$")
-# nppnet's and the reference plugins' chains, the card's names and subnets (10.244.9x, 198.18.99)
-CARD_RULES = re.compile(r"NPPNET|CNI-|nppt|10\.244\.|198\.18\.99\.")
+# shared (pytest, Docker, kind and the other suites make files in /tmp, /run and /var/log, links,
+# netns and iptables rules, nppnet's among them, while these tests run). Inside the sandbox, plugins
+# write to fresh tmpfs at sandbox.SANDBOX_DIRS and to its own network namespace: a leak would show
+# on the host in those folders, the netns folder, the plugin folders, /etc or /var/lib, and in the
+# host's network namespace, named as the card and the plugins it tests here name things (the other
+# suites name theirs np<N>...; nppnet's own fixed paths, /run/nppnet and /var/cache/nppnet, are
+# theirs too). /var/lib/cni and /etc/cni are CNI's alone: watched whole (nppnet's conflist keeps its
+# store there).
+CARD_FILES = re.compile(r"^(nppt-|bashnet)")  # pods, escapee's nppt-escape, bashnet's log and counters
+CARD_NETNS = re.compile(r"^nppt-")  # the card's pods (card.py: PREFIX-TAG, prefix "nppt")
+# the card's bridges (npptbr<n>, --bridge cni0, nppnet's own conflist's cni0), escapee's nppt-escape,
+# bashnet's veths (bn, bt + 8 hex), the reference plugins' (veth + 8 hex; Docker's are veth + 7 hex)
+CARD_LINKS = re.compile(r"^(nppt.*|cni0|b[nt][0-9a-f]{8}|veth[0-9a-f]{8})$")
+# rules naming the card's subnets: launch.TEST_SUBNET and NODE_SUBNET, the confs' 10.244.95-98.0/24
+CARD_RULES = re.compile(r"nppt|10\.244\.9[5-9]\.|198\.18\.99\.")
 CNI_DIRS = ("/var/lib/cni", "/etc/cni")
 NAMED_DIRS = (*SANDBOX_DIRS, NETNS_DIR, "/etc", "/var/lib", "/opt/cni/bin", *REFERENCE_DIRS, str(PLUGINS))
 # what escapee (plugins/escapee) writes when it gets out

@@ -114,11 +114,13 @@ def test_a_plugins_semaphores_go_with_the_sandbox(host_untouched, tmp_path):
 
 
 def test_the_host_guard_counts_what_a_leak_leaves_not_what_others_make():
-    """What other processes make while a card runs (a /tmp entry, a link, a netns of their own) is
-    not the card's; what escapee leaves when it gets out (its files, a link, a pod's netns) is."""
+    """What other processes make while a card runs (a /tmp entry, links, among them one named as
+    nppnet names its veths, a netns) is not the card's; what escapee leaves when it gets out (its
+    files, a link, a pod's netns) is."""
     require(os.geteuid() == 0, "root (links and netns on the host)")
     tag = os.getpid() % 100000
-    others = {"files": [f"/tmp/someone-else-{tag}"], "links": [f"other{tag}"], "netns": [f"other-{tag}"]}
+    others = {"files": [f"/tmp/someone-else-{tag}"], "links": [f"other{tag}", f"veth{tag:05x}a00000"],
+              "netns": [f"other-{tag}"]}
     escapes = ["/etc/nppt-escape", "/var/cache/nppt-escape", "/var/lib/nppt-escape", "/dev/shm/nppt-escape"]
     leaked = {"files": escapes, "links": ["nppt-escape"], "netns": [f"nppt-leak{tag}"]}
     before = host_state()
@@ -127,16 +129,19 @@ def test_the_host_guard_counts_what_a_leak_leaves_not_what_others_make():
         for path in escapes:
             Path(path).write_text("escaped\n")
         for made in (others, leaked):
-            subprocess.run(["ip", "link", "add", made["links"][0], "type", "dummy"], check=True)
+            for link in made["links"]:
+                subprocess.run(["ip", "link", "add", link, "type", "bridge"], check=True)
             subprocess.run(["ip", "netns", "add", made["netns"][0]], check=True)
         after = host_state()
     finally:
         for made in (others, leaked):
-            subprocess.run(["ip", "link", "del", made["links"][0]], capture_output=True)
+            for link in made["links"]:
+                subprocess.run(["ip", "link", "del", link], capture_output=True)
             subprocess.run(["ip", "netns", "del", made["netns"][0]], capture_output=True)
         shutil.rmtree(others["files"][0], ignore_errors=True)
         for path in escapes:
             if os.path.lexists(path):
                 os.unlink(path)
     new = {k: sorted(after[k] - before[k]) for k in before}
+    leaked["files"].append(f"/var/run/netns/{leaked['netns'][0]}")  # the pod's netns is a file there too
     assert {k: v for k, v in new.items() if v} == {k: sorted(v) for k, v in leaked.items()}
