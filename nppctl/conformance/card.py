@@ -7,11 +7,11 @@ seconds}, with the plugin's stderr and log lines for a failing one), removes the
 and prints the card as one JSON line.
 
 It runs where the "node" is: in the throwaway sandbox on the host (launch.py starts it under
-`unshare --mount --net --pid --fork --mount-proc`, and sandbox.py makes its private mounts) or
-inside a lab node. So the engine (bundle.ENGINE: this module and those it imports) is standard
-library only, Python 3.9 syntax, shipped as one script to `python3 - SPEC_JSON` (bundle.py). What
-it needs besides: iproute2's `ip` (and `mount` in the sandbox). Pings use nppctl/nodeside/icmp.py,
-its source passed in SPEC.
+`unshare --mount --net --pid --uts --ipc --cgroup --fork --mount-proc`, and sandbox.py makes its
+private mounts) or inside a lab node. So the engine (bundle.ENGINE: this module and those it
+imports) is standard library only, Python 3.9 syntax, shipped as one script to `python3 - SPEC_JSON`
+(bundle.py). What it needs besides: iproute2's `ip` (and `mount` in the sandbox). Pings use
+nppctl/nodeside/icmp.py, its source passed in SPEC.
 
 SPEC: plugin (its CNI type), plugin_dir, cni_path (dirs), conf (a conflist or a single conf; or
 conf_dir: the first file there), bridge ({"name", "address"} made first), parallel, timeout (per

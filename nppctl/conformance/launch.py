@@ -3,9 +3,9 @@
 run_card(plugin, ...) resolves PLUGIN (nppnet, skel or an executable's path) and the config, ships
 the card's engine (bundle.py: card.py and the modules it imports) to a python3 where the "node" is,
 and returns the card it prints (a dict, see card.py). The sandbox: `unshare --mount --net --pid
---fork --mount-proc`, in which sandbox.py makes the host's mounts read-only and mounts fresh tmpfs
-where plugins write (sandbox.SANDBOX_DIRS), so the plugin's files, netns, links and iptables rules
-never reach the host and go with the namespaces.
+--uts --ipc --cgroup --fork --mount-proc`, in which sandbox.py makes the host's mounts read-only and
+mounts fresh tmpfs where plugins write (sandbox.SANDBOX_DIRS), so the plugin's files, netns, links
+and iptables rules never reach the host and go with the namespaces.
 In a node: the node's /usr/bin/python3 runs it through `docker exec`, pods are netns of that node,
 removed at the end.
 """
@@ -177,7 +177,9 @@ def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
         cni_path = [plugin_dir] + [d for d in REFERENCE_DIRS if os.path.isdir(d) and d != plugin_dir]
         spec = _spec(ptype, plugin_dir, conf, bridge, parallel, timeout)
         spec.update(cni_path=cni_path, sandbox=True)
-        argv = ["unshare", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--kill-child",
+        # UTS, IPC, cgroup: a plugin's `hostname x`, semaphores and cgroup view stay in the sandbox
+        argv = ["unshare", "--mount", "--net", "--pid", "--uts", "--ipc", "--cgroup", "--fork",
+                "--mount-proc", "--kill-child",
                 sys.executable, "-", json.dumps(spec)]
         done = subprocess.run(argv, input=_engine(), capture_output=True)
     finally:

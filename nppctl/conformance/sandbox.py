@@ -1,7 +1,7 @@
 """Where the card's pods live, made before its checks run and undone after them.
 
 In the throwaway sandbox on the host (launch.py starts the engine under `unshare --mount --net
---pid --fork --mount-proc`): enter_sandbox() makes its private mounts. Inside a lab node:
+--pid --uts --ipc --cgroup --fork --mount-proc`): enter_sandbox() makes its private mounts. Inside a lab node:
 isolated() gives the config a network, bridge, store and subnet of the card's own, and
 remove_isolated() takes them away. make_bridge() makes a --bridge first.
 
@@ -10,6 +10,7 @@ Standard library only, Python 3.9 syntax: this runs wherever the card runs.
 
 import json
 import os
+import re
 
 from nppctl.conformance.node import NETNS_DIR, ip_json, run
 
@@ -19,14 +20,24 @@ OWN_FS = ("/proc", "/sys")  # the sandbox's own proc (unshare --mount-proc) and 
 STAGE = "/run/nppctl-conformance"  # inside the sandbox's own /run
 
 
+_ESCAPED = re.compile(rb"\\(040|011|012|134)")  # what the kernel's seq_path escapes
+
+
+def unescape_mount_point(field):
+    """A mountinfo path field (bytes) as os.fsdecode gives the path: the kernel escapes only space,
+    tab, newline and backslash (\\040 \\011 \\012 \\134); every other byte, UTF-8 or not, is the
+    name's own (surrogateescape keeps undecodable ones, so the path reaches `mount` unchanged)."""
+    return os.fsdecode(_ESCAPED.sub(lambda m: bytes([int(m.group(1), 8)]), field))
+
+
 def _mount_points():
     """(mount point, fs type) of every mount in this namespace, parents first."""
     found = []
-    with open("/proc/self/mountinfo") as f:
+    with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
             fields = line.split()
-            point = fields[4].encode().decode("unicode_escape")  # \040 for a space
-            found.append((point, fields[fields.index("-") + 1]))
+            fstype = fields[fields.index(b"-") + 1]
+            found.append((unescape_mount_point(fields[4]), os.fsdecode(fstype)))
     return found
 
 
@@ -57,11 +68,11 @@ def _read_only(point):
 
 
 def enter_sandbox(spec):
-    """In fresh mount, network and PID namespaces (launch.py's unshare, /proc mounted anew): the
-    host's mounts read-only, fresh tmpfs where plugins write (SANDBOX_DIRS), /proc/sys read-only
-    but for the namespace's own /proc/sys/net, a read-only sysfs of this network namespace, no
-    namespace file of the host left mounted; the plugin dirs bound in read-only from before, lo up,
-    forwarding on (as on a kind node)."""
+    """In fresh mount, network, PID, UTS, IPC and cgroup namespaces (launch.py's unshare, /proc mounted
+    anew): every mount of the host read-only (files bind-mounted too), fresh tmpfs where plugins
+    write (SANDBOX_DIRS), /proc/sys read-only but for the namespace's own /proc/sys/net, a read-only
+    sysfs of this network namespace, no namespace file of the host left mounted; the plugin dirs
+    bound in read-only from before, lo up, forwarding on (as on a kind node)."""
     run(["mount", "--make-rprivate", "/"], check=True)
     dirs = [spec["plugin_dir"]] + [d for d in spec["cni_path"] if d != spec["plugin_dir"]]
     fds = [os.open(d, os.O_RDONLY | os.O_DIRECTORY) for d in dirs]
@@ -69,8 +80,8 @@ def enter_sandbox(spec):
     for point, fstype in reversed(mounts):  # bind-mounted namespaces of the host: a way out
         if fstype == "nsfs":
             run(["umount", "-l", point])
-    for point, fstype in mounts:
-        if fstype != "nsfs" and not any(_under(point, top) for top in OWN_FS) and os.path.isdir(point):
+    for point, fstype in mounts:  # directories and files (a file bind mount: /etc/hosts in a container)
+        if fstype != "nsfs" and not any(_under(point, top) for top in OWN_FS) and os.path.lexists(point):
             _read_only(point)
     run(["mount", "-t", "tmpfs", "-o", "mode=0700", "nppctl-conformance", "/run"], check=True)
     os.makedirs(STAGE)

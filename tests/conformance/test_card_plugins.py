@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.conformance.conftest import ALL, CONFS, PLUGINS, by_result, fixture_conf, run_card
+from tests.conformance.conftest import ALL, CONFS, ESCAPES, PLUGINS, by_result, fixture_conf, run_card
 
 PRE_1_1 = {"gc", "status"}  # skipped for the 1.0.0 configs
 
@@ -80,10 +80,6 @@ def test_fixture_plugin_fails_exactly_its_checks(host_untouched, tmp_path, fixtu
     assert done.returncode == (1 if must_fail else 0)
     if phrase:
         assert any(phrase in row["detail"] for row in card["checks"] if row["result"] == "fail"), card
-
-
-ESCAPES = ["/etc/nppt-escape", "/var/cache/nppt-escape", "/var/lib/nppt-escape", "/usr/lib/cni/nppt-escape",
-           "/dev/shm/nppt-escape", "/opt/cni/bin/nppt-escape", str(PLUGINS / "nppt-escape")]
 
 
 def test_a_plugin_writing_outside_its_sandbox_changes_nothing_on_the_host(host_untouched, tmp_path):
