@@ -95,7 +95,8 @@ def take_debug(argv: list[str], command=None) -> tuple[list[str], bool]:
 
 
 def main() -> None:
-    """Console-script entry: run the app; a failure is one line, or a traceback with --debug."""
+    """Console-script entry: run the app; a failure is one line (error_text: a tool's quoted lines and
+    the remedy under it), or a traceback with --debug."""
     try:
         command = typer.main.get_command(app)  # built once (~20 ms): what app() would build again
         argv, _state["debug"] = take_debug(sys.argv[1:], command)
