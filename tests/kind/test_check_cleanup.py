@@ -53,6 +53,7 @@ def test_check_says_what_it_could_not_remove_and_exits_1(kind_lab):
     lab.kubectl("apply", "-f", "-", input=json.dumps(pod))
     try:
         done = lab.nppctl("check", "--name", CLUSTER, ok=False, timeout=400)
+        print(done.stderr)
         errors = [ln for ln in done.stderr.splitlines() if ln.startswith("error:")]
         assert len(errors) == 1, done.stderr
         assert f"check left pod/{STRAY} in cluster {CLUSTER!r}" in errors[0], done.stderr
