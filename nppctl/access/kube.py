@@ -17,7 +17,7 @@ from nppctl.errors import NppctlError
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 NAMESPACE = "default"
 REQUEST_TIMEOUT = 10
-_clients: dict[str, object] = {}
+_clients: dict[str, tuple] = {}  # cluster -> (Configuration, CoreV1Api)
 
 
 @dataclass
@@ -81,8 +81,8 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def core(cluster: str):
-    """A CoreV1Api for CLUSTER (one client per cluster per process)."""
+def _configuration(cluster: str):
+    """The client Configuration of CLUSTER (read once per process, with the shared client of core())."""
     if cluster not in _clients:
         from kubernetes import client, config
 
@@ -96,8 +96,15 @@ def core(cluster: str):
                 f"(`nppctl down --name {cluster}`, `nppctl up --name {cluster}`) or fix KUBECONFIG"
             ) from err
         configuration.retries = 1
-        _clients[cluster] = client.CoreV1Api(client.ApiClient(configuration))
-    return _clients[cluster]
+        _clients[cluster] = (configuration, client.CoreV1Api(client.ApiClient(configuration)))
+    return _clients[cluster][0]
+
+
+def core(cluster: str):
+    """A CoreV1Api for CLUSTER (one client per cluster per process) for plain requests, never for
+    streaming ones (pod_exec has its own)."""
+    _configuration(cluster)
+    return _clients[cluster][1]
 
 
 def _call(cluster: str, what: str, fn, *args, **kwargs):
@@ -253,6 +260,11 @@ def delete_pod(cluster: str, pod: str, wait: float = 0) -> None:
     except ApiException as err:
         if err.status != 404:
             raise NppctlError(f"delete pod {pod} failed: {err.status} {err.reason}") from None
+    except Exception as err:  # urllib3 connection errors and the like
+        raise NppctlError(
+            f"Kubernetes API of cluster {cluster!r} does not answer (delete pod {pod}: "
+            f"{type(err).__name__}); is the cluster up? `nppctl up --name {cluster}`"
+        ) from None
 
 
 def wait_running(cluster: str, pods: list[str], timeout: float) -> dict[str, str]:
@@ -278,24 +290,49 @@ def wait_running(cluster: str, pods: list[str], timeout: float) -> dict[str, str
 
 
 def pod_exec(cluster: str, pod: str, argv: list[str], timeout: float = 30) -> tuple[int, str]:
-    """Run ARGV in POD's first container (the kubectl exec path); returns (exit code, stdout+stderr)."""
+    """Run ARGV in POD's first container (the kubectl exec path); returns (exit code, stdout+stderr).
+
+    On an ApiClient of its own, closed after: kubernetes.stream.stream() swaps its client's request
+    path for a websocket one while it runs, and two calls in parallel on one client leave the swap in
+    place (the second restores the first's), so every later request of that client would go out as a
+    websocket handshake ("Handshake status 200 OK") - the check's deletes did."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
 
-    resp = stream(
-        core(cluster).connect_get_namespaced_pod_exec,
-        pod,
-        NAMESPACE,
-        command=argv,
-        stdout=True,
-        stderr=True,
-        stdin=False,
-        tty=False,
-        _preload_content=False,
-    )
-    resp.run_forever(timeout=timeout)
-    out = resp.read_stdout() + resp.read_stderr()
-    rc = resp.returncode
-    resp.close()
+    api_client = client.ApiClient(_configuration(cluster))
+    try:
+        resp = stream(
+            client.CoreV1Api(api_client).connect_get_namespaced_pod_exec,
+            pod,
+            NAMESPACE,
+            command=argv,
+            stdout=True,
+            stderr=True,
+            stdin=False,
+            tty=False,
+            _preload_content=False,
+        )
+        try:
+            resp.run_forever(timeout=timeout)
+            out = resp.read_stdout() + resp.read_stderr()
+            rc = resp.returncode
+        finally:
+            resp.close()
+    except ApiException as err:
+        raise NppctlError(
+            f"Kubernetes API of cluster {cluster!r}: exec in pod {pod} failed: {err.status} "
+            f"{' '.join(str(err.reason).split())}"
+        ) from None
+    except NppctlError:
+        raise
+    except Exception as err:  # websocket and connection errors
+        raise NppctlError(
+            f"Kubernetes API of cluster {cluster!r}: exec in pod {pod} failed ({type(err).__name__}); "
+            f"is the cluster up? `nppctl status --name {cluster}`"
+        ) from None
+    finally:
+        api_client.close()
     return (rc if rc is not None else 1), out
 
 
@@ -320,6 +357,28 @@ def delete_service(cluster: str, name: str) -> None:
     except NppctlError as err:
         if ": 404 " not in str(err):
             raise
+
+
+def labelled(cluster: str, selector: str) -> list[str]:
+    """The pods and Services of NAMESPACE carrying SELECTOR's labels, as kubectl names them:
+    pod/NAME, service/NAME (pods being deleted included: they are still there)."""
+    api = core(cluster)
+    pods = _call(cluster, f"list pods {selector}", api.list_namespaced_pod, NAMESPACE,
+                 label_selector=selector)
+    svcs = _call(cluster, f"list services {selector}", api.list_namespaced_service, NAMESPACE,
+                 label_selector=selector)
+    return [f"pod/{p.metadata.name}" for p in pods.items] + [f"service/{s.metadata.name}" for s in svcs.items]
+
+
+def wait_gone(cluster: str, selector: str, timeout: float, interval: float = 0.5) -> list[str]:
+    """Poll until no pod or Service of SELECTOR is left in NAMESPACE (at most TIMEOUT seconds); what is
+    still there then (labelled()'s names), [] when nothing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = labelled(cluster, selector)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(interval)
 
 
 def list_pods(cluster: str) -> list[dict]:

@@ -95,7 +95,8 @@ def take_debug(argv: list[str], command=None) -> tuple[list[str], bool]:
 
 
 def main() -> None:
-    """Console-script entry: run the app; a failure is one line, or a traceback with --debug."""
+    """Console-script entry: run the app; a failure is one line (error_text: a tool's quoted lines and
+    the remedy under it), or a traceback with --debug."""
     try:
         command = typer.main.get_command(app)  # built once (~20 ms): what app() would build again
         argv, _state["debug"] = take_debug(sys.argv[1:], command)
@@ -144,10 +145,20 @@ def _fail(err: BaseException, line: str, code: int = 1) -> None:
 
         traceback.print_exception(type(err), err, err.__traceback__)
     from rich.console import Console
-    from rich.text import Text
 
     # the message is plain text: brackets in it (Docker's "[a-zA-Z0-9]") are not rich markup
-    Console(stderr=True, highlight=False).print(
-        Text("error: ", style="bold red") + Text(one_line(line)), soft_wrap=True
-    )
+    Console(stderr=True, highlight=False).print(error_text(line), soft_wrap=True)
     sys.exit(code)
+
+
+def error_text(line: str):
+    """LINE as the CLI prints it: "error: " and its first line; the lines a message composed after that
+    (a tool's own last lines, indented, then the remedy: kind's failures) each on a line of its own,
+    never glued onto the one before."""
+    from rich.text import Text
+
+    first, *more = line.split("\n")
+    text = Text("error: ", style="bold red") + Text(one_line(first))
+    for extra in filter(str.strip, more):
+        text += Text("\n" + extra.rstrip())
+    return text

@@ -312,6 +312,8 @@ def check(
             console.print(f"[dim]note:[/] {note}", soft_wrap=True)
         for line in checks.summary(report.probes):
             console.print(line, soft_wrap=True)
+    if report.left:  # the check's own pods or Service still in the cluster: say so, exit 1
+        raise NppctlError(report.left)
     if failed:
         raise typer.Exit(1)
 

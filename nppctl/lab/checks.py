@@ -9,7 +9,8 @@ namespace (kindless); nodes always through the node agent (kind's node image has
 
 The Service probe (nppctl/lab/services.py): a ClusterIP over the first worker's pod, one TCP fetch from every
 pod: same node, across nodes, and from the server pod itself (hairpin). Pods, Service and rules are
-removed afterwards, also on failure and Ctrl-C.
+removed afterwards, also on failure and Ctrl-C; on kind, check then waits until the API has none of them
+left (label nppctl/role=check), else names what is left and the kubectl command that removes it.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from nppctl.errors import NppctlError
+from nppctl.errors import Interrupted, NppctlError
 
 POD_PREFIX = "npp-check-"
 PING_WAIT_S = 2
 RTT = re.compile(r"time[=<]\s*([\d.]+)\s*ms")
+CHECK_LABEL = "nppctl/role=check"  # the check's pods and Service (pod-configs/nppctl-check-*.yaml.j2)
+CLEANUP_WAIT_S = 60  # for the API to show the check's pods and Service gone
 SERVICE_SETTLE_S = 15  # kube-proxy programs a new Service's rules in seconds: kind clients retry so long
 SERVICE_CATEGORIES = ("service same node", "service across nodes", "service hairpin")
 CATEGORIES = ("node running", "pod-pod same node", "pod-pod across nodes", "pod-node", "node-pod",
@@ -76,6 +79,7 @@ class Report:
     probes: list[Probe]
     service: dict | None = None  # services.Service as a dict
     notes: list[str] = field(default_factory=list)
+    left: str = ""  # one line: what check could not remove, and how to remove it ("" when nothing)
 
 
 def busybox_pinger(run: Callable[[list[str]], tuple[int, str]], name: str) -> Pinger:
@@ -290,14 +294,40 @@ def pod_manifest(pod: str, node: str, image: str, *, server: bool) -> dict:
                              service=services.NAME, port=services.TARGET_PORT)
 
 
-def _kube_cleanup(cluster: str, made: list) -> None:
+def _kube_cleanup(cluster: str, made: list, wait: float = CLEANUP_WAIT_S) -> str:
+    """Delete the check's Service and pods (also a previous run's, by label), then wait until the API
+    lists none of them (at most WAIT seconds). "" when all are gone, else one line: what is left, why,
+    and the kubectl command that removes it."""
     from nppctl.access import kube
+    from nppctl.lab import services
 
-    for pod, _ in made:
+    errors: list[str] = []
+    try:
+        services.delete_kube_service(cluster)
+    except NppctlError as err:
+        errors.append(str(err))
+    pods = [pod for pod, _ in made]
+    try:
+        pods += [n.removeprefix("pod/") for n in kube.labelled(cluster, CHECK_LABEL)
+                 if n.startswith("pod/") and n.removeprefix("pod/") not in pods]
+    except NppctlError as err:
+        errors.append(str(err))
+    for pod in pods:
         try:
             kube.delete_pod(cluster, pod)
-        except NppctlError:
-            pass
+        except NppctlError as err:
+            errors.append(str(err))
+    context = f"kind-{cluster}"
+    try:
+        left = kube.wait_gone(cluster, CHECK_LABEL, wait)
+    except NppctlError as err:
+        return (f"could not verify that check's pods and Service are gone from cluster {cluster!r} ({err}): "
+                f"see `kubectl --context {context} get pods,services -l {CHECK_LABEL}`")
+    if not left:
+        return ""
+    why = f" ({errors[0]})" if errors else ""
+    return (f"check left {', '.join(left)} in cluster {cluster!r}{why}: remove with "
+            f"`kubectl --context {context} delete {' '.join(left)}`")
 
 
 def check(
@@ -324,6 +354,17 @@ def check(
     gateway = kind_gateway()
     outside = Endpoint("outside", "outside", "", gateway) if gateway else None
     kindless = None
+
+    def cleanup() -> str:
+        step("removing the check pods and the Service")
+        try:
+            if kindless is not None:
+                kindless.stop()
+        finally:
+            if not kubernetes:
+                _cni_cleanup(cluster, made)
+        return _kube_cleanup(cluster, made) if kubernetes and made else ""
+
     try:
         step(f"starting a check pod on each of {len(node_list)} node(s)")
         if kubernetes:
@@ -346,19 +387,16 @@ def check(
                  f"{server.address}:{service.target_port}): {service.how}"]
         if kindless is not None and kindless.server_error():
             notes.append(f"the Service's server in {server.name} failed: {kindless.server_error()}")
-        return Report(down + probes, service.to_dict(), notes)
-    finally:
-        step("removing the check pods and the Service")
-        try:
-            if kindless is not None:
-                kindless.stop()
-            elif kubernetes and made:
-                try:
-                    services.delete_kube_service(cluster)
-                except NppctlError:
-                    pass
-        finally:
-            (_kube_cleanup if kubernetes else _cni_cleanup)(cluster, made)
+        report = Report(down + probes, service.to_dict(), notes)
+    except BaseException as err:
+        left = cleanup()
+        if left and isinstance(err, KeyboardInterrupt):
+            raise Interrupted(f"interrupted; {left}") from err
+        if left and isinstance(err, NppctlError):
+            raise type(err)(f"{err}; {left}") from err
+        raise
+    report.left = cleanup()
+    return report
 
 
 def as_json(probes: list[Probe]) -> list[dict]:

@@ -22,7 +22,8 @@ TAIL = 6  # lines of kind's output after its ERROR: line shown with a failure
 
 def failure(what: str, lines: list[str], code: int, hint: str = "") -> str:
     """What a failed kind run says: kind's ERROR: line first (else its last line), then the tail of
-    what it printed after it (its command output), then HINT."""
+    what it printed after it (its command output), indented, then HINT: each on a line of its own, as
+    the CLI prints them (nppctl.cli.app.error_text), so kind's words and nppctl's remedy stay apart."""
     lines = [ln.rstrip() for ln in lines if ln.strip()]
     at = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].startswith("ERROR:")), None)
     if at is None:
