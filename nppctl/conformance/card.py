@@ -35,7 +35,15 @@ from nppctl.conformance.checklist import CHECKS, Check, Fail, Skip, check
 from nppctl.conformance.cni import Pod, Runtime, tail
 from nppctl.conformance.node import netns_add, netns_del, node_links, pod_links, run
 from nppctl.conformance.results import result_problems, truth_problems
-from nppctl.conformance.sandbox import SANDBOX_DIRS, enter_sandbox, isolated, make_bridge, remove_isolated
+from nppctl.conformance.sandbox import (
+    SANDBOX_DIRS,
+    enter_sandbox,
+    hold_node,
+    isolated,
+    make_bridge,
+    remove_isolated,
+    sweep,
+)
 
 # the names code outside the engine may take from here (the tests use result_problems)
 __all__ = [
@@ -243,8 +251,14 @@ def _first_conf(conf_dir):
 def main(argv):
     spec = json.loads(argv[1])
     try:
+        if spec.get("sweep"):  # only the clean-up of a card cut off in this node (launch.py, after Ctrl-C)
+            found = sweep(spec.get("prefix", "nppt"), spec["sweep"]["subnet"], spec["sweep"]["scratch_root"])
+            sys.stdout.write(json.dumps({"swept": found}) + "\n")
+            return 0
         if spec.get("sandbox"):
             spec = enter_sandbox(spec)
+        elif spec.get("isolate"):  # in a node: one card at a time, after what a cut-off one left
+            hold_node(spec["isolate"], spec.get("prefix", "nppt"), spec["isolate"]["scratch_root"])
         made = spec.get("bridge") and make_bridge(spec["bridge"])
         try:
             card = Engine(spec).run()

@@ -191,6 +191,22 @@ def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:
     return card
 
 
+def _sweep_node(target, own: dict) -> None:
+    """After a Ctrl-C: the card's work in the node killed, then its pods, bridge, rules and scratch removed
+    (sandbox.sweep), the Ctrl-C held meanwhile; best effort (the next card in the node sweeps too)."""
+    from nppctl.access.nodes import node_run, stop_node_work
+    from nppctl.access.throwaway import sigint_held
+    from nppctl.build.artifacts import PYTHON
+
+    spec = {"sweep": {"subnet": own["subnet"], "scratch_root": own["scratch_root"]}}
+    with sigint_held():
+        try:
+            stop_node_work([target])
+            node_run(target, [PYTHON, "-", json.dumps(spec)], stdin=_engine())
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+
+
 def _in_node(plugin, conf, bridge, parallel, timeout, cluster, node_name) -> dict:
     from nppctl.access.nodes import get_node, node_exec, node_run, put_file
     from nppctl.build.artifacts import PYTHON
@@ -207,7 +223,7 @@ def _in_node(plugin, conf, bridge, parallel, timeout, cluster, node_name) -> dic
         ptype, plugin_dir = path.name, scratch
     # a network, bridge, store and subnet of the card's own: the node's real pods are never touched
     own = {"name": f"nppctl-card-{os.getpid()}", "bridge": f"npptbr{os.getpid() % 100000}",
-           "data_dir": f"{scratch}/data", "subnet": NODE_SUBNET}
+           "data_dir": f"{scratch}/data", "subnet": NODE_SUBNET, "scratch_root": NODE_SCRATCH}
     if bridge:
         net = ipaddress.ip_network(NODE_SUBNET)
         bridge = {"name": own["bridge"], "address": f"{net.network_address + 1}/{net.prefixlen}"}
@@ -216,6 +232,9 @@ def _in_node(plugin, conf, bridge, parallel, timeout, cluster, node_name) -> dic
         spec.update(cni_path=[plugin_dir] + ([NODE_CNI_BIN] if plugin_dir != NODE_CNI_BIN else []),
                     isolate=own)
         res = node_run(target, [PYTHON, "-", json.dumps(spec)], stdin=_engine())
+    except KeyboardInterrupt:  # the card's work in the node is killed: what it made goes now
+        _sweep_node(target, own)
+        raise
     finally:
         if scratch:
             node_exec(target, ["rm", "-rf", scratch], check=False)

@@ -141,16 +141,69 @@ def isolated(conf, own):
 
 def remove_isolated(own):
     """What the card's own network leaves in a node: its bridge, iptables rules naming its subnet."""
+    run(["ip", "link", "del", own["bridge"]])
+    _drop_rules(own["subnet"])
+
+
+def _drop_rules(subnet):
     import shlex
 
-    run(["ip", "link", "del", own["bridge"]])
     saved = run(["iptables-save"]).stdout.decode(errors="replace")
     table = None
     for line in saved.splitlines():
         if line.startswith("*"):
             table = line[1:]
-        elif line.startswith("-A ") and own["subnet"] in line.split():
+        elif line.startswith("-A ") and subnet in line.split():
             run(["iptables", "-w", "-t", table, "-D", *shlex.split(line)[1:]])
+
+
+# One card at a time in a node, and what an earlier one left behind goes first: a card killed mid-way
+# (Ctrl-C on the host kills its work in the node, or the engine died) ran no clean-up, and the next
+# would collide on its pod names. flock: a dead card's lock is released with its process.
+CARD_LOCK = "/run/nppctl-card.lock"
+BRIDGE_PREFIX = "npptbr"  # launch.py names the card's bridge in a node npptbr<pid>
+
+
+def hold_node(own, prefix, scratch_root):
+    """Wait for the node's card lock (held until this process ends), then sweep() what earlier cards
+    left. Returns what was removed."""
+    import fcntl
+
+    fd = os.open(CARD_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # fd stays open: the lock lasts as long as the card
+    return sweep(prefix, own["subnet"], scratch_root, keep=own["data_dir"])
+
+
+def sweep(prefix, subnet, scratch_root, keep=None):
+    """Remove earlier cards' pods (netns PREFIX-*), bridges (npptbr*), iptables rules naming SUBNET and
+    scratch folders in SCRATCH_ROOT (but the one holding KEEP). Returns what was removed."""
+    import shutil
+
+    gone = []
+    try:
+        names = sorted(os.listdir(NETNS_DIR))
+    except OSError:
+        names = []
+    for name in names:
+        if name.startswith(prefix + "-"):
+            run(["ip", "netns", "del", name])
+            gone.append(f"netns {name}")
+    for link in ip_json("link", "show"):
+        name = link.get("ifname", "")
+        if name.startswith(BRIDGE_PREFIX):
+            run(["ip", "link", "del", name])
+            gone.append(f"link {name}")
+    _drop_rules(subnet)
+    try:
+        folders = sorted(os.listdir(scratch_root))
+    except OSError:
+        folders = []
+    for folder in folders:
+        path = os.path.join(scratch_root, folder)
+        if keep is None or not (keep + "/").startswith(path + "/"):
+            shutil.rmtree(path, ignore_errors=True)
+            gone.append(f"folder {path}")
+    return gone
 
 
 def make_bridge(bridge):

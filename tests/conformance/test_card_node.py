@@ -99,3 +99,52 @@ def test_a_1_1_0_card_in_a_node_leaves_its_real_pods_on_the_network(lab_node, tm
     finally:
         for pod in pods:
             runtime.cni_call(CLUSTER, "worker", pod, "DEL")
+
+
+def _card_leftovers(container) -> list[str]:
+    """What a card could leave in the node: its pods' netns, its bridge, rules of its subnet, scratch."""
+    netns = container.exec_run(["ip", "netns", "list"]).output.decode().split()
+    links = container.exec_run(["ip", "-o", "link", "show"]).output.decode()
+    rules = container.exec_run(["iptables-save"]).output.decode()
+    scratch = container.exec_run(["ls", "/var/lib/nppctl/conformance"]).output.decode().split()
+    return ([f"netns {n}" for n in netns if n.startswith("nppt-")]
+            + [f"link {ln.split(':')[1].strip()}" for ln in links.splitlines() if ": npptbr" in ln]
+            + [f"rule {r}" for r in rules.splitlines() if "198.18.99." in r]
+            + [f"scratch {s}" for s in scratch if "No such file" not in s])
+
+
+def test_what_a_cut_off_card_left_is_swept_by_the_next(lab_node):
+    """A card killed mid-way in a node (its engine gone, or its work killed) ran no clean-up: its pods,
+    bridge and scratch stay, and the next card would collide on the card's fixed pod names."""
+    for argv in (["ip", "netns", "add", "nppt-add"], ["ip", "netns", "add", "nppt-par0"],
+                 ["ip", "link", "add", "npptbr99999", "type", "bridge"],
+                 ["mkdir", "-p", "/var/lib/nppctl/conformance/99999/data"]):
+        assert lab_node.exec_run(argv).exit_code == 0, argv
+    assert len(_card_leftovers(lab_node)) == 4
+    done, card = run_card("nppnet", "--node", "worker", "--name", CLUSTER, "--json")
+    assert card is not None and "error" not in card, done.stdout + done.stderr
+    assert "add" in by_result(card)["pass"], card
+    assert _card_leftovers(lab_node) == []
+
+
+def test_ctrl_c_during_a_card_in_a_node_leaves_nothing_there(lab_node):
+    import signal
+    import time
+
+    from tests.conftest import sigint_default
+
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200")
+    proc = subprocess.Popen([sys.executable, "-m", "nppctl", "plugin", "test", "nppnet", "--node", "worker",
+                             "--name", CLUSTER], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(x.startswith("netns nppt-") for x in _card_leftovers(lab_node)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert _card_leftovers(lab_node) == [], err
