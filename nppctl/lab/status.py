@@ -130,10 +130,11 @@ def report(cluster: str) -> list[NodeStatus]:
     from nppctl.lab import api
 
     found = status(cluster, ready=api.ready(cluster))
-    nodes = {n.name: n for n in list_nodes(cluster)}
-    for st in found:
-        if st.ready is False and st.node in nodes:
-            st.not_ready_why = _not_ready_why(nodes[st.node])
+    if any(st.ready is False and st.state == "running" for st in found):
+        nodes = {n.name: n for n in list_nodes(cluster, stopped=True) if n.running}
+        for st in found:
+            if st.ready is False and st.node in nodes:
+                st.not_ready_why = _not_ready_why(nodes[st.node])
     return found
 
 

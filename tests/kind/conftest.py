@@ -95,6 +95,16 @@ class KindLab:
 
         return self.wait(f"FailedCreatePodSandBox of {pod}", events, timeout=timeout)
 
+    def waiting(self, pod: str, timeout: float = 60) -> dict:
+        """POD as the API gives it once kubelet has posted its container statuses (a moment after the first
+        failed sandbox, later on a loaded machine)."""
+
+        def posted():
+            item = self.json("get", "pod", pod)
+            return item if item.get("status", {}).get("containerStatuses") else None
+
+        return self.wait(f"container statuses of {pod}", posted, timeout=timeout)
+
     def attach_registry(self) -> None:
         """As kind's local-registry guide: the registry joins the cluster's Docker network."""
         subprocess.run(["docker", "network", "connect", "kind", REGISTRY_CONTAINER], capture_output=True)

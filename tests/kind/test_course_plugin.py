@@ -114,7 +114,7 @@ def test_the_skeleton_leaves_a_pod_creating_and_logs_what_containerd_passed(kind
     lab.kubectl("apply", "-f", str(PODS / "forexec1-node1.yaml"))
     events = lab.failed_sandboxes("forexec1")
     assert 'plugin type="nppnet-skel"' in events[0]["message"], events[0]["message"]
-    pod = lab.json("get", "pod", "forexec1")
+    pod = lab.waiting("forexec1")
     assert pod["spec"]["nodeName"] == WORKERS[0]
     waiting = pod["status"]["containerStatuses"][0]["state"].get("waiting", {})
     assert waiting.get("reason") == "ContainerCreating", pod["status"]

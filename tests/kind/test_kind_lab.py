@@ -119,7 +119,7 @@ def test_the_skeleton_leaves_the_pod_creating_and_says_why(kind_lab):
     lab.kubectl("apply", "-f", str(PODS / "simple-nginx-node1.yaml"))
     events = lab.failed_sandboxes("mynginx")
     assert "nppnet-skel is a skeleton plugin" in events[0]["message"], events[0]["message"]
-    pod = lab.json("get", "pod", "mynginx")
+    pod = lab.waiting("mynginx")
     assert pod["spec"]["nodeName"] == WORKERS[0]
     assert pod["status"]["phase"] == "Pending"
     waiting = pod["status"]["containerStatuses"][0]["state"].get("waiting", {})
