@@ -146,15 +146,38 @@ def remove_isolated(own):
 
 
 def _drop_rules(subnet):
+    """Every iptables rule naming an address of SUBNET (or the card's network name in a comment), and the
+    CNI-* chains those rules jump to (a reference plugin's ipMasq makes one per pod)."""
+    import ipaddress
     import shlex
 
+    net = ipaddress.ip_network(subnet)
+
+    def ours(fields):
+        for field in fields:
+            if "nppctl-card-" in field:
+                return True
+            try:
+                if ipaddress.ip_network(field, strict=False).subnet_of(net):
+                    return True
+            except (ValueError, TypeError):
+                pass
+        return False
+
     saved = run(["iptables-save"]).stdout.decode(errors="replace")
-    table = None
+    table, chains = None, []
     for line in saved.splitlines():
         if line.startswith("*"):
             table = line[1:]
-        elif line.startswith("-A ") and subnet in line.split():
-            run(["iptables", "-w", "-t", table, "-D", *shlex.split(line)[1:]])
+        elif line.startswith("-A "):
+            fields = shlex.split(line)
+            if ours(fields):
+                run(["iptables", "-w", "-t", table, "-D", *fields[1:]])
+                if "-j" in fields and fields[fields.index("-j") + 1].startswith("CNI-"):
+                    chains.append((table, fields[fields.index("-j") + 1]))
+    for table, chain in chains:
+        run(["iptables", "-w", "-t", table, "-F", chain])
+        run(["iptables", "-w", "-t", table, "-X", chain])
 
 
 # One card at a time in a node, and what an earlier one left behind goes first: a card killed mid-way
