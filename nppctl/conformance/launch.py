@@ -140,17 +140,13 @@ def run_card(
 
 
 def _check_file(plugin: str, path: Path) -> None:
-    """A plugin given by path: an existing file that answers CNI VERSION here (nppctl.build.plugincheck)."""
+    """A plugin given by path: an executable #! script or binary (nppctl.build.plugincheck). Not run
+    here: the card asks VERSION inside its sandbox or node (a plugin may write anywhere when run)."""
+    from nppctl.build.plugincheck import check_plugin_file
+
     if not path.is_file() or not os.access(path, os.X_OK):
         raise NppctlError(f"plugin {plugin!r}: not nppnet or skel, nor an executable file")
-    # Not run here: the card asks VERSION inside its sandbox (a plugin may write anywhere when run).
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if not (head.startswith(b"#!") or head == b"\x7fELF"):
-        raise NppctlError(
-            f"plugin {str(path)!r} is not a CNI plugin: cannot be run (Exec format error): give an "
-            "executable (a #! script or a binary)"
-        )
+    check_plugin_file(path, "plugin")
 
 
 def _in_sandbox(plugin, conf, bridge, parallel, timeout) -> dict:

@@ -233,8 +233,9 @@ HOST_NAME_MAX = 64  # Linux's limit on a host name: kind names each node's host 
 def preflight(opts: UpOptions, provider) -> bool:
     """What `up` needs, checked before it writes or creates anything: the name (kind's rule, and its
     longest node name within HOST_NAME_MAX), --config without --workers, the Docker engine, kind on
-    PATH (kind provider), a readable config, the plugin (a user's file must answer CNI VERSION:
-    nppctl.build.plugincheck; its --conf rendered and checked for every node to be made: install.check_conf),
+    PATH (kind provider), a readable config, the plugin (a user's file must be a #! script or a binary:
+    nppctl.build.plugincheck; each node asks it CNI VERSION at install; its --conf rendered and
+    checked for every node to be made: install.check_conf),
     the pod CIDR and enough /24s in it for every node, and the node image
     (on this machine, or known to its registry) when a cluster is to be created. Returns whether the
     cluster exists."""

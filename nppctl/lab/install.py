@@ -122,9 +122,10 @@ class InstallResult:
 def resolve_plugin(plugin: str) -> PluginFiles:
     """nppnet / skel from nppctl.build.artifacts, or a user's executable file (its name is its type).
 
-    Checked now (a user's file must answer CNI VERSION when run here: nppctl.build.plugincheck); the
-    executable itself is built or read when first asked for (install does that
-    while it probes the nodes).
+    Checked now as far as it can be without running it (nppctl.build.plugincheck: a #! script or a
+    binary); it is asked CNI VERSION in each node, where it will run, before it replaces anything
+    (nodeside/nodenet.py plugin_answers). The executable itself is built or read when first asked for
+    (install does that while it probes the nodes).
     """
     if plugin in BUILTIN:
         return PluginFiles(BUILTIN[plugin], True, functools.partial(_built, BUILTIN[plugin]))
@@ -559,6 +560,7 @@ def install(
                 "masquerade": node_owns,
                 "remove": sorted(remove),
                 "rename": _beside(stale)[1],
+                "version_of": real_path if recording else exe_path,
                 "keeper": True,
                 "state": dict(_record(pf, conf_name, uc, mine.subnet, node_owns), recorded=recording),
             },

@@ -182,8 +182,30 @@ def keeper_config(spec):
     return conf
 
 
+def plugin_answers(spec):
+    """AgentError unless the plugin executable spec["version_of"] answers CNI VERSION here, in the node,
+    where the runtime will run it (the new file, still beside its place, when it is being replaced).
+    Run before any file replaces another: a refused plugin leaves the node as it was."""
+    path = spec.get("version_of")
+    if not path:
+        return
+    from .base import AgentError
+    from .cniversion import ask_version
+
+    pending = {old: new for new, old in spec.get("rename", [])}
+    why = ask_version(pending.get(path, path))
+    if why:
+        for new in pending.values():
+            if os.path.lexists(new):
+                os.unlink(new)
+        name = os.path.basename(path)
+        raise AgentError(f"{name} is not a CNI plugin when run in this node: {why}; nothing in the node "
+                         "was changed")
+
+
 def setup(spec):
     changes, warnings = [], []
+    plugin_answers(spec)
     for new, old in spec.get("rename", []):  # a file written beside its place, replaced whole
         os.replace(new, old)
     make_right(spec, changes, warnings)

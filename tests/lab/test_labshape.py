@@ -1,5 +1,5 @@
 """issue 16: `up` on an existing lab keeps it only when it is what was asked, and every check that can
-run before anything is made does (name length, pod CIDR capacity, the plugin answering CNI VERSION);
+run before anything is made does (name length, pod CIDR capacity, the plugin file a #! script or a binary);
 `status` ✓ for a plugin means it answered VERSION in the node.
 
 Real Docker engine, the docker provider and the test node image; every cluster here is named np16b*.
