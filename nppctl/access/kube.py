@@ -81,7 +81,7 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def _configuration(cluster: str):
+def configuration(cluster: str):
     """The client Configuration of CLUSTER (read once per process, with the shared client of core())."""
     if cluster not in _clients:
         from kubernetes import client, config
@@ -103,11 +103,11 @@ def _configuration(cluster: str):
 def core(cluster: str):
     """A CoreV1Api for CLUSTER (one client per cluster per process) for plain requests, never for
     streaming ones (pod_exec has its own)."""
-    _configuration(cluster)
+    configuration(cluster)
     return _clients[cluster][1]
 
 
-def _call(cluster: str, what: str, fn, *args, **kwargs):
+def call(cluster: str, what: str, fn, *args, **kwargs):
     """Run one API call; connection trouble or an API error becomes one NppctlError line."""
     from kubernetes.client.exceptions import ApiException
 
@@ -127,14 +127,14 @@ def _call(cluster: str, what: str, fn, *args, **kwargs):
 def answers(cluster: str) -> bool:
     """Whether the cluster's API answers at all (no kubeconfig counts as no)."""
     try:
-        _call(cluster, "list nodes", core(cluster).list_node, limit=1)
+        call(cluster, "list nodes", core(cluster).list_node, limit=1)
         return True
     except NppctlError:
         return False
 
 
 def nodes(cluster: str) -> list[KubeNode]:
-    listed = _call(cluster, "list nodes", core(cluster).list_node)
+    listed = call(cluster, "list nodes", core(cluster).list_node)
     out = []
     for item in listed.items:
         conditions = (item.status.conditions or []) if item.status else []
@@ -232,12 +232,12 @@ def label_nodes(
             )
         change = {k: v for k, v in labels.items() if current[node].get(k) != v}
         if change:
-            _call(cluster, f"label node {node}", api.patch_node, node, {"metadata": {"labels": change}})
+            call(cluster, f"label node {node}", api.patch_node, node, {"metadata": {"labels": change}})
     return wanted
 
 
 def create_pod(cluster: str, manifest: dict) -> None:
-    _call(
+    call(
         cluster,
         f"create pod {manifest['metadata']['name']}",
         core(cluster).create_namespaced_pod,
@@ -274,7 +274,7 @@ def wait_running(cluster: str, pods: list[str], timeout: float) -> dict[str, str
     while True:
         ips, waiting = {}, []
         for pod in pods:
-            obj = _call(cluster, f"read pod {pod}", api.read_namespaced_pod, pod, NAMESPACE)
+            obj = call(cluster, f"read pod {pod}", api.read_namespaced_pod, pod, NAMESPACE)
             if obj.status.phase == "Running" and obj.status.pod_ip:
                 ips[pod] = obj.status.pod_ip
             else:
@@ -289,8 +289,10 @@ def wait_running(cluster: str, pods: list[str], timeout: float) -> dict[str, str
         time.sleep(1)
 
 
-def pod_exec(cluster: str, pod: str, argv: list[str], timeout: float = 30) -> tuple[int, str]:
-    """Run ARGV in POD's first container (the kubectl exec path); returns (exit code, stdout+stderr).
+def pod_exec(cluster: str, pod: str, argv: list[str], timeout: float = 30, *, namespace: str = NAMESPACE,
+             container: str | None = None) -> tuple[int, str]:
+    """Run ARGV in POD's CONTAINER (default: its first; the kubectl exec path); returns (exit code,
+    stdout+stderr).
 
     On an ApiClient of its own, closed after: kubernetes.stream.stream() swaps its client's request
     path for a websocket one while it runs, and two calls in parallel on one client leave the swap in
@@ -300,13 +302,14 @@ def pod_exec(cluster: str, pod: str, argv: list[str], timeout: float = 30) -> tu
     from kubernetes.client.exceptions import ApiException
     from kubernetes.stream import stream
 
-    api_client = client.ApiClient(_configuration(cluster))
+    api_client = client.ApiClient(configuration(cluster))
     try:
         resp = stream(
             client.CoreV1Api(api_client).connect_get_namespaced_pod_exec,
             pod,
-            NAMESPACE,
+            namespace,
             command=argv,
+            **({"container": container} if container else {}),
             stdout=True,
             stderr=True,
             stdin=False,
@@ -338,7 +341,7 @@ def pod_exec(cluster: str, pod: str, argv: list[str], timeout: float = 30) -> tu
 
 def create_service(cluster: str, manifest: dict) -> str:
     """Create the Service in MANIFEST; its ClusterIP (the API server assigns it)."""
-    made = _call(
+    made = call(
         cluster,
         f"create service {manifest['metadata']['name']}",
         core(cluster).create_namespaced_service,
@@ -353,7 +356,7 @@ def create_service(cluster: str, manifest: dict) -> str:
 def delete_service(cluster: str, name: str) -> None:
     """Delete Service NAME (gone already is fine)."""
     try:
-        _call(cluster, f"delete service {name}", core(cluster).delete_namespaced_service, name, NAMESPACE)
+        call(cluster, f"delete service {name}", core(cluster).delete_namespaced_service, name, NAMESPACE)
     except NppctlError as err:
         if ": 404 " not in str(err):
             raise
@@ -363,9 +366,9 @@ def labelled(cluster: str, selector: str) -> list[str]:
     """The pods and Services of NAMESPACE carrying SELECTOR's labels, as kubectl names them:
     pod/NAME, service/NAME (pods being deleted included: they are still there)."""
     api = core(cluster)
-    pods = _call(cluster, f"list pods {selector}", api.list_namespaced_pod, NAMESPACE,
+    pods = call(cluster, f"list pods {selector}", api.list_namespaced_pod, NAMESPACE,
                  label_selector=selector)
-    svcs = _call(cluster, f"list services {selector}", api.list_namespaced_service, NAMESPACE,
+    svcs = call(cluster, f"list services {selector}", api.list_namespaced_service, NAMESPACE,
                  label_selector=selector)
     return [f"pod/{p.metadata.name}" for p in pods.items] + [f"service/{s.metadata.name}" for s in svcs.items]
 
@@ -384,7 +387,7 @@ def wait_gone(cluster: str, selector: str, timeout: float, interval: float = 0.5
 def list_pods(cluster: str) -> list[dict]:
     """Every pod of every namespace that has its own network (not hostNetwork): name, namespace, node
     (spec.nodeName) and ip (status.podIP, None before it has one)."""
-    listed = _call(cluster, "list pods", core(cluster).list_pod_for_all_namespaces)
+    listed = call(cluster, "list pods", core(cluster).list_pod_for_all_namespaces)
     out = []
     for item in listed.items:
         if item.spec is None or item.spec.host_network:
@@ -399,7 +402,7 @@ def sandbox_failures(cluster: str) -> list[dict]:
     FailedCreatePodSandBox: namespace, name, node, message (the runtime's, quoting the CNI plugin's error),
     count and when it was last seen (ISO text), oldest pod first."""
     api = core(cluster)
-    events = _call(cluster, "list events", api.list_event_for_all_namespaces,
+    events = call(cluster, "list events", api.list_event_for_all_namespaces,
                    field_selector="reason=FailedCreatePodSandBox")
     latest: dict[tuple[str, str], object] = {}
     for ev in events.items:
@@ -412,7 +415,7 @@ def sandbox_failures(cluster: str) -> list[dict]:
     out = []
     for (namespace, name), ev in latest.items():
         try:
-            pod = _call(cluster, f"read pod {name}", api.read_namespaced_pod, name, namespace)
+            pod = call(cluster, f"read pod {name}", api.read_namespaced_pod, name, namespace)
         except NppctlError:
             continue  # gone since
         started = any(s.state and s.state.running for s in (pod.status.container_statuses or []))
@@ -435,7 +438,7 @@ def _when(event):
 
 def image_pull_failures(cluster: str, namespace: str, selector: str) -> list[str]:
     """The pods of SELECTOR in NAMESPACE whose containers cannot get their image: "POD REASON (IMAGE)"."""
-    listed = _call(cluster, f"list pods {selector}", core(cluster).list_namespaced_pod, namespace,
+    listed = call(cluster, f"list pods {selector}", core(cluster).list_namespaced_pod, namespace,
                    label_selector=selector)
     out = []
     for pod in listed.items:

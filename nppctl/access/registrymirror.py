@@ -1,16 +1,19 @@
-"""`nppctl up --registry-mirror URL`: every node's containerd pulls docker.io images through URL first
-(a classroom's pull-through cache of Docker Hub), as kind's local-registry guide sets a registry up.
+"""`nppctl up --registry-mirror [REGISTRY=]URL`: every node's containerd pulls REGISTRY's images (docker.io
+when no REGISTRY is named) through URL first (a classroom's pull-through cache of Docker Hub, of
+registry.k8s.io, ...), as kind's local-registry guide sets a registry up.
 
-The kind config gets containerdConfigPatches pointing the CRI's registry config at
-CERTS_D (the patch is nppctl.lab.kindpatches'); once the nodes exist, each gets
-/etc/containerd/certs.d/docker.io/hosts.toml naming the mirrors in the order given, Docker Hub itself
-(server) after them. containerd reads hosts.toml at each pull, so no restart is needed, and on a
-cluster made before, containerd 2.x (kind v0.32 and v0.33 nodes carry 2.3) reads that folder by
-default: `up --registry-mirror` on an existing cluster rewrites the file too. The file is written
-through the Docker SDK (mkdir -p and put_archive, argument lists), only when its text differs.
+The kind config gets containerdConfigPatches pointing the CRI's registry config at CERTS_D (the patch is
+nppctl.lab.kindpatches'); once the nodes exist, each gets CERTS_D/<registry>/hosts.toml for every
+registry named, its mirrors in the order given, the registry itself (server) after them. containerd
+reads hosts.toml at each pull, so no restart is needed, and on a cluster made before, containerd 2.x
+(kind v0.32 and v0.33 nodes carry 2.3) reads that folder by default: `up --registry-mirror` on an
+existing cluster rewrites the files too, and removes the ones it wrote before for a registry no longer
+named. The files are written through the Docker SDK (mkdir -p and put_archive, argument lists), only
+when their text differs.
 
-Interface: parse(raw) -> str (the URL normalised, NppctlError otherwise); hosts_toml(mirrors);
-write_hosts(cluster, mirrors) -> {node: "written" | "unchanged"}.
+Interface: Mirror(registry, url); parse(raw) -> Mirror (normalised, NppctlError otherwise);
+hosts_toml(registry, urls); hosts_file(registry); write_hosts(cluster, mirrors) -> {node: "written" |
+"unchanged"}.
 """
 
 from __future__ import annotations
@@ -18,16 +21,18 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from nppctl.errors import NppctlError
 
 CERTS_D = "/etc/containerd/certs.d"  # containerd's registry config folder (kindpatches points the CRI at it)
-HOSTS_DIR = f"{CERTS_D}/docker.io"
-HOSTS_FILE = f"{HOSTS_DIR}/hosts.toml"
-DOCKER_HUB = "https://registry-1.docker.io"
-USAGE = "write http://HOST[:PORT] or https://HOST[:PORT] (a pull-through cache of Docker Hub), " \
-        "e.g. --registry-mirror http://10.0.0.5:5000"
+DOCKER_IO = "docker.io"  # the registry of a bare URL, and of an image named without one (`image: nginx`)
+DOCKER_HUB = "https://registry-1.docker.io"  # where containerd pulls docker.io's images from
+MARK = "# Written by `nppctl up --registry-mirror`"  # first line of every hosts.toml nppctl writes
+USAGE = "write [REGISTRY=]http[s]://HOST[:PORT], a pull-through cache of REGISTRY (docker.io when not " \
+        "named), e.g. --registry-mirror http://10.0.0.5:5000 or registry.k8s.io=http://10.0.0.5:5001"
+_REGISTRY = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*(:[0-9]{1,5})?$")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # _: Docker container names resolve too
 
 
@@ -63,42 +68,96 @@ def _why_not(raw: str) -> str | None:
     return None
 
 
-def parse(raw: str) -> str:
-    """RAW as hosts.toml will name it (scheme and host lower case, no trailing /); NppctlError, one
-    line saying what is wrong and what to write, otherwise."""
-    why = _why_not(raw)
+@dataclass(frozen=True)
+class Mirror:
+    """A pull-through cache URL for REGISTRY (a registry's host[:port], as image names spell it)."""
+
+    registry: str
+    url: str
+
+    def __str__(self) -> str:
+        return self.url if self.registry == DOCKER_IO else f"{self.registry}={self.url}"
+
+
+def _registry_why_not(registry: str) -> str | None:
+    # as image references tell a registry from a path: it holds a dot or a port, or is localhost
+    looks_like_one = "." in registry or ":" in registry or registry == "localhost"
+    if not _REGISTRY.match(registry) or not looks_like_one:
+        return (f"{registry!r} is not a registry's host name (as image names spell it: docker.io, "
+                "registry.k8s.io, quay.io, ghcr.io)")
+    return None
+
+
+def parse(raw: str) -> Mirror:
+    """RAW ([REGISTRY=]URL) as hosts.toml will name it (registry, scheme and host lower case, no trailing
+    /); NppctlError, one line saying what is wrong and what to write, otherwise."""
+    registry, url = DOCKER_IO, raw
+    if "=" in raw and not raw.lower().startswith(("http://", "https://")):
+        registry, url = raw.split("=", 1)
+        registry = registry.lower()
+        why = _registry_why_not(registry)
+        if why is not None:
+            raise NppctlError(f"--registry-mirror {raw!r}: {why}; {USAGE}")
+    why = _why_not(url)
     if why is not None:
         raise NppctlError(f"--registry-mirror {raw!r}: {why}; {USAGE}")
-    url = urlsplit(raw)
-    netloc = url.netloc.lower()
-    return f"{url.scheme.lower()}://{netloc}"
+    parts = urlsplit(url)
+    return Mirror("docker.io" if registry in ("index.docker.io", "registry-1.docker.io") else registry,
+                  f"{parts.scheme.lower()}://{parts.netloc.lower()}")
 
 
-def hosts_toml(mirrors: list[str] | tuple[str, ...]) -> str:
-    """containerd's hosts.toml for docker.io: each mirror for pull and resolve, in order, then Docker Hub."""
+def hosts_file(registry: str) -> str:
+    return f"{CERTS_D}/{registry}/hosts.toml"
+
+
+def server(registry: str) -> str:
+    """Where containerd pulls REGISTRY's images from when no mirror gives them."""
+    return DOCKER_HUB if registry == DOCKER_IO else f"https://{registry}"
+
+
+def hosts_toml(registry: str, urls: list[str] | tuple[str, ...]) -> str:
+    """containerd's hosts.toml for REGISTRY: each mirror URL for pull and resolve, in order, then the
+    registry itself."""
     lines = [
-        "# Written by `nppctl up --registry-mirror`: docker.io pulls try these mirrors in order, then",
-        "# Docker Hub (server).",
-        f"server = {json.dumps(DOCKER_HUB)}",
+        f"{MARK}: {registry} pulls try these mirrors in order, then",
+        f"# {registry} itself (server).",
+        f"server = {json.dumps(server(registry))}",
     ]
-    for mirror in mirrors:
-        lines += ["", f"[host.{json.dumps(mirror)}]", '  capabilities = ["pull", "resolve"]']
+    for url in urls:
+        lines += ["", f"[host.{json.dumps(url)}]", '  capabilities = ["pull", "resolve"]']
     return "\n".join(lines) + "\n"
 
 
-def write_hosts(cluster: str, mirrors: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """Write hosts.toml naming MIRRORS into every running node of CLUSTER; node -> written | unchanged."""
+def by_registry(mirrors: list[Mirror] | tuple[Mirror, ...]) -> dict[str, list[str]]:
+    """Registry -> its mirror URLs in the order given (each once)."""
+    found: dict[str, list[str]] = {}
+    for m in mirrors:
+        if m.url not in found.setdefault(m.registry, []):
+            found[m.registry].append(m.url)
+    return found
+
+
+def write_hosts(cluster: str, mirrors: list[Mirror] | tuple[Mirror, ...]) -> dict[str, str]:
+    """Write each named registry's hosts.toml into every running node of CLUSTER, and remove those nppctl
+    wrote before for registries not named now; node -> written | unchanged."""
     from nppctl.access.nodes import for_each_node, list_nodes, node_exec, node_run, put_file
 
-    text = hosts_toml(mirrors)
+    files = {hosts_file(r): hosts_toml(r, urls) for r, urls in by_registry(mirrors).items()}
 
     def write(node) -> str:
-        now = node_run(node, ["cat", HOSTS_FILE])
-        if now.code == 0 and now.stdout == text:
-            return "unchanged"
-        node_exec(node, ["mkdir", "-p", HOSTS_DIR])
-        put_file(node, HOSTS_FILE, text.encode(), 0o644)
-        return "written"
+        changed = False
+        ours = node_run(node, ["grep", "-rlF", "--include=hosts.toml", MARK, CERTS_D]).stdout.split()
+        for stale in sorted(set(ours) - set(files)):
+            node_exec(node, ["rm", "-f", stale])
+            changed = True
+        for path, text in files.items():
+            now = node_run(node, ["cat", path])
+            if now.code == 0 and now.stdout == text:
+                continue
+            node_exec(node, ["mkdir", "-p", path.rsplit("/", 1)[0]])
+            put_file(node, path, text.encode(), 0o644)
+            changed = True
+        return "written" if changed else "unchanged"
 
     nodes = list_nodes(cluster)
     if not nodes:

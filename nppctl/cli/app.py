@@ -12,7 +12,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 
-from nppctl.cli import calls, cni, lab, plugin
+from nppctl.cli import calls, cni, e2e, lab, plugin
 from nppctl.cli import map as netmap
 from nppctl.errors import Interrupted, NppctlError, explain, one_line
 
@@ -26,6 +26,7 @@ COMMANDS = {
     "logs": lab.logs_cmd,
     "calls": calls.calls_cmd,
     "map": netmap.map_cmd,
+    "conformance": e2e.conformance_cmd,
     "down": lab.down,
     "plugin": plugin.plugin_app,
     "cni": cni.cni_app,

@@ -223,3 +223,48 @@ def check_table(probes: list, wide: bool = False):
                 row.append("[red]✗[/]")
         table.add_row(*row)
     return table
+
+
+class SuiteProgress:
+    """`nppctl conformance`'s bar on stderr: passed, failed and remaining tests as ginkgo reports them
+    (lab/e2e.py Progress), and what the run does meanwhile; update() is lab/e2e.py's on_event."""
+
+    def __enter__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                             TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
+                             console=console(stderr=True), transient=True)
+        self._bar.__enter__()
+        self._task = self._bar.add_task("conformance", total=None, counts="")
+        return self
+
+    def update(self, what: str, progress) -> None:
+        counts = f"[green]{progress.passed} passed[/] [red]{progress.failed} failed[/]"
+        if progress.total is not None:
+            counts += f" {max(progress.total - progress.done, 0)} remaining"
+        self._bar.update(self._task, description=f"conformance: {escape(what)}", total=progress.total,
+                         completed=progress.done, counts=counts)
+
+    def __exit__(self, *exc):
+        return self._bar.__exit__(*exc)
+
+
+def conformance_summary(outcome) -> str:
+    """One line: the counts, the image and the time of a run (lab/e2e.py Outcome)."""
+    verdict = "[green]✓ conformant[/]" if outcome.ok else "[red]✗ not conformant[/]"
+    total = f" of {outcome.total}" if outcome.total is not None else ""
+    return (f"{verdict}: {outcome.passed} passed, {outcome.failed} failed{total} in "
+            f"{outcome.seconds / 60:.1f} min ({escape(outcome.image)}, exit code {outcome.exit_code})")
+
+
+def conformance_table(failures: list):
+    """The failed tests, each with the first line of its failure (from the JUnit report)."""
+    from rich.table import Table
+
+    table = Table(title="failed tests", show_lines=True)
+    table.add_column("test", overflow="fold", ratio=3)
+    table.add_column("first failure line", overflow="fold", ratio=2)
+    for f in failures:
+        table.add_row(escape(f.name), escape(f.message))
+    return table

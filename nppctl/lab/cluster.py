@@ -534,7 +534,9 @@ def up(opts: UpOptions, steps: Steps) -> dict[str, bool] | None:
 
         done = registrymirror.write_hosts(opts.name, opts.registry_mirrors)
         counts = {what: sum(v == what for v in done.values()) for what in ("written", "unchanged")}
-        return f"{registrymirror.HOSTS_FILE} on {len(done)} node(s) (" + ", ".join(
+        registries = registrymirror.by_registry(opts.registry_mirrors)
+        files = ", ".join(registrymirror.hosts_file(r) for r in registries)
+        return f"{files} on {len(done)} node(s) (" + ", ".join(
             f"{n} {what}" for what, n in counts.items() if n) + ")"
 
     def register(say) -> str:
@@ -600,8 +602,11 @@ def up(opts: UpOptions, steps: Steps) -> dict[str, bool] | None:
         Action(f"Creating cluster {opts.name!r} ({provider.name})", create),
     ]
     if opts.registry_mirrors:
-        mirrors = ", ".join(opts.registry_mirrors)
-        actions.append(Action(f"Pointing every node's containerd at the docker.io mirror {mirrors}", mirror))
+        from nppctl.access import registrymirror
+
+        mirrors = "; ".join(f"{registry} → {', '.join(urls)}"
+                            for registry, urls in registrymirror.by_registry(opts.registry_mirrors).items())
+        actions.append(Action(f"Pointing every node's containerd at registry mirrors: {mirrors}", mirror))
     if provider.has_kubernetes:
         actions.append(Action("Waiting for every node to register with the API (podCIDRs)", register))
         actions.append(Action("Labelling workers node=node1, node2, ...", label))

@@ -75,7 +75,7 @@ def sets_fail_cgroup_v1(data: dict) -> bool:
     return any("failCgroupV1" in str(p) for p in json6902)
 
 
-def for_up(cgroup_version: str, mirrors: list[str] | tuple[str, ...] = (), user_data: dict | None = None
+def for_up(cgroup_version: str, mirrors: list | tuple = (), user_data: dict | None = None
            ) -> UpPatches:
     """The patches `up` adds for a host of CGROUP_VERSION ("1" | "2") and --registry-mirror MIRRORS,
     to nppctl's own config or to USER_DATA (a --config as parsed)."""

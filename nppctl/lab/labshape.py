@@ -42,7 +42,8 @@ class UpOptions:
     image: str | None = None
     timeout: float = 300.0
     ensure_python: bool = True  # a node image without python3 gets it (access/nodeimage, else apt per node)
-    registry_mirrors: tuple[str, ...] = ()  # docker.io mirrors for every node's containerd (registrymirror)
+    # --registry-mirror as given ([REGISTRY=]URL); up's preflight makes them access.registrymirror.Mirror
+    registry_mirrors: tuple = ()
     # the options the user gave (the CLI fills it); None: those that differ from the defaults (labshape)
     given: frozenset[str] | None = None
 

@@ -18,8 +18,8 @@ from nppctl.cli import render
 from nppctl.lab.install import InstallResult
 from nppctl.lab.status import NodeStatus
 
-LAB_ORDER = ["up", "install", "label", "status", "check", "logs", "calls", "map", "down", "plugin", "cni",
-             "doctor"]
+LAB_ORDER = ["up", "install", "label", "status", "check", "logs", "calls", "map", "conformance", "down",
+             "plugin", "cni", "doctor"]
 
 
 def nppctl(*args: str, columns: int = 80) -> subprocess.CompletedProcess:

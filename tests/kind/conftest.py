@@ -112,6 +112,14 @@ class KindLab:
         assert "kind" in networks, networks
 
 
+    def adapt_vm(self) -> None:
+        """The test VM's adaptation for kind's network (.ci/world/vm-egress.sh: this VM's egress answers
+        any TCP connection to port 80, so traffic to the service CIDR must never leave the host)."""
+        done = subprocess.run(["bash", str(REPO / ".ci" / "world" / "vm-egress.sh")], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+
 def delete_cluster(world: dict, name: str, env: dict, docker_client) -> None:
     subprocess.run([world["KIND"], "delete", "cluster", "--name", name], env=env, capture_output=True,
                    timeout=300)

@@ -128,11 +128,27 @@ def test_registry_mirror_adds_the_certs_d_config_path():
 
 
 def test_hosts_toml_names_each_mirror_then_docker_hub():
-    text = registrymirror.hosts_toml(["http://10.0.0.5:5000", "https://cache.school.example"])
+    text = registrymirror.hosts_toml("docker.io", ["http://10.0.0.5:5000", "https://cache.school.example"])
     data = tomllib.loads(text)
     assert data["server"] == "https://registry-1.docker.io"
     assert list(data["host"]) == ["http://10.0.0.5:5000", "https://cache.school.example"]  # in order
     assert all(h == {"capabilities": ["pull", "resolve"]} for h in data["host"].values())
+
+
+def test_hosts_toml_of_another_registry_falls_back_to_that_registry():
+    data = tomllib.loads(registrymirror.hosts_toml("registry.k8s.io", ["http://nppctl-registry:5000"]))
+    assert data["server"] == "https://registry.k8s.io"
+    assert list(data["host"]) == ["http://nppctl-registry:5000"]
+
+
+def test_mirrors_are_grouped_by_registry_in_the_order_given():
+    given = ["http://a:5000", "registry.k8s.io=http://b:5000", "https://c", "quay.io=http://a:5000",
+             "Registry.K8s.io=http://B:5000/", "registry.k8s.io=http://d:5000"]
+    assert registrymirror.by_registry([registrymirror.parse(m) for m in given]) == {
+        "docker.io": ["http://a:5000", "https://c"],
+        "registry.k8s.io": ["http://b:5000", "http://d:5000"],
+        "quay.io": ["http://a:5000"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -145,7 +161,21 @@ def test_hosts_toml_names_each_mirror_then_docker_hub():
     ],
 )
 def test_a_mirror_url_is_normalised(raw, url):
-    assert registrymirror.parse(raw) == url
+    assert registrymirror.parse(raw) == registrymirror.Mirror("docker.io", url)
+
+
+@pytest.mark.parametrize(
+    ("raw", "registry", "url"),
+    [
+        ("registry.k8s.io=http://nppctl-registry:5000", "registry.k8s.io", "http://nppctl-registry:5000"),
+        ("Quay.IO=HTTPS://Cache.example/", "quay.io", "https://cache.example"),
+        ("index.docker.io=http://m:5000", "docker.io", "http://m:5000"),
+        ("localhost:5000=http://m:5000", "localhost:5000", "http://m:5000"),
+        ("http://m:5000/?a=b".split("?")[0], "docker.io", "http://m:5000"),
+    ],
+)
+def test_a_registry_may_be_named_before_its_mirror(raw, registry, url):
+    assert registrymirror.parse(raw) == registrymirror.Mirror(registry, url)
 
 
 @pytest.mark.parametrize(
@@ -166,6 +196,11 @@ def test_a_mirror_url_is_normalised(raw, url):
         ("http://mirror .example", "empty or holds white space"),
         ("http://localhost:5000", "inside a node is the node itself"),
         ("http://127.0.0.1:5000", "inside a node is the node itself"),
+        ("k8s=http://m:5000", "'k8s' is not a registry's host name"),
+        ("registry.k8s.io/x=http://m:5000", "is not a registry's host name"),
+        ("=http://m:5000", "is not a registry's host name"),
+        ("registry.k8s.io=ftp://m", "the scheme must be http or https"),
+        ("registry.k8s.io=", "empty or holds white space"),
     ],
 )
 def test_a_bad_mirror_url_is_one_line_saying_what_to_write(raw, why):
@@ -173,7 +208,7 @@ def test_a_bad_mirror_url_is_one_line_saying_what_to_write(raw, why):
         registrymirror.parse(raw)
     line = str(err.value)
     assert line.startswith(f"--registry-mirror {raw!r}: ") and why in line and "\n" not in line
-    assert line.endswith("e.g. --registry-mirror http://10.0.0.5:5000")
+    assert line.endswith("e.g. --registry-mirror http://10.0.0.5:5000 or registry.k8s.io=http://10.0.0.5:5001")
 
 
 def _nppctl(tmp_path, *args):
