@@ -164,7 +164,6 @@ def manifests(opts: Options, image: str) -> list[dict]:
                           {"name": "E2E_SKIP", "value": opts.skip},
                           {"name": "E2E_PROVIDER", "value": "skeleton"},
                           {"name": "E2E_EXTRA_GINKGO_ARGS", "value": " ".join(ginkgo)},
-                          {"name": "E2E_EXTRA_ARGS", "value": "--disable-log-dump"},
                           {"name": "RESULTS_DIR", "value": RESULTS}],
                   "volumeMounts": volume},
                  {"name": OUTPUT, "image": BUSYBOX, "imagePullPolicy": "IfNotPresent",

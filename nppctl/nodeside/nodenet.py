@@ -183,17 +183,17 @@ def keeper_config(spec):
 
 
 def plugin_answers(spec):
-    """AgentError unless the plugin executable spec["version_of"] answers CNI VERSION here, in the node,
-    where the runtime will run it (the new file, still beside its place, when it is being replaced).
-    Run before any file replaces another: a refused plugin leaves the node as it was."""
+    """AgentError unless the new plugin executable for spec["version_of"] answers CNI VERSION here, in the
+    node, where the runtime will run it (the file still beside its place). Run before any file replaces
+    another: a refused plugin leaves the node as it was. An unchanged plugin answered when it came."""
+    pending = {old: new for new, old in spec.get("rename", [])}
     path = spec.get("version_of")
-    if not path:
+    if path not in pending:
         return
     from .base import AgentError
     from .cniversion import ask_version
 
-    pending = {old: new for new, old in spec.get("rename", [])}
-    why = ask_version(pending.get(path, path))
+    why = ask_version(pending[path])
     if why:
         for new in pending.values():
             if os.path.lexists(new):
