@@ -5,6 +5,8 @@
 #   - Kubernetes v1.37.0 (kind v0.33.0's default: pkg/apis/config/defaults/image.go): kubeadm, kubelet,
 #     kubectl, kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, from a wrapper
 #     module that requires k8s.io/kubernetes with `replace` lines for its staging modules;
+#   - from the same module and version stamp, Kubernetes' e2e tools: e2e.test, ginkgo (the version
+#     kubernetes requires), agnhost and the conformance image's go-runner;
 #   - what kind v0.33.0's images/base/Dockerfile puts in a node: containerd v2.3.4, runc v1.4.3,
 #     crictl v1.36.0, CNI plugins v1.9.1 (host-local, loopback, ptp, portmap);
 #   - the images kubeadm v1.37.0 asks for (etcd 3.7.0-0, CoreDNS v1.14.6) and the pause image kind's
@@ -89,13 +91,13 @@ build_kind() {
   touch "$out/.done"
 }
 
-build_kubernetes() {
-  local out="$W/bin/kubernetes@$K8S_VERSION"
-  [[ -f $out/.done ]] && return 0
-  local src="$W/src/kubernetes@$K8S_VERSION"
-  say "build Kubernetes $K8S_VERSION (wrapper module; the longest step)"
-  mkdir -p "$src" "$out.tmp"
-  moddir "k8s.io/kubernetes@$K8S_VERSION" >/dev/null
+# The Kubernetes builds' module: it requires k8s.io/kubernetes and replaces the staging modules
+# (./staging/src/... in kubernetes' go.mod) by their published versions; tools.go imports every package
+# built from it, test/e2e's test-only imports included, so `go mod tidy` keeps what they need.
+kubernetes_wrapper() {
+  local src="$W/src/kubernetes@$K8S_VERSION" log="$W/logs/$1.log"
+  mkdir -p "$src"
+  local dir; dir=$(moddir "k8s.io/kubernetes@$K8S_VERSION")
   local gomod="$GOMODCACHE/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
   local staging="v0${K8S_VERSION#v1}"  # v1.37.0 -> v0.37.0, the staging modules' tag
   {
@@ -104,19 +106,79 @@ build_kubernetes() {
     sed -n "s#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#\t\1 => \1 $staging#p" "$gomod"
     printf ')\n'
   } >"$src/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kubelet"\n' >"$src/tools.go"
-  (cd "$src" && go mod tidy -e) >>"$W/logs/kubernetes.log" 2>&1
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    { printf '%s\n' k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/test/e2e github.com/onsi/ginkgo/v2/ginkgo \
+        k8s.io/kubernetes/test/images/agnhost k8s.io/kubernetes/test/conformance/image/go-runner
+      test_imports "$dir/test/e2e/e2e_test.go"; } | sort -u | sed 's/.*/\t_ "&"/'
+    printf ')\n'
+  } >"$src/tools.go"
+  (cd "$src" && go mod tidy -e) >>"$log" 2>&1
+}
+
+# test_imports FILE: the non-standard-library paths of FILE's import block (comment lines skipped).
+test_imports() {
+  awk '/^import \($/ {on=1; next} on && /^\)$/ {exit}
+    on && !/^[ \t]*\/\// && match($0, /"[^"]+"/) {p = substr($0, RSTART + 1, RLENGTH - 2); if (p ~ /^[^\/]*\./) print p}' "$1"
+}
+
+# The version stamp of Kubernetes' own builds (hack/lib/version.sh sets these), so binaries say v1.37.0.
+kube_ldflags() {
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
   local ld="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
     ld+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
+  printf '%s' "$ld"
+}
+
+# in_wrapper LOG CMD...: CMD in the wrapper module, static (CGO_ENABLED=0), output to $W/logs/LOG.log.
+in_wrapper() {
+  local log="$W/logs/$1.log"; shift
+  (cd "$W/src/kubernetes@$K8S_VERSION" && CGO_ENABLED=0 "$@") >>"$log" 2>&1 || { tail -20 "$log" >&2; return 1; }
+}
+
+build_kubernetes() {
+  local out="$W/bin/kubernetes@$K8S_VERSION"
+  [[ -f $out/.done ]] && return 0
+  say "build Kubernetes $K8S_VERSION (wrapper module; the longest step)"
+  kubernetes_wrapper kubernetes
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  local ld; ld=$(kube_ldflags)
   for c in kubeadm kubelet kubectl kube-proxy kube-scheduler kube-controller-manager kube-apiserver; do
     say "  $c"
-    (cd "$src" && CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$out.tmp/$c" "k8s.io/kubernetes/cmd/$c") \
-      >>"$W/logs/kubernetes.log" 2>&1 || { tail -20 "$W/logs/kubernetes.log" >&2; return 1; }
+    in_wrapper kubernetes go build -trimpath -ldflags "$ld" -o "$out.tmp/$c" "k8s.io/kubernetes/cmd/$c"
   done
+  touch "$out.tmp/.done"; rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+# What an e2e (conformance) run needs besides the cluster, from the same module and stamp:
+#   - e2e.test, `go test -c` of test/e2e as hack/lib/golang.sh builds it;
+#   - the ginkgo CLI, at the version k8s.io/kubernetes requires (checked: the wrapper's build list
+#     could raise it);
+#   - agnhost, stamped as its Makefile does (-X main.Version=<test/images/agnhost/VERSION>);
+#   - go-runner, the conformance image's entrypoint (test/conformance/image/go-runner).
+build_e2e() {
+  local out="$W/bin/e2e@$K8S_VERSION"
+  [[ -f $out/.done ]] && return 0
+  say "build e2e.test, ginkgo, agnhost, go-runner (Kubernetes $K8S_VERSION's wrapper module)"
+  kubernetes_wrapper e2e
+  local gomod="$GOMODCACHE/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
+  local want have
+  want=$(sed -n 's#^\s*github.com/onsi/ginkgo/v2 \(v[^ ]*\).*#\1#p' "$gomod")
+  have=$(cd "$W/src/kubernetes@$K8S_VERSION" && go list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2)
+  [[ -n $want && $have == "$want" ]] || { echo "ginkgo: wrapper has $have, kubernetes requires $want" >&2; return 1; }
+  local agnhost; agnhost=$(cat "$(moddir "k8s.io/kubernetes@$K8S_VERSION")/test/images/agnhost/VERSION")
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  say "  e2e.test"
+  in_wrapper e2e go test -c -trimpath -ldflags "$(kube_ldflags)" -o "$out.tmp/e2e.test" k8s.io/kubernetes/test/e2e
+  say "  ginkgo $want, agnhost $agnhost, go-runner"
+  in_wrapper e2e go build -trimpath -ldflags "-s -w" -o "$out.tmp/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
+  in_wrapper e2e go build -trimpath -ldflags "-s -w -X main.Version=$agnhost" -o "$out.tmp/agnhost" \
+    k8s.io/kubernetes/test/images/agnhost
+  in_wrapper e2e go build -trimpath -ldflags "-s -w" -o "$out.tmp/go-runner" \
+    k8s.io/kubernetes/test/conformance/image/go-runner
   touch "$out.tmp/.done"; rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
@@ -150,6 +212,7 @@ build_all() {
   CGO_ENABLED=0 build "coredns@$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION" coredns=. -- -ldflags "-s -w"
   build_pause
   build_kubernetes
+  build_e2e
 }
 
 build_all
