@@ -14,9 +14,15 @@
 #   - the node image kindest/node:v1.37.0, assembled as kind's images/base and `kind build node-image`
 #     assemble it (.ci/world/node-image.sh; `kind build node-image` itself fetches etcd, CoreDNS,
 #     pause, kindnetd and local-path images over the network, which this machine cannot do);
+#   - the e2e images (.ci/world/e2e-images.sh), under the names Kubernetes v1.37.0's e2e tests use:
+#     registry.k8s.io/conformance:v1.37.0 (as test/conformance/image builds it) and, for the
+#     [sig-network] conformance tests and the Networking Granular Checks, e2e-test-images/agnhost,
+#     glibc-dns-testing, nginx, busybox and pause, built from Debian packages and the builds above;
 #   - a registry (crane's, on 127.0.0.1:5001 and, once the network exists, on kind's network as
 #     nppctl-registry:5000) holding busybox (Debian's busybox) and nginx (Debian's nginx) as
-#     docker.io's library/busybox and library/nginx, for nodes told to use it as docker.io's mirror.
+#     docker.io's library/busybox and library/nginx, for nodes told to use it as docker.io's mirror,
+#     and the e2e images under their registry.k8s.io paths (e2e-test-images/agnhost:2.66.1, ...), for
+#     nodes told to use it as registry.k8s.io's mirror;
 # Ends by printing KIND=, KUBECTL=, NODE_IMAGE=, REGISTRY= (the mirror URL nodes use) and
 # REGISTRY_PUSH= (the address this machine pushes to), one per line, on stdout (and in $W/world.env,
 # where tests/kind/conftest.py finds them when the environment lacks them); progress on stderr.
@@ -218,6 +224,7 @@ build_all() {
 build_all
 [[ ${1:-} == --binaries-only ]] && exit 0
 bash "$here/world/images.sh"
+bash "$here/world/e2e-images.sh" >/dev/null
 NODE_IMAGE=$(bash "$here/world/node-image.sh" | tail -n 1)
 bash "$here/world/registry.sh"
 {
