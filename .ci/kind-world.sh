@@ -23,6 +23,8 @@
 #     docker.io's library/busybox and library/nginx, for nodes told to use it as docker.io's mirror,
 #     and the e2e images under their registry.k8s.io paths (e2e-test-images/agnhost:2.66.1, ...), for
 #     nodes told to use it as registry.k8s.io's mirror;
+#   - a test-VM adaptation, .ci/world/vm-egress.sh: kind's packets to the service range stop at this
+#     host (this VM's egress would answer them); it does nothing until kind's network exists.
 # Ends by printing KIND=, KUBECTL=, NODE_IMAGE=, REGISTRY= (the mirror URL nodes use) and
 # REGISTRY_PUSH= (the address this machine pushes to), one per line, on stdout (and in $W/world.env,
 # where tests/kind/conftest.py finds them when the environment lacks them); progress on stderr.
@@ -227,6 +229,8 @@ bash "$here/world/images.sh"
 bash "$here/world/e2e-images.sh" >/dev/null
 NODE_IMAGE=$(bash "$here/world/node-image.sh" | tail -n 1)
 bash "$here/world/registry.sh"
+# Harmless at any time (no kind network: nothing to do); the tests call it again after `kind create`.
+bash "$here/world/vm-egress.sh" || say "vm-egress.sh failed (the tests call it again)"
 {
   echo "KIND=$W/bin/kind@$KIND_VERSION/kind"
   echo "KUBECTL=$W/bin/kubernetes@$K8S_VERSION/kubectl"
