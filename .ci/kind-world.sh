@@ -25,10 +25,11 @@
 #     nodes told to use it as registry.k8s.io's mirror;
 #   - a test-VM adaptation, .ci/world/vm-egress.sh: kind's packets to the service range stop at this
 #     host (this VM's egress would answer them); it does nothing until kind's network exists.
-# Ends by printing KIND=, KUBECTL=, NODE_IMAGE=, REGISTRY= (the mirror URL nodes use) and
-# REGISTRY_PUSH= (the address this machine pushes to), one per line, on stdout (and in $W/world.env,
-# where tests/kind/conftest.py finds them when the environment lacks them); progress on stderr.
-# `--binaries-only` stops after the Go builds.
+# Ends by printing KIND=, KUBECTL=, NODE_IMAGE=, REGISTRY= (the mirror URL nodes use),
+# REGISTRY_PUSH= (the address this machine pushes to), E2E_TEST=, GINKGO= (the binaries) and
+# CONFORMANCE_IMAGE=, one per line, on stdout (and in $W/world.env, where tests/kind/conftest.py finds
+# them when the environment lacks them); progress on stderr. `--binaries-only` stops after the Go
+# builds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export W="${NPPCTL_WORLD:-/var/cache/nppctl-world}"
@@ -226,7 +227,7 @@ build_all() {
 build_all
 [[ ${1:-} == --binaries-only ]] && exit 0
 bash "$here/world/images.sh"
-bash "$here/world/e2e-images.sh" >/dev/null
+CONFORMANCE_IMAGE=$(bash "$here/world/e2e-images.sh" | tail -n 1)
 NODE_IMAGE=$(bash "$here/world/node-image.sh" | tail -n 1)
 bash "$here/world/registry.sh"
 # Harmless at any time (no kind network: nothing to do); the tests call it again after `kind create`.
@@ -237,5 +238,8 @@ bash "$here/world/vm-egress.sh" || say "vm-egress.sh failed (the tests call it a
   echo "NODE_IMAGE=$NODE_IMAGE"
   echo "REGISTRY=http://nppctl-registry:5000"
   echo "REGISTRY_PUSH=127.0.0.1:5001"
+  echo "E2E_TEST=$W/bin/e2e@$K8S_VERSION/e2e.test"
+  echo "GINKGO=$W/bin/e2e@$K8S_VERSION/ginkgo"
+  echo "CONFORMANCE_IMAGE=$CONFORMANCE_IMAGE"
 } | tee "$W/world.env"
 say "ready"
