@@ -4,7 +4,9 @@
 # on 127.0.0.1:5001 for pushes from this machine, and attached to kind's network "kind" (when it
 # exists; tests attach it again after creating a cluster) so nodes reach it as nppctl-registry:5000.
 # It holds library/busybox:latest and library/nginx:latest, so a node whose containerd uses it as
-# docker.io's mirror pulls the course's `image: busybox` / `image: nginx` through the real pull path.
+# docker.io's mirror pulls the course's `image: busybox` / `image: nginx` through the real pull path,
+# and the e2e images of .ci/world/e2e-images.sh under their registry.k8s.io paths (conformance,
+# e2e-test-images/agnhost, ..., pause), for nodes that use it as registry.k8s.io's mirror.
 set -euo pipefail
 : "${W:?run from .ci/kind-world.sh}"
 say() { printf '== world: %s (%ss)\n' "$*" "$SECONDS" >&2; }
@@ -22,15 +24,25 @@ curl -fsS http://127.0.0.1:5001/v2/ >/dev/null
 if docker network inspect kind >/dev/null 2>&1; then
   docker network connect kind "$name" 2>/dev/null || true
 fi
-for img in busybox nginx; do
-  want=$(docker image inspect -f '{{.Id}}' "nppctl-world/$img:latest")
-  # the pushed image's config digest is the local image ID: push only what the registry lacks
+# push IMAGE REPOSITORY:TAG: the local IMAGE into the registry as REPOSITORY:TAG, unless it holds
+# it already (the pushed image's config digest is the local image ID), so reruns push nothing.
+push() {
+  local image=$1 repo=${2%:*} tag=${2##*:}
+  local want have
+  want=$(docker image inspect -f '{{.Id}}' "$image")
   have=$(curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
-    "http://127.0.0.1:5001/v2/library/$img/manifests/latest" 2>/dev/null \
+    "http://127.0.0.1:5001/v2/$repo/manifests/$tag" 2>/dev/null \
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["config"]["digest"])' 2>/dev/null || true)
-  if [[ $have != "$want" ]]; then
-    say "push library/$img:latest"
-    docker tag "nppctl-world/$img:latest" "127.0.0.1:5001/library/$img:latest"
-    docker push -q "127.0.0.1:5001/library/$img:latest" >/dev/null
-  fi
-done
+  [[ $have == "$want" ]] && return 0
+  say "push $repo:$tag"
+  docker tag "$image" "127.0.0.1:5001/$repo:$tag"
+  docker push -q "127.0.0.1:5001/$repo:$tag" >/dev/null </dev/null
+}
+
+push nppctl-world/busybox:latest library/busybox:latest
+push nppctl-world/nginx:latest library/nginx:latest
+# The e2e images (.ci/world/e2e-images.sh) under their registry.k8s.io paths, host left out: a node
+# whose containerd mirrors registry.k8s.io here asks for /v2/e2e-test-images/agnhost/manifests/...
+if [[ -f $W/images/e2e-registry.list ]]; then
+  while read -r image ref; do push "$image" "$ref"; done <"$W/images/e2e-registry.list"
+fi
