@@ -18,7 +18,7 @@ def conformance_cmd(
         "Networking Granular Checks of pods."),
     skip: str | None = typer.Option(
         None, "--skip", metavar="REGEX",
-        help="Tests not to run (ginkgo's --skip); default: [Serial], [Disruptive]."),
+        help="Tests not to run (ginkgo's --skip); default: [Disruptive], [Feature:...]."),
     parallel: int = typer.Option(2, "--parallel", min=1, max=16, help="ginkgo processes."),
     image: str | None = typer.Option(
         None, "--image", help="The conformance image; default registry.k8s.io/conformance:<the cluster's "

@@ -41,7 +41,7 @@ BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"
 FOCUS = (r"\[sig-network\].*\[Conformance\]"
          r"|\[sig-network\] Networking Granular Checks: Pods should function for (intra|node)-pod "
          r"communication: (http|udp)")
-SKIP = r"\[Serial\]|\[Disruptive\]"
+SKIP = r"\[Disruptive\]|\[Feature:"  # ginkgo runs [Serial] specs last, alone
 
 
 @dataclass
