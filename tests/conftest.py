@@ -171,7 +171,7 @@ def _remove_chains_made_by_tests():
 
 
 # The kind world of .ci/kind-world.sh: real kind, Kubernetes, node image and registry (tests/kind).
-WORLD_KEYS = ("KIND", "KUBECTL", "NODE_IMAGE", "REGISTRY")
+WORLD_KEYS = ("KIND", "KUBECTL", "NODE_IMAGE", "REGISTRY", "E2E_TEST", "GINKGO", "CONFORMANCE_IMAGE")
 
 
 def load_world() -> dict[str, str]:

@@ -15,7 +15,7 @@ def conformance_cmd(
     focus: str | None = typer.Option(
         None, "--focus", metavar="REGEX",
         help="The tests to run (ginkgo's --focus); default: sig-network's [Conformance] tests and the "
-        "Networking Granular Checks of pods."),
+        "Networking Granular Checks of pods (47 tests in v1.37.0)."),
     skip: str | None = typer.Option(
         None, "--skip", metavar="REGEX",
         help="Tests not to run (ginkgo's --skip); default: [Disruptive], [Feature:...]."),

@@ -8,10 +8,10 @@ E2E_EXTRA_GINKGO_ARGS, RESULTS_DIR) and whose second only sleeps beside the resu
 report can be read once the first has ended. The first container's log is followed line by line:
 ginkgo's "Will run N of M specs" gives the total, each spec's header line ("• [12.3 seconds]", "•
 [FAILED] [...]") one more passed or failed (Progress). At the end the JUnit report names each failure
-with its first line (failures_of), and both files are kept in the lab's state folder. Everything made
+with its first line (report_of), and both files are kept in the lab's state folder. Everything made
 is deleted at the end, Ctrl-C included, with the namespaces the suite itself made (label e2e-run).
 
-Interface: run(cluster, options, out_dir, on_event) -> Outcome; manifests(options); Progress; failures_of.
+Interface: run(cluster, options, out_dir, on_event) -> Outcome; manifests(options); Progress; report_of.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ LABELS = {"app.kubernetes.io/managed-by": "nppctl", "nppctl/role": "conformance"
 # the suite's own busybox (test/utils/image/manifest.go of v1.37.0) for the output container: pulled
 # for the tests anyway, through the same mirror
 BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.37.0-2"
-# sig-network's conformance tests, and the Networking Granular Checks of pods (http, udp)
+# sig-network's conformance tests (47 in v1.37.0); the Networking Granular Checks of pods (http, udp),
+# [Conformance] themselves, named too so that they stay whatever a release tags
 FOCUS = (r"\[sig-network\].*\[Conformance\]"
          r"|\[sig-network\] Networking Granular Checks: Pods should function for (intra|node)-pod "
          r"communication: (http|udp)")
@@ -115,26 +116,39 @@ class Progress:
         return self.passed + self.failed
 
 
-def failures_of(junit: str) -> tuple[int, list[Failure]]:
-    """(tests run, failures) of a JUnit report as e2e.test writes it: a testcase with <failure> or
-    <error> failed; one with <skipped> did not run."""
+@dataclass
+class Report:
+    """A JUnit report as e2e.test writes it: its tests ([It] testcases not skipped) and every failure
+    (a suite-level node's too: a failed [SynchronizedBeforeSuite] skips every test)."""
+
+    ran: int
+    passed: int
+    failures: list[Failure]
+
+
+def report_of(junit: str) -> Report:
     try:
         root = ET.fromstring(junit)
     except ET.ParseError as err:
         raise NppctlError(f"the suite's JUnit report is not XML ({err})") from None
-    ran, failures = 0, []
+    ran = passed = 0
+    failures = []
     for case in root.iter("testcase"):
         if case.find("skipped") is not None:
             continue
-        ran += 1
+        name = case.get("name", "?")
+        test = name.startswith("[It] ")
         bad = case.find("failure")
         if bad is None:
             bad = case.find("error")
-        if bad is not None:
-            text = bad.get("message") or bad.text or bad.get("type") or "failed"
-            first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "failed")
-            failures.append(Failure(case.get("name", "?"), first))
-    return ran, failures
+        ran += test
+        if bad is None:
+            passed += test
+            continue
+        text = bad.get("message") or bad.text or bad.get("type") or "failed"
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "failed")
+        failures.append(Failure(name.removeprefix("[It] "), first))
+    return Report(ran, passed, failures)
 
 
 def manifests(opts: Options, image: str) -> list[dict]:
@@ -211,10 +225,9 @@ def run(cluster: str, opts: Options, out_dir: Path, on_event: Event | None = Non
         junit_path = out_dir / "junit_01.xml"
         junit_path.write_text(junit, encoding="utf-8")
         files.append(junit_path)
-        ran, failures = failures_of(junit)
-        passed = ran - len(failures)
-        outcome = Outcome(image, progress.total, passed, len(failures), failures, files,
-                          time.monotonic() - started, state.exit_code)
+        report = report_of(junit)
+        outcome = Outcome(image, progress.total, report.passed, report.ran - report.passed, report.failures,
+                          files, time.monotonic() - started, state.exit_code)
     finally:
         say("deleting what the run made", progress)
         left = _clean(cluster, wait=120)

@@ -23,7 +23,7 @@ from tests.conftest import ended_by_sigint, sigint_default
 
 CLUSTER = "np26c"
 CONFIG = resource_dir("cluster-configs") / "1master2workerMount.yaml"
-HOSTPORT = "HostPort"
+HOSTPORT = "HostPort validates that there is no conflict"
 INTRA_HTTP = "Networking Granular Checks: Pods should function for intra-pod communication: http"
 
 
@@ -67,8 +67,8 @@ def test_nppnet_passes_every_test_of_the_default_suite(kind_lab):
     assert failed == 0 and passed == total and passed >= 40, shown
     assert "✓ conformant" in done.stdout
     kept = lab.cwd / ".nppctl" / CLUSTER / "conformance"
-    ran, failures = e2e.failures_of((kept / "junit_01.xml").read_text())
-    assert (ran, failures) == (passed, [])
+    report = e2e.report_of((kept / "junit_01.xml").read_text())
+    assert (report.ran, report.passed, report.failures) == (passed, passed, [])
     log = (kept / "e2e.log").read_text()
     assert f"Ran {passed} of " in log and f"{passed} Passed | 0 Failed" in log, log[-2000:]
     assert left_over(lab) == []
