@@ -5,9 +5,10 @@ A route to every other node's pod subnet via that node's address (stale ones pru
 forwarding, br_netfilter with net.bridge.bridge-nf-call-iptables=1 (replies bridged straight back to
 a pod must pass conntrack for Services); and where the node owns them (spec["make_bridge"] and
 spec["masquerade"]: any plugin but nppnet, which makes its bridge and masquerade itself on ADD) cni0
-with the subnet's gateway address and one MASQUERADE rule for pods leaving the cluster CIDR (and
-nppnet's own chains removed). Every iptables call waits for the xtables lock (-w).
-`setup` also removes stale conflists, records the installed state and writes the keeper's config.
+with the subnet's gateway address and one MASQUERADE rule for pods leaving the cluster CIDR. Every
+iptables call waits for the xtables lock (-w). `setup` also removes nppnet's chains when another
+plugin comes (once: the keeper leaves a plugin's own chains alone), stale conflists, records the
+installed state and writes the keeper's config.
 Each step changes only what differs and reports what it changed, so a second run reports nothing.
 """
 
@@ -163,8 +164,6 @@ def make_right(spec, changes, warnings):
     if spec.get("pod_subnet"):
         if shutil.which("iptables"):
             masquerade(spec, changes)
-            if spec.get("make_bridge"):  # another plugin than nppnet
-                nppnet_chains_removed(changes)
         else:
             warnings.append("no iptables in this node: pod traffic leaving the cluster is not masqueraded")
         forwarding(changes, warnings)
@@ -209,6 +208,10 @@ def setup(spec):
     for new, old in spec.get("rename", []):  # a file written beside its place, replaced whole
         os.replace(new, old)
     make_right(spec, changes, warnings)
+    if spec.get("make_bridge") and spec.get("pod_subnet") and shutil.which("iptables"):
+        # another plugin than nppnet installed now: nppnet's leftovers go, once (the keeper does not
+        # fight a plugin that makes chains of those names itself)
+        nppnet_chains_removed(changes)
     for path in spec.get("remove", []):
         if os.path.exists(path):
             os.unlink(path)
