@@ -199,3 +199,20 @@ def world(docker_client) -> dict[str, str]:
         require(False, f"the kind world's node image and registry ({err})")
     require(registry.status == "running", f"{REGISTRY_CONTAINER} running")
     return found
+
+
+# Test tiers (markers registered in pyproject.toml), given from what a test uses: `python3 -m pytest -m
+# "not docker and not kind and not netns"` is the fast tier; `python3 -m pytest -q` runs every tier.
+TIER_FIXTURES = {
+    "kind": {"world", "kind_world", "kind_binary"},
+    "docker": {"docker_client"},
+    "netns": {"root_netns", "host_untouched"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in TIER_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)
