@@ -3,7 +3,7 @@
 against today's nppnet and the Go reference (bridge + host-local).
 
 - `agent`: the resident-agent pattern at its best. A prototype server (this file, `--serve`)
-  loads the built nppnet's own modules once (its program run in-process, as bench/record.py
+  loads the built nppnet's own modules once (its program run in-process, as nppctl/build/record.py
   does) and answers each request in a thread with protocol.run; the client is the smallest
   python3 -I -S script that can hand a call over (`_socket` and `posix` only: CNI_* variables
   and stdin out, exit status and stdout back). No build id, no timeout, no fallback: a real

@@ -26,10 +26,10 @@ def interpreter_of(plugin: Path) -> list[str]:
 
 def describe_python(plugin: Path) -> str:
     """'/usr/bin/python3 3.13.5, byte code ...': the python a plugin's shebang names, and which
-    byte code a VERSION call runs on it (bench/record.py)."""
+    byte code a VERSION call runs on it (nppctl/build/record.py)."""
     import subprocess
 
-    from bench import record
+    from nppctl.build import record
 
     argv = interpreter_of(plugin)
     if not argv:

@@ -12,6 +12,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,38 @@ def reference_plugins() -> Path:
             return Path(d)
     require(False, "reference CNI plugins (apt-get install containernetworking-plugins)")
     raise AssertionError  # unreachable
+
+
+@pytest.fixture(scope="session")
+def plugins(tmp_path_factory) -> Path:
+    """The folder holding nppnet and nppnet-skel, built once per session exactly as install ships them."""
+    from nppctl.build import artifacts
+
+    out = tmp_path_factory.mktemp("np1-bin")
+    artifacts.build_plugins(out)
+    return out
+
+
+@pytest.fixture
+def mount_point(tmp_path):
+    """A directory on which the test may mount a small tmpfs; unmounted (lazily) at the end."""
+    require(os.geteuid() == 0, "root (the test mounts a small tmpfs)")
+    target = tmp_path / f"np2-mnt-{uuid.uuid4().hex[:6]}"
+    target.mkdir()
+    mounted = []
+
+    def mount(*options: str) -> Path:
+        opts = ",".join(options) if options else "size=256k"
+        out = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "np2tmpfs", str(target)], capture_output=True
+        )
+        require(out.returncode == 0, f"mount tmpfs ({out.stderr.decode().strip()})")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for m in mounted:
+        subprocess.run(["umount", "-l", str(m)], capture_output=True)
 
 
 @pytest.fixture(scope="session")
@@ -199,3 +232,20 @@ def world(docker_client) -> dict[str, str]:
         require(False, f"the kind world's node image and registry ({err})")
     require(registry.status == "running", f"{REGISTRY_CONTAINER} running")
     return found
+
+
+# Test tiers (markers registered in pyproject.toml), given from what a test uses: `python3 -m pytest -m
+# "not docker and not kind and not netns"` is the fast tier; `python3 -m pytest -q` runs every tier.
+TIER_FIXTURES = {
+    "kind": {"world", "kind_world", "kind_binary"},
+    "docker": {"docker_client"},
+    "netns": {"root_netns", "host_untouched"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for marker, fixtures in TIER_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(marker)

@@ -1,49 +1,17 @@
 """The plugin executables and the conflist that install copies into nodes.
 
-build_plugins(out) writes out/nppnet and out/nppnet-skel: each one executable file that a node's
-own python3 runs with nothing installed. Start-up is most of a plugin call's time (an empty
-script that leaves with os._exit takes about 4.6 ms here, the Go reference's whole ADD about
-9 ms), so, as measured on Debian's python3.11:
-- the file is a plain script, not a zipapp: running a zip imports runpy and importlib.util
-  (4 ms) before the first line of the plugin runs;
-- the shebang runs /usr/bin/python3 directly (`/usr/bin/env -S python3 ...` costs 0.6 ms more)
-  with FLAGS and a one-line program: `-I -S` (no site, no user paths, no PYTHON* variables) and
-  `-c CODE`, all one argument because a shebang passes only one (frozen modules are the default
-  of Debian's python3.11 and 3.13); the kernel appends the file's path. CODE reads the file and
-  runs its first lines (up to a line holding only "#"), so python never tokenizes the rest: run
-  as `python3 FILE`, python tokenizes every byte of it, comments too (a 217 kB nppnet: 11.6 of
-  33 million instructions of a VERSION, counted by callgrind; with CODE 21.3 (19.3 now), a bare
-  interpreter 15.8);
-- (so the file runs through its shebang only: `python3 FILE` stops at a NameError; the
-  bench and tests that run it in-process run the shebang's program, see bench/record.py)
-- those first lines are a dozen lines python compiles on every run: they check the file and run
-  the loader, which follows (with everything else) as comment lines (the loader as code cost
-  ~0.4 ms);
-- the loader puts every module in sys.modules up front and decodes one from its own base64 line
-  when one of its names is first used (no finder or spec: import machinery costs ~25 us a
-  module), and the file carries only the modules its entry module can import (the import
-  closure, lazy imports included): a VERSION or a DEL never decodes what only ADD needs;
-- the byte code is not compressed: inflating costs zlib's import plus ~3.5 ns per byte of byte
-  code, and reading the larger file costs next to nothing (it is never tokenized); it is
-  compiled with optimize=2 (no docstrings, no asserts: the plugin has none) and
-  -X no_debug_ranges (no column tables);
-- a python3 whose byte code differs from the builder's (another minor version: trixie's 3.13
-  in a kind v0.32 node, when the builder ran 3.11) runs a short boot as source (1.3 kB: ~0.4 ms
-  to compile on python 3.13 on a busy 2-core machine) that reads byte code made for that
-  python from CACHE_DIR/<name>.<magic>.<payload>
-  (keyed by its magic number and the digest of the modules and sources; trusted only when the
-  file's own header says that key and its crc32 matches, and only when folder and file belong to
-  the caller, root, and no group or other may write them). The first call on that python makes
-  the file: the builder's compiler in a fresh interpreter of that python, so the cache holds
-  the bytes a build by that python would embed; written whole (temporary file, rename) under an
-  exclusive lock, parallel first calls wait for one compile; other cache files of the
-  executable (another python, an older build) are removed. Compiling the plugin on every call
-  had cost ~12 ms of a 40 ms ADD in a trixie node. Without a writable cache the call compiles
-  the sources itself. Each module's __cached__ records where its byte code came from.
-The byte code is compiled and marshalled in a fresh interpreter (fixed environment and hash
-seed): marshal's output depends on the reference counts in the process that writes it, so a
-build inside a long-running process could differ from one elsewhere. Same sources and python,
-same bytes.
+build_plugins(out) writes out/nppnet and out/nppnet-skel: each one executable file that a node's own
+python3 runs with nothing installed. Its shebang (PYTHON FLAGS and a one-line program) reads the file and
+runs its first dozen lines, which check it and run the loader; the loader, the modules of the entry
+module's import closure (byte code, one base64 line each, decoded when first used) and their sources sit
+in comment lines python never tokenizes. A python3 whose byte code differs from the builder's runs a
+short boot as source instead, which reads byte code made for it from CACHE_DIR (compiled on its first
+call by the builder's compiler in a fresh interpreter, written whole under a lock, trusted only when its
+key, checksum and owner are right) or else compiles the sources for itself. Byte code is compiled and
+marshalled in a fresh interpreter (fixed environment and hash seed): same sources and python, same
+bytes. render_conflist() renders templates/<plugin>.conflist.j2.
+
+Why each choice, with what it was measured to cost: docs/plugin.md ("Why it is built this way").
 """
 
 from __future__ import annotations

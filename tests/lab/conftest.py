@@ -4,7 +4,9 @@
 Every cluster these tests create is named np4*..np8*; a finalizer removes its containers and the files
 nppctl wrote, whatever the test did. `standin_lab` puts the stand-in kind (tests/standins/) first on
 PATH instead, for the one behaviour the world cannot give: kindnet, kind's default CNI (kindnetd's
-module is not served by the Go module proxy here, so its image cannot be built).
+module is not served by the Go module proxy here, so its image cannot be built). Argument checks take
+`cli` (no Docker engine, no node image) or `cli_docker` (the engine, no node image) instead of `lab`,
+which needs both node images.
 """
 
 from __future__ import annotations
@@ -100,16 +102,35 @@ def remove_cluster(docker_client, name: str, env: dict) -> None:
         time.sleep(1)
 
 
-def _lab(tmp_path, docker_client, node_image, python_node_image, first_on_path: str, kind_image: str):
+def _env(tmp_path, first_on_path: str) -> dict:
     env = dict(os.environ)
     path = [p for p in env.get("PATH", "").split(os.pathsep) if p and "standins" not in p]
     env["PATH"] = os.pathsep.join(([first_on_path] if first_on_path else []) + path)
-    # The stand-in kind's default image; lab.image (trixie, no python3) is what tests pass as --image.
-    env["NPPCTL_TEST_IMAGE"] = python_node_image
     env["NPPCTL_STANDIN_DIR"] = str(tmp_path / "standin-kind")
     env["COLUMNS"] = "200"  # rich tables unwrapped
     env["KUBECONFIG"] = str(tmp_path / "kubeconfig")  # kind writes its contexts here, not in ~/.kube
     env.pop("NPPCTL_STATE_DIR", None)
+    return env
+
+
+def _world_bin(tmp_path) -> tuple[str, str]:
+    """A folder holding the world's real kind and kubectl ("" without the world), and its node image."""
+    from tests.conftest import load_world
+
+    world = load_world()
+    bindir = ""
+    if world["KIND"] and world["KUBECTL"]:
+        bindir = str(tmp_path / "world-bin")
+        os.mkdir(bindir)
+        for tool in ("KIND", "KUBECTL"):
+            os.symlink(world[tool], os.path.join(bindir, os.path.basename(world[tool])))
+    return bindir, world["NODE_IMAGE"]
+
+
+def _lab(tmp_path, docker_client, node_image, python_node_image, first_on_path: str, kind_image: str):
+    env = _env(tmp_path, first_on_path)
+    # The stand-in kind's default image; lab.image (trixie, no python3) is what tests pass as --image.
+    env["NPPCTL_TEST_IMAGE"] = python_node_image
     work = tmp_path / "lab"
     work.mkdir()
     made = Lab(work, env, node_image, docker_client, kind_image=kind_image)
@@ -122,16 +143,40 @@ def _lab(tmp_path, docker_client, node_image, python_node_image, first_on_path: 
 def lab(tmp_path, docker_client, node_image, python_node_image):
     """The world's real kind and kubectl first on PATH, when the world is there (tests that create kind
     clusters ask for `kind_world` too, which requires it)."""
-    from tests.conftest import load_world
+    bindir, kind_image = _world_bin(tmp_path)
+    yield from _lab(tmp_path, docker_client, node_image, python_node_image, bindir, kind_image)
 
-    world = load_world()
-    bindir = ""
-    if world["KIND"] and world["KUBECTL"]:
-        bindir = str(tmp_path / "world-bin")
-        os.mkdir(bindir)
-        for tool in ("KIND", "KUBECTL"):
-            os.symlink(world[tool], os.path.join(bindir, os.path.basename(world[tool])))
-    yield from _lab(tmp_path, docker_client, node_image, python_node_image, bindir, world["NODE_IMAGE"])
+
+# A node image tag no engine holds: what the argument checks pass as --image (refused before it is read).
+NO_IMAGE = "nppctl-kindnode:np4-never-built"
+
+
+def _bare_lab(tmp_path, docker_client):
+    bindir, _ = _world_bin(tmp_path)
+    env = _env(tmp_path, bindir)
+    if docker_client is None:  # no engine: a socket nothing listens on
+        env["DOCKER_HOST"] = f"unix://{tmp_path}/np4-no-engine.sock"
+    work = tmp_path / "lab"
+    work.mkdir()
+    made = Lab(work, env, NO_IMAGE, docker_client)
+    yield made
+    if docker_client is not None:  # whatever a check let through, as lab removes it
+        for name in made.clusters:
+            remove_cluster(docker_client, name, env)
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """For argument checks: `nppctl` as `lab` runs it, with no Docker engine (DOCKER_HOST names a socket
+    nothing listens on) and no node image (lab.image is NO_IMAGE): nothing can be created."""
+    yield from _bare_lab(tmp_path, None)
+
+
+@pytest.fixture
+def cli_docker(tmp_path, docker_client):
+    """`cli` with the Docker engine (lab.docker, lab.containers), still no node image: checks that read
+    the engine before they refuse; clusters named in lab.clusters are removed at the end, as lab does."""
+    yield from _bare_lab(tmp_path, docker_client)
 
 
 @pytest.fixture

@@ -22,27 +22,27 @@ def one_line_error(done) -> str:
     return lines[0]
 
 
-def test_up_without_kind_writes_nothing(lab):
-    lab.env["PATH"] = os.pathsep.join(
-        p for p in lab.env["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(p, "kind"))
+def test_up_without_kind_writes_nothing(cli):
+    cli.env["PATH"] = os.pathsep.join(
+        p for p in cli.env["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(p, "kind"))
     )
-    done = lab.run("up", "--name", "np6a", ok=False)
+    done = cli.run("up", "--name", "np6a", ok=False)
     assert "kind not found on PATH" in one_line_error(done)
-    assert files_under(lab.cwd) == []
+    assert files_under(cli.cwd) == []
 
 
 @pytest.mark.parametrize("provider", ["kind", "docker"])
-def test_up_without_docker_writes_nothing(lab, provider):
-    lab.env["DOCKER_HOST"] = f"unix://{lab.cwd.parent}/np6-nothing-listens.sock"
-    done = lab.run("up", "--name", "np6d", "--provider", provider, ok=False)
+def test_up_without_docker_writes_nothing(cli, provider):
+    cli.env["DOCKER_HOST"] = f"unix://{cli.cwd.parent}/np6-nothing-listens.sock"
+    done = cli.run("up", "--name", "np6d", "--provider", provider, ok=False)
     assert "Docker engine not reachable" in one_line_error(done)
-    assert files_under(lab.cwd) == []
+    assert files_under(cli.cwd) == []
 
 
 @pytest.mark.parametrize("name", ["bad name", "Np6", "np6_x", "..", "np6/../../x"])
-def test_a_name_kind_refuses_is_refused_everywhere_before_any_write(lab, name):
+def test_a_name_kind_refuses_is_refused_everywhere_before_any_write(cli, name):
     for args in (
-        ["up", "--name", name, "--provider", "docker", "--image", lab.image],
+        ["up", "--name", name, "--provider", "docker", "--image", cli.image],
         ["down", "--purge", "--name", name],
         ["status", "--name", name],
         ["install", "--name", name, "--all"],
@@ -50,9 +50,9 @@ def test_a_name_kind_refuses_is_refused_everywhere_before_any_write(lab, name):
         ["label", "--name", name],
         ["check", "--name", name],
     ):
-        done = lab.run(*args, ok=False)
+        done = cli.run(*args, ok=False)
         assert "is not valid: kind accepts lower-case letters, digits" in one_line_error(done), args
-    assert files_under(lab.cwd) == []
+    assert files_under(cli.cwd) == []
 
 
 def test_dockers_bracketed_message_reaches_the_user_intact_and_the_run_removes_its_files(lab):
@@ -95,23 +95,23 @@ def plant_state(lab, name: str, created: list[str]) -> None:
 
 
 @pytest.mark.parametrize("entry", ["/etc/passwd", "../x", "OUTSIDE", "NOTES", "LINK", "/"])
-def test_down_purge_refuses_a_state_file_naming_what_nppctl_did_not_make(lab, entry):
-    outside = lab.cwd.parent / "np6-outside"
+def test_down_purge_refuses_a_state_file_naming_what_nppctl_did_not_make(cli, entry):
+    outside = cli.cwd.parent / "np6-outside"
     outside.mkdir()
-    notes = lab.cwd / "notes.txt"
+    notes = cli.cwd / "notes.txt"
     notes.write_text("mine")
-    link = lab.cwd / "link"
+    link = cli.cwd / "link"
     link.symlink_to(outside)
-    (lab.cwd.parent / "x").mkdir()
+    (cli.cwd.parent / "x").mkdir()
     entry = {"OUTSIDE": str(outside), "NOTES": str(notes), "LINK": str(link)}.get(entry, entry)
-    own = lab.cwd / ".nppctl"
-    plant_state(lab, "np6p", [str(own), entry, str(own / "np6p" / "state.json")])
-    before = files_under(lab.cwd.parent)
+    own = cli.cwd / ".nppctl"
+    plant_state(cli, "np6p", [str(own), entry, str(own / "np6p" / "state.json")])
+    before = files_under(cli.cwd.parent)
     passwd = open("/etc/passwd", "rb").read()
-    done = lab.run("down", "--purge", "--name", "np6p", ok=False)
+    done = cli.run("down", "--purge", "--name", "np6p", ok=False)
     line = one_line_error(done)
     assert "refusing to purge" in line and repr(entry) in line and "nothing was deleted" in line, line
-    assert files_under(lab.cwd.parent) == before
+    assert files_under(cli.cwd.parent) == before
     assert open("/etc/passwd", "rb").read() == passwd
 
 
@@ -119,12 +119,12 @@ def test_down_purge_refuses_a_state_file_naming_what_nppctl_did_not_make(lab, en
     "text", ["{not json", "[]", '{"name": "other", "provider": "docker", "created": []}',
              '{"name": "np6c", "provider": "docker", "created": "/etc"}']
 )
-def test_a_corrupt_state_file_is_one_line_naming_it(lab, text):
-    folder = lab.cwd / ".nppctl" / "np6c"
+def test_a_corrupt_state_file_is_one_line_naming_it(cli, text):
+    folder = cli.cwd / ".nppctl" / "np6c"
     folder.mkdir(parents=True)
     (folder / "state.json").write_text(text)
     for args in (["down", "--purge", "--name", "np6c"], ["up", "--name", "np6c", "--provider", "docker"]):
-        line = one_line_error(lab.run(*args, ok=False))
+        line = one_line_error(cli.run(*args, ok=False))
         assert str(folder / "state.json") in line and ("corrupt" in line or "unreadable" in line), line
     assert (folder / "state.json").read_text() == text
 
@@ -133,14 +133,14 @@ def test_a_corrupt_state_file_is_one_line_naming_it(lab, text):
     "kubeconfig, says",
     [("{{{ not yaml", "is unreadable"), ("apiVersion: v1\nkind: Config\ncontexts: []\n", "is unusable")],
 )
-def test_a_bad_kubeconfig_is_one_line_with_a_remedy(lab, kubeconfig, says):
-    path = lab.cwd / "kubeconfig"
+def test_a_bad_kubeconfig_is_one_line_with_a_remedy(cli_docker, kubeconfig, says):
+    path = cli_docker.cwd / "kubeconfig"
     path.write_text(kubeconfig)
-    lab.env["KUBECONFIG"] = str(path)
-    line = one_line_error(lab.run("label", "--name", "np6k", ok=False))
+    cli_docker.env["KUBECONFIG"] = str(path)
+    line = one_line_error(cli_docker.run("label", "--name", "np6k", ok=False))
     assert says in line and "unexpected error" not in line, line
     assert "--debug" not in line or "traceback" in line.lower()
-    debug = lab.run("--debug", "label", "--name", "np6k", ok=False)
+    debug = cli_docker.run("--debug", "label", "--name", "np6k", ok=False)
     assert "Traceback" in debug.stderr
 
 

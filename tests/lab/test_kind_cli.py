@@ -8,11 +8,11 @@ import os
 import pytest
 
 
-def test_kind_missing_is_one_line_error_saying_how_to_install(lab):
-    lab.env["PATH"] = os.pathsep.join(
-        p for p in lab.env["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(p, "kind"))
+def test_kind_missing_is_one_line_error_saying_how_to_install(cli):
+    cli.env["PATH"] = os.pathsep.join(
+        p for p in cli.env["PATH"].split(os.pathsep) if not os.path.exists(os.path.join(p, "kind"))
     )
-    done = lab.run("up", "--name", "np4missing", ok=False)
+    done = cli.run("up", "--name", "np4missing", ok=False)
     assert done.returncode == 1
     assert "kind not found on PATH" in done.stderr and "install kind" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -61,19 +61,20 @@ def test_up_workers_4_on_a_2_worker_lab_names_the_difference_and_changes_nothing
     assert snapshot(lab, "np16bw") == before
 
 
-def test_a_pod_cidr_too_small_for_the_nodes_creates_nothing(lab):
-    before = snapshot(lab, "np16bc")
-    line = one_line_error(up_docker(lab, "np16bc", "--pod-cidr", "10.244.0.0/23", "--workers", "3", ok=False))
+def test_a_pod_cidr_too_small_for_the_nodes_creates_nothing(cli_docker):
+    before = snapshot(cli_docker, "np16bc")
+    done = up_docker(cli_docker, "np16bc", "--pod-cidr", "10.244.0.0/23", "--workers", "3", ok=False)
+    line = one_line_error(done)
     assert "--pod-cidr 10.244.0.0/23 holds 2 /24s, not 4 (one per node)" in line, line
-    assert snapshot(lab, "np16bc") == before
+    assert snapshot(cli_docker, "np16bc") == before
 
 
-def test_a_name_too_long_for_a_node_host_name_creates_nothing(lab):
-    before = snapshot(lab, "np16bn")
+def test_a_name_too_long_for_a_node_host_name_creates_nothing(cli_docker):
+    before = snapshot(cli_docker, "np16bn")
     name = "np16b" + "x" * 65  # 70 characters: kind's rule allows it, its node names are too long
-    line = one_line_error(up_docker(lab, name, ok=False))
+    line = one_line_error(up_docker(cli_docker, name, ok=False))
     assert f"its node '{name}-control-plane' has 84 characters" in line, line
-    assert snapshot(lab, name) == before
+    assert snapshot(cli_docker, name) == before
 
 
 def test_a_text_file_as_plugin_is_refused_before_anything_is_copied(lab):

@@ -3,9 +3,9 @@
 In a trixie node (python3 3.13, not the builder's python) the first call compiles the plugin once
 into /var/cache/nppnet, every later call runs that byte code; in a bookworm node (python3 3.11)
 likewise, or the byte code the build embedded when the builder's python is the same minor
-version. Told by the loader's record (bench/record.py: each module's __cached__, and no compile()
-call). 64 parallel first calls all succeed and leave one cache file; a python3 replaced by another
-minor version after the install still runs the plugin right, from byte code for itself.
+version. Told by the loader's record (nppctl/build/record.py: each module's __cached__, and no
+compile() call). 64 parallel first calls all succeed and leave one cache file; a python3 replaced by
+another minor version after the install still runs the plugin right, from byte code for itself.
 Clusters np12t (trixie) and np12b (bookworm), one node each, deleted at the end.
 """
 
@@ -16,8 +16,8 @@ import json
 
 import pytest
 
-from bench import record
 from nppctl.access.nodes import get_node, node_run
+from nppctl.build import record
 from nppctl.lab.install import install
 from tests.nodes.conftest import make_cluster
 

@@ -1,4 +1,5 @@
-"""Fixtures for the nppnet plugin tests: the built executables and disposable networks.
+"""Fixtures for the nppnet plugin tests: disposable networks of the built executables (tests/conftest.py's
+`plugins`), called through tests/harness.py.
 
 Names on the machine: netns np1-<pid>-<n>, bridges np1br<n>, subnets 10.201.<n>.0/24, container
 IDs np1c<pid>x<n> (ADD may pin /var/run/netns/<containerID>). Everything is removed afterwards.
@@ -7,7 +8,6 @@ IDs np1c<pid>x<n> (ADD may pin /var/run/netns/<containerID>). Everything is remo
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import subprocess
@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from nppctl.build import artifacts
-from nppctl.plugin import firewall
+from tests.harness import Reply, exec_plugin, remove_rules
 
-RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 PID = os.getpid()
 _serial = itertools.count(1)
 
@@ -33,35 +31,6 @@ def iptables_save(*args: str) -> str:
     (the digests of network and rule are firewall.py's business)."""
     text = _run("iptables-save", *args).stdout
     return re.sub(r'--comment "(nppnet:[^ "]+) [0-9a-f]{8}:[0-9a-f]{8}"', r'--comment "\1"', text)
-
-
-@dataclass
-class Reply:
-    rc: int
-    stdout: str
-    stderr: str
-
-    @property
-    def obj(self) -> dict:
-        return json.loads(self.stdout)
-
-    @property
-    def address(self) -> str:
-        return self.obj["ips"][0]["address"]
-
-    def __str__(self) -> str:
-        return f"rc={self.rc} stdout={self.stdout[:400]!r} stderr={self.stderr[-400:]!r}"
-
-
-def exec_plugin(exe: Path, command: str, conf: dict | str | bytes | None, **env: str) -> Reply:
-    """Run a plugin as a runtime does: CNI_* environment, config on stdin, exec."""
-    full = {"PATH": RUNTIME_PATH, "CNI_COMMAND": command, "CNI_PATH": "/usr/lib/cni"}
-    full.update({k: v for k, v in env.items() if v is not None})
-    data = conf if isinstance(conf, (str, bytes)) else json.dumps(conf) if conf is not None else ""
-    data = data.encode() if isinstance(data, str) else data
-    done = subprocess.run([str(exe)], input=data, env=full, capture_output=True, timeout=30)
-    text = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
-    return Reply(done.returncode, *text)
 
 
 @dataclass
@@ -169,21 +138,10 @@ class Net:
             name = line.split(":")[1].strip().split("@")[0]
             _run("ip", "link", "del", name)
         _run("ip", "link", "del", self.bridge)
-        try:
-            firewall.remove(self.bridge)
-        except firewall.FirewallError:
-            pass
+        remove_rules(self.bridge)
         for entry in Path("/var/run/netns").glob(f"np1c{PID}x{self.n}x*"):
             _run("umount", "-l", str(entry))
             entry.unlink(missing_ok=True)
-
-
-@pytest.fixture(scope="session")
-def plugins(tmp_path_factory) -> Path:
-    """The folder holding the built nppnet and nppnet-skel (built once per session)."""
-    out = tmp_path_factory.mktemp("np1-bin")
-    artifacts.build_plugins(out)
-    return out
 
 
 @pytest.fixture
@@ -198,7 +156,7 @@ def net(root_netns, plugins, tmp_path):
 
 @pytest.fixture(scope="session")
 def cni_exec():
-    """exec_plugin(exe, command, conf, **CNI_env) -> Reply."""
+    """tests/harness.py's exec_plugin(exe, command, conf, **CNI_env) -> Reply."""
     return exec_plugin
 
 

@@ -16,18 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from bench import record
-from nppctl.build import artifacts
+from nppctl.build import artifacts, record
 from nppctl.errors import NppctlError
+from tests.harness import Reply, run, runtime_env
 
-RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
-PLUGIN_DIR = Path(artifacts.__file__).parent / "plugin"
+PLUGIN_DIR = Path(artifacts.__file__).parents[1] / "plugin"  # nppctl/plugin
 MAGIC = importlib.util.MAGIC_NUMBER.hex()  # this python's (tests fake the builder's)
 
 
-def _run(exe: Path, command: str, stdin: bytes, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    full = {"PATH": RUNTIME_PATH, "CNI_COMMAND": command, **env}
-    return subprocess.run([str(exe)], input=stdin, env=full, cwd=cwd, capture_output=True, timeout=30)
+def _run(exe: Path, command: str, stdin: bytes, cwd: Path, **env: str) -> Reply:
+    """EXE called with only PATH, CNI_COMMAND and ENV (no CNI_PATH), from CWD."""
+    return run([exe], runtime_env(command, CNI_PATH=None, **env), stdin, cwd=cwd, timeout=30)
 
 
 def test_build_writes_two_single_file_executables(tmp_path):
@@ -48,10 +47,10 @@ def test_executables_run_alone_from_any_folder(tmp_path, plugins):
     for name in ("nppnet", "nppnet-skel"):
         shutil.copy2(plugins / name, alone / name)
         done = _run(alone / name, "VERSION", b'{"cniVersion": "1.0.0"}', cwd=alone)
-        assert done.returncode == 0, done.stderr
+        assert done.rc == 0, done.stderr
         assert json.loads(done.stdout)["supportedVersions"] == ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
     probe = _run(alone / "nppnet", "VERSION", b"", cwd=alone)
-    assert probe.returncode == 0 and probe.stderr == b""
+    assert probe.rc == 0 and probe.stderr == ""
 
 
 def _other_python_build(tmp_path, monkeypatch, module="nppctl.plugin.entry", name="nppnet") -> Path:
@@ -61,12 +60,10 @@ def _other_python_build(tmp_path, monkeypatch, module="nppctl.plugin.entry", nam
     return artifacts.build_plugin(tmp_path / name, module, cache=str(tmp_path / "cache"))
 
 
-def _record(exe: Path, command: str, stdin: bytes, cwd: Path) -> tuple[subprocess.CompletedProcess, dict]:
-    """One call run in-process by bench/record.py's driver: the reply and the loader's record."""
-    full = {"PATH": RUNTIME_PATH, "CNI_COMMAND": command}
-    argv = record.argv(str(exe))
-    done = subprocess.run(argv, input=stdin, env=full, cwd=cwd, capture_output=True, timeout=60)
-    return done, record.parse(done.stderr.decode())
+def _record(exe: Path, command: str, stdin: bytes, cwd: Path) -> tuple[Reply, dict]:
+    """One call run in-process by nppctl/build/record.py's driver: the reply and the loader's record."""
+    done = run(record.argv(str(exe)), runtime_env(command, CNI_PATH=None), stdin, cwd=cwd)
+    return done, record.parse(done.stderr)
 
 
 def _cache_files(tmp_path) -> list[str]:
@@ -78,7 +75,7 @@ def test_another_python_runs_byte_code_made_for_it_and_cached_once(tmp_path, mon
     magic = MAGIC
     for _ in range(2):  # the first call makes the cache, the second one reads it
         done, rec = _record(nppnet, "VERSION", b'{"cniVersion": "0.4.0"}', cwd=tmp_path)
-        assert done.returncode == 0 and json.loads(done.stdout)["cniVersion"] == "0.4.0", done
+        assert done.rc == 0 and json.loads(done.stdout)["cniVersion"] == "0.4.0", done
         [cache] = _cache_files(tmp_path)
         assert cache.startswith(f"nppnet.{magic}.")
         assert rec["compiled"] == [] and rec["magic"] == magic
@@ -99,14 +96,14 @@ def test_another_python_runs_byte_code_made_for_it_and_cached_once(tmp_path, mon
     log = tmp_path / "skel.log"
     conf = json.dumps({"cniVersion": "1.0.0", "name": "np1skel", "logFile": str(log)}).encode()
     done = _run(skel, "DEL", conf, cwd=tmp_path, CNI_CONTAINERID="np1c1", CNI_IFNAME="eth0")
-    assert done.returncode == 0, done
+    assert done.rc == 0, done
     assert " DEL " in log.read_text()
     assert sorted(f.split(".")[0] for f in _cache_files(tmp_path)) == ["nppnet", "nppnet-skel"]
 
 
 def test_a_cache_that_does_not_match_is_never_trusted_and_made_again(tmp_path, monkeypatch):
     nppnet = _other_python_build(tmp_path, monkeypatch)
-    assert _run(nppnet, "VERSION", b"", cwd=tmp_path).returncode == 0
+    assert _run(nppnet, "VERSION", b"", cwd=tmp_path).rc == 0
     [name] = _cache_files(tmp_path)
     path = tmp_path / "cache" / name
     good = path.read_bytes()
@@ -124,7 +121,7 @@ def test_a_cache_that_does_not_match_is_never_trusted_and_made_again(tmp_path, m
         (tmp_path / "cache" / f"nppnet.{other.hex()}0d0a.{name.split('.')[2]}").write_bytes(good)
         (tmp_path / "cache" / "nppnet.0d0d0a0d.0123456789abcdef").write_bytes(good)
         done, rec = _record(nppnet, "VERSION", b"", cwd=tmp_path)
-        assert done.returncode == 0 and json.loads(done.stdout)["supportedVersions"], (what, done)
+        assert done.rc == 0 and json.loads(done.stdout)["supportedVersions"], (what, done)
         assert rec["compiled"] == [] and set(rec["cached"].values()) == {str(path)}, what
         assert path.read_bytes() == good, what  # made again, the same bytes
         assert _cache_files(tmp_path) == [name], what  # the stale ones removed
@@ -134,7 +131,7 @@ def test_without_a_writable_cache_the_call_compiles_its_own_code(tmp_path, monke
     nppnet = _other_python_build(tmp_path, monkeypatch)
     (tmp_path / "cache").write_text("a file where the folder should be")
     done, rec = _record(nppnet, "VERSION", b'{"cniVersion": "1.0.0"}', cwd=tmp_path)
-    assert done.returncode == 0 and json.loads(done.stdout)["cniVersion"] == "1.0.0", done
+    assert done.rc == 0 and json.loads(done.stdout)["cniVersion"] == "1.0.0", done
     assert set(rec["cached"].values()) == {None}
     assert "<embedded>/loader.py" in rec["compiled"]
 
@@ -143,19 +140,19 @@ def test_a_cache_folder_others_may_write_or_a_file_of_another_user_is_never_used
     """Byte code from the cache runs as root: a folder a group or others may write (anyone could
     put a file there) is not used at all, nor a cache file of another owner or writable by others."""
     nppnet = _other_python_build(tmp_path, monkeypatch)
-    assert _run(nppnet, "VERSION", b"", cwd=tmp_path).returncode == 0
+    assert _run(nppnet, "VERSION", b"", cwd=tmp_path).rc == 0
     [name] = _cache_files(tmp_path)
     folder, path = tmp_path / "cache", tmp_path / "cache" / name
     folder.chmod(0o777)
     done, rec = _record(nppnet, "VERSION", b"", cwd=tmp_path)
-    assert done.returncode == 0 and set(rec["cached"].values()) == {None}, done
+    assert done.rc == 0 and set(rec["cached"].values()) == {None}, done
     assert "<embedded>/loader.py" in rec["compiled"]
     folder.chmod(0o755)
     for change in (lambda: path.chmod(0o666), lambda: os.chown(path, 65534, 65534)):
         change()
         inode = path.stat().st_ino
         done, rec = _record(nppnet, "VERSION", b"", cwd=tmp_path)
-        assert done.returncode == 0 and set(rec["cached"].values()) == {str(path)}, done
+        assert done.rc == 0 and set(rec["cached"].values()) == {str(path)}, done
         # not read: replaced by one this call made, this user's and written by it alone
         assert path.stat().st_ino != inode
         assert path.stat().st_uid == os.geteuid() and not path.stat().st_mode & 0o022
@@ -173,7 +170,7 @@ def test_temporary_files_are_never_written_through_a_link(tmp_path, monkeypatch)
     (tmp_path / "cache" / name).unlink()
     (tmp_path / "cache" / (name + ".tmp")).symlink_to(victim)
     done, rec = _record(nppnet, "VERSION", b"", cwd=tmp_path)
-    assert done.returncode == 0 and set(rec["cached"].values()) == {str(tmp_path / "cache" / name)}
+    assert done.rc == 0 and set(rec["cached"].values()) == {str(tmp_path / "cache" / name)}
     assert victim.read_text() == "untouched"
     out = tmp_path / "out"
     out.mkdir()
@@ -185,7 +182,7 @@ def test_temporary_files_are_never_written_through_a_link(tmp_path, monkeypatch)
 
 def test_the_builders_python_runs_the_embedded_byte_code(tmp_path, plugins):
     done, rec = _record(plugins / "nppnet", "VERSION", b"", cwd=tmp_path)
-    assert done.returncode == 0, done
+    assert done.rc == 0, done
     assert rec["compiled"] == [] and set(rec["cached"].values()) == {"<embedded>"}
 
 
@@ -236,10 +233,10 @@ def test_a_file_changed_under_a_starting_call_gives_error_11(tmp_path, plugins):
     exe.write_bytes((plugins / "nppnet-skel").read_bytes() + b"#\n")
     exe.chmod(0o755)
     done = _run(exe, "VERSION", b"", cwd=tmp_path)
-    assert done.returncode == 1, done
+    assert done.rc == 1, done
     error = json.loads(done.stdout)
     assert error["code"] == 11 and "changed" in error["msg"]
-    assert done.stderr == b""
+    assert done.stderr == ""
 
 
 def test_python_compiles_only_the_first_lines_never_the_payload(tmp_path, plugins):
@@ -259,7 +256,7 @@ def test_python_compiles_only_the_first_lines_never_the_payload(tmp_path, plugin
     as_file = subprocess.run([sys.executable, "-I", "-S", str(exe)], capture_output=True, timeout=30)
     assert b"SyntaxError" in as_file.stderr  # what `python3 FILE` made of it
     done = _run(exe, "VERSION", b'{"cniVersion": "0.4.0"}', cwd=tmp_path)
-    assert done.returncode == 0 and done.stderr == b"", done
+    assert done.rc == 0 and done.stderr == "", done
     assert json.loads(done.stdout)["cniVersion"] == "0.4.0"
 
 
@@ -268,10 +265,10 @@ def test_skeleton_logs_every_call_fails_add_and_accepts_the_rest(tmp_path, plugi
     conf = json.dumps({"cniVersion": "0.3.1", "name": "np1skel", "type": "nppnet-skel", "logFile": str(log)})
     env = {"CNI_CONTAINERID": "np1cskel", "CNI_NETNS": "/var/run/netns/np1-none", "CNI_IFNAME": "eth0"}
     add = _run(plugins / "nppnet-skel", "ADD", conf.encode(), cwd=tmp_path, **env)
-    assert add.returncode == 1
+    assert add.rc == 1
     error = json.loads(add.stdout)
     assert error["cniVersion"] == "0.3.1" and "skeleton" in error["msg"] and "no network" in error["msg"]
-    assert _run(plugins / "nppnet-skel", "DEL", conf.encode(), cwd=tmp_path, **env).returncode == 0
+    assert _run(plugins / "nppnet-skel", "DEL", conf.encode(), cwd=tmp_path, **env).rc == 0
     version = _run(plugins / "nppnet-skel", "VERSION", conf.encode(), cwd=tmp_path)
     assert json.loads(version.stdout)["cniVersion"] == "0.3.1"
     lines = log.read_text().splitlines()
@@ -280,7 +277,9 @@ def test_skeleton_logs_every_call_fails_add_and_accepts_the_rest(tmp_path, plugi
 
 
 def test_plugin_package_imports_only_the_standard_library():
-    for path in PLUGIN_DIR.glob("*.py"):
+    paths = sorted(PLUGIN_DIR.glob("*.py"))
+    assert len(paths) > 5, PLUGIN_DIR  # the package itself (nppctl/plugin), not an empty folder
+    for path in paths:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

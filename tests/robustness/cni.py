@@ -1,4 +1,4 @@
-"""Driving the built nppnet executable as a runtime does (environment + stdin + exec).
+"""nppnet networks of the robustness suite, driven through tests/harness.py as a runtime drives them.
 
 Names on the machine: netns np2-<pid>-*, bridges np2br<N>, subnets 10.202.<N>.0/24.
 """
@@ -12,45 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.plugin_latency import drop_firewall_rules
+from tests.harness import Reply, call_env, collect, remove_rules, run, spawn
 
-RUNTIME_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 NETNS_PREFIX = f"np2-{os.getpid()}"
 CID_PREFIX = f"np2c{os.getpid()}"  # ADD pins /var/run/netns/<containerID>: keep those ours too
-
-
-@dataclass
-class Reply:
-    """What one call produced."""
-
-    rc: int
-    stdout: bytes
-    stderr: bytes
-    ms: float
-
-    @property
-    def obj(self) -> dict:
-        return json.loads(self.stdout)
-
-    @property
-    def address(self) -> str:
-        return self.obj["ips"][0]["address"].split("/")[0]
-
-    def __str__(self) -> str:
-        return f"rc={self.rc} stdout={self.stdout[:300]!r} stderr={self.stderr[-300:]!r}"
-
-
-def call_env(command: str, container_id: str = "", netns: str = "", ifname: str = "eth0", **extra) -> dict:
-    env = {
-        "PATH": RUNTIME_PATH,
-        "CNI_COMMAND": command,
-        "CNI_CONTAINERID": container_id,
-        "CNI_NETNS": netns,
-        "CNI_IFNAME": ifname,
-        "CNI_PATH": "/usr/lib/cni",
-    }
-    env.update(extra)
-    return {k: v for k, v in env.items() if v is not None}
 
 
 @dataclass
@@ -124,48 +89,27 @@ class Net:
             batch = "".join(f"netns del {n}\n" for n in names)
             subprocess.run(["ip", "-force", "-batch", "-"], input=batch, text=True, capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-        drop_firewall_rules(self.subnet, self.bridge)
+        remove_rules(self.bridge)
 
     # -- calls ---------------------------------------------------------------------------------
+
+    def stdin(self, conf) -> bytes:
+        return conf if isinstance(conf, bytes) else json.dumps(conf or self.conf()).encode()
 
     def run(
         self, command: str, cid: str = "", netns: str = "", ifname: str = "eth0", conf=None, **env
     ) -> Reply:
-        stdin = conf if isinstance(conf, bytes) else json.dumps(conf or self.conf()).encode()
-        started = time.perf_counter()
-        done = subprocess.run(
-            [str(self.exe)],
-            env=call_env(command, cid, netns, ifname, **env),
-            input=stdin,
-            capture_output=True,
-            timeout=60,
-        )
-        return Reply(done.returncode, done.stdout, done.stderr, (time.perf_counter() - started) * 1000)
+        return run([self.exe], call_env(command, cid, netns, ifname, **env), self.stdin(conf))
 
     def spawn(
         self, command: str, cid: str, netns: str = "", ifname: str = "eth0", conf=None
     ) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [str(self.exe)],
-            env=call_env(command, cid, netns, ifname),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        proc.stdin.write(json.dumps(conf or self.conf()).encode())
-        proc.stdin.close()
-        proc.stdin = None  # written and closed: communicate() must not touch it again
-        return proc
+        return spawn(self.exe, call_env(command, cid, netns, ifname), self.stdin(conf))
 
     def parallel(self, calls: list[tuple]) -> list[Reply]:
         """Start every (command, cid, netns) at once, then collect the replies in order."""
         started = time.perf_counter()
-        procs = [self.spawn(*c) for c in calls]
-        replies = []
-        for p in procs:
-            out, err = p.communicate(timeout=120)
-            replies.append(Reply(p.returncode, out, err, (time.perf_counter() - started) * 1000))
-        return replies
+        return collect([self.spawn(*c) for c in calls], started)
 
     # -- state ---------------------------------------------------------------------------------
 

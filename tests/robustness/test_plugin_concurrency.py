@@ -22,7 +22,7 @@ def test_64_parallel_adds_get_64_distinct_addresses_and_dels_leave_nothing(make_
     spaces = net.netns(64)
     adds = net.parallel([("ADD", net.cid(f"par{i}"), ns) for i, ns in enumerate(spaces)])
     assert [str(r) for r in adds if r.rc != 0] == []
-    addresses = [r.address for r in adds]
+    addresses = [r.ip for r in adds]
     assert len(set(addresses)) == 64, sorted(addresses)
     assert_reservations_match_attachments(net, {net.cid(f"par{i}"): ns for i, ns in enumerate(spaces)})
 
@@ -52,7 +52,7 @@ def test_mixed_storm_keeps_reservations_equal_to_live_attachments(make_net):
         replies = net.parallel(calls)
         failed = {c[1]: r for c, r in zip(calls, replies, strict=True) if r.rc != 0}
         assert set(failed) == repeats, f"wave {wave}: {[(c, str(r)) for c, r in failed.items()]}"
-        assert all(b"eth0 already exists" in r.stdout for r in failed.values())
+        assert all("eth0 already exists" in r.stdout for r in failed.values())
         live = after
         assert_reservations_match_attachments(net, live)
     # a repeated ADD is refused and leaves the attachment's address as it was

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from nppctl.plugin import protocol
 from nppctl.plugin.config import NetConf, valid_attachments
-from tests.robustness.cni import call_env, netns_links
+from tests.harness import call_env, run
+from tests.robustness.cni import netns_links
 
 COMMANDS = ["ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION"]
 VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
@@ -143,10 +144,6 @@ def snapshot(*dirs) -> set:
     return found
 
 
-def run_plugin(exe, environ: dict, stdin: bytes, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run([str(exe)], env=environ, input=stdin, capture_output=True, cwd=cwd, timeout=30)
-
-
 HOSTILE = [
     # (what, CNI_CONTAINERID, CNI_IFNAME, CNI_NETNS: None = a real fresh namespace, expected code)
     ("ifname over 15 bytes", "np2c-h1", "eth0123456789abc", None, 4),
@@ -201,15 +198,14 @@ def test_hostile_environment_gives_clean_errors_and_writes_nothing_outside(
                 eth = {"name": ifname, "mac": "0a:58:0a:ca:1f:02", "sandbox": path}
                 ips = [{"address": "10.202.31.2/24", "gateway": "10.202.31.1", "interface": 0}]
                 sent = dict(conf, prevResult={"cniVersion": "1.0.0", "interfaces": [eth], "ips": ips})
-            done = run_plugin(
-                nppnet_exe, call_env(command, cid, path, ifname), json.dumps(sent).encode(), canary
-            )
-            assert done.returncode == 1, f"{what}: {done}"
+            done = run([nppnet_exe], call_env(command, cid, path, ifname), json.dumps(sent).encode(), canary,
+                       timeout=30)
+            assert done.rc == 1, f"{what}: {done}"
             obj = json.loads(done.stdout)
             # CHECK looks the attachment up before opening the namespace: unknown container (3)
             allowed = {code, 3} if command == "CHECK" and netns is not None else {code}
             assert obj["code"] in allowed and obj["msg"], f"{what}: {obj}"
-            assert b"Traceback" not in done.stderr, f"{what}: {done.stderr[-500:]}"
+            assert "Traceback" not in done.stderr, f"{what}: {done.stderr[-500:]}"
         created = {p for p in snapshot(canary) - before if not p.startswith(str(store) + os.sep)}
         assert created == set(), created
         reserved = [p for p in snapshot(store) if os.path.basename(p).count(".") == 3 and "tmp" not in p]
@@ -258,8 +254,8 @@ def test_fuzzed_execs_never_trace_or_hang(nppnet_exe, tmp_path, default_log):
         ),
     ]
     for environ, stdin in cases:
-        done = run_plugin(nppnet_exe, environ, stdin, tmp_path)
-        assert done.returncode == 1, done
+        done = run([nppnet_exe], environ, stdin, tmp_path, timeout=30)
+        assert done.rc == 1, done
         obj = json.loads(done.stdout)
         assert obj["code"] in PARSE_CODES | {4}, (environ.get("CNI_COMMAND"), stdin[:40], obj)
-        assert b"Traceback" not in done.stderr
+        assert "Traceback" not in done.stderr

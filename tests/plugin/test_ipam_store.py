@@ -13,8 +13,7 @@ import pytest
 
 from nppctl.plugin.errors import IO_FAILURE, TRY_AGAIN_LATER, CNIError
 from nppctl.plugin.ipam import Store
-from tests.robustness.disk import fill
-from tests.robustness.procs import run_python, spawn_python
+from tests.harness import fill, run_python, spawn_python
 
 NET = ipaddress.ip_network("10.202.0.0/24")
 GW = ipaddress.ip_address("10.202.0.1")

@@ -1,12 +1,13 @@
 """Which byte code a plugin executable ran: its loader's record, read by running it in-process.
 
-`argv(exe, command)` runs the executable's program as its shebang would (python3 -I -S -c), with
+`argv(exe, python)` runs the executable's program as its shebang would (python3 -I -S -c), with
 posix._exit and builtins.compile patched, and prints on stderr, as its last line,
 `RECORD {json}`: "cached", the __cached__ of each embedded module (the loader's record:
 "<embedded>" for the byte code the build embedded, the cache file's path for byte code made
 for this python, null for modules compiled from the sources on this call), "compiled", the
 file names compile() was called for, and "magic", this python's magic number (hex).
-Used by bench/plugin_latency.py (which byte code ran) and the tests.
+Used by the bench (bench/innode.py: which byte code ran) and the tests (tests/plugin/test_build.py,
+tests/perf/); nppctl itself never runs it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from nppctl.plugin import log
-from tests.robustness.procs import spawn_python
+from tests.harness import spawn_python
 
 WRITER = """
 import sys
