@@ -82,11 +82,13 @@ def up(
     --provider, --image, --pod-cidr; options left out ask for nothing); else up says how it differs
     and changes nothing."""
     from nppctl.lab import cluster
+    from nppctl.lab.labshape import UpOptions
+    from nppctl.lab.up import up as up_lab
 
     given = {k for k, v in {"workers": workers, "pod_cidr": pod_cidr, "provider": provider,
                             "image": image}.items() if v is not None}
-    defaults = cluster.UpOptions()
-    opts = cluster.UpOptions(
+    defaults = UpOptions()
+    opts = UpOptions(
         name=name,
         config=config,
         workers=defaults.workers if workers is None else workers,
@@ -107,7 +109,7 @@ def up(
     provider = cluster.choose_provider(opts)
     console.print(f"Bringing up lab {name!r} with the {provider} provider ...")
     with render.Steps(console) as steps:
-        cluster.up(opts, steps)
+        up_lab(opts, steps)
     _print_status(name)  # end with the table `nppctl status` prints
     if provider == "docker":
         console.print(

@@ -338,7 +338,6 @@ def check(
     kubernetes=False: `cni add` namespaces as pods, a Service as kube-proxy-shaped rules.
     ON_STEP gets a short line as each stage starts (the CLI's spinner text)."""
     from nppctl.access.nodes import list_nodes
-    from nppctl.lab import services
 
     step = on_step or (lambda _msg: None)
 
@@ -351,43 +350,24 @@ def check(
     if not node_list:
         raise NppctlError(f"no node of cluster {cluster!r} is running: start them with `docker start`")
     made: list = []
+    kindless: list = []  # the kindless Service, once made (stopped by cleanup)
     gateway = kind_gateway()
     outside = Endpoint("outside", "outside", "", gateway) if gateway else None
-    kindless = None
 
     def cleanup() -> str:
         step("removing the check pods and the Service")
         try:
-            if kindless is not None:
-                kindless.stop()
+            for service in kindless:
+                service.stop()
         finally:
             if not kubernetes:
                 _cni_cleanup(cluster, made)
         return _kube_cleanup(cluster, made) if kubernetes and made else ""
 
     try:
-        step(f"starting a check pod on each of {len(node_list)} node(s)")
-        if kubernetes:
-            pods = _kube_pods(cluster, node_list, made, image, timeout)
-        else:
-            pods = _cni_pods(cluster, node_list, made)
-        server = server_of(pods)
-        step(f"starting a Service in front of {server.name}")
-        if kubernetes:
-            service = services.kube_service(cluster, server.name, server.address)
-        else:
-            server_node = next(n for n in node_list if n.name == server.node)
-            kindless = services.KindlessService(node_list, server.name, server_node, server.address)
-            service = kindless.start()
-        step(f"pinging every pair ({len(pods)} pod(s), {len(node_list)} node(s))")
-        probes = run_matrix(pods, node_endpoints(node_list), outside)
-        step(f"fetching through the Service {service.name}")
-        probes += fetch_all(pods, server, service)
-        notes = [f"Service {service.name} ({service.cluster_ip}:{service.port} -> {server.name} "
-                 f"{server.address}:{service.target_port}): {service.how}"]
-        if kindless is not None and kindless.server_error():
-            notes.append(f"the Service's server in {server.name} failed: {kindless.server_error()}")
-        report = Report(down + probes, service.to_dict(), notes)
+        report = _probe_all(cluster, node_list, made, kindless, outside, kubernetes=kubernetes, image=image,
+                            timeout=timeout, step=step)
+        report.probes = down + report.probes
     except BaseException as err:
         left = cleanup()
         if left and isinstance(err, KeyboardInterrupt):
@@ -397,6 +377,38 @@ def check(
         raise
     report.left = cleanup()
     return report
+
+
+def _probe_all(
+    cluster: str, node_list: list, made: list, kindless: list, outside: Endpoint | None, *,
+    kubernetes: bool, image: str, timeout: float, step: Callable[[str], None],
+) -> Report:
+    """check's work between start and clean-up: a pod on each node (MADE lists them), a Service in
+    front of one (KINDLESS gets the kindless one before it starts), the matrix, the Service probe."""
+    from nppctl.lab import services
+
+    step(f"starting a check pod on each of {len(node_list)} node(s)")
+    if kubernetes:
+        pods = _kube_pods(cluster, node_list, made, image, timeout)
+    else:
+        pods = _cni_pods(cluster, node_list, made)
+    server = server_of(pods)
+    step(f"starting a Service in front of {server.name}")
+    if kubernetes:
+        service = services.kube_service(cluster, server.name, server.address)
+    else:
+        server_node = next(n for n in node_list if n.name == server.node)
+        kindless.append(services.KindlessService(node_list, server.name, server_node, server.address))
+        service = kindless[0].start()
+    step(f"pinging every pair ({len(pods)} pod(s), {len(node_list)} node(s))")
+    probes = run_matrix(pods, node_endpoints(node_list), outside)
+    step(f"fetching through the Service {service.name}")
+    probes += fetch_all(pods, server, service)
+    notes = [f"Service {service.name} ({service.cluster_ip}:{service.port} -> {server.name} "
+             f"{server.address}:{service.target_port}): {service.how}"]
+    if kindless and kindless[0].server_error():
+        notes.append(f"the Service's server in {server.name} failed: {kindless[0].server_error()}")
+    return Report(probes, service.to_dict(), notes)
 
 
 def as_json(probes: list[Probe]) -> list[dict]:

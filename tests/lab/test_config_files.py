@@ -9,13 +9,13 @@ import yaml
 
 from nppctl.access.providers import base
 from nppctl.errors import NppctlError
-from nppctl.lab import cluster, kindconfig
+from nppctl.lab import kindconfig, labshape, labstate, up
 from nppctl.resources import resource_dir
 
 
 def test_rendered_config_disables_kindnet_and_mounts_absolute_course_folders(tmp_path):
-    mounts = cluster.default_mounts("kind", 2, tmp_path)
-    text = cluster.render_kind_config("kind", mounts, 2, "10.245.0.0/16", keep_kindnet=False)
+    mounts = up.default_mounts("kind", 2, tmp_path)
+    text = kindconfig.render_kind_config("kind", mounts, 2, "10.245.0.0/16", keep_kindnet=False)
     cfg = yaml.safe_load(text)
     assert cfg["kind"] == "Cluster" and cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
     assert cfg["networking"] == {"disableDefaultCNI": True, "podSubnet": "10.245.0.0/16"}
@@ -26,12 +26,12 @@ def test_rendered_config_disables_kindnet_and_mounts_absolute_course_folders(tmp
     assert {n["extraMounts"][0]["containerPath"] for n in cfg["nodes"]} == {"/npp-temp"}
     # what nppctl reads back from its own rendering is what it rendered
     (tmp_path / "c.yaml").write_text(text)
-    workers, read = cluster.read_kind_config(tmp_path / "c.yaml", "kind")
+    workers, read = kindconfig.read_kind_config(tmp_path / "c.yaml", "kind")
     assert workers == 2 and read == mounts
 
 
 def test_keep_kindnet_and_no_mounts():
-    cfg = yaml.safe_load(cluster.render_kind_config("np8x", {}, 3, "10.246.0.0/16", keep_kindnet=True))
+    cfg = yaml.safe_load(kindconfig.render_kind_config("np8x", {}, 3, "10.246.0.0/16", keep_kindnet=True))
     assert cfg["networking"] == {"podSubnet": "10.246.0.0/16"}  # kindnet kept, still on --pod-cidr
     assert len(cfg["nodes"]) == 4 and not any("extraMounts" in n for n in cfg["nodes"])
 
@@ -42,7 +42,8 @@ def test_rendered_config_quotes_every_user_value(tmp_path):
     odd = tmp_path / "lab #1" / "a: b" / "w1"
     for name in ("on", "my lab", "np8-q"):
         mounts = {f"{name}-control-plane": tmp_path / "cp", f"{name}-worker": odd}
-        cfg = yaml.safe_load(cluster.render_kind_config(name, mounts, 1, "10.244.0.0/16", keep_kindnet=False))
+        text = kindconfig.render_kind_config(name, mounts, 1, "10.244.0.0/16", keep_kindnet=False)
+        cfg = yaml.safe_load(text)
         assert cfg["name"] == name
         assert [n["extraMounts"][0]["hostPath"] for n in cfg["nodes"]] == [str(tmp_path / "cp"), str(odd)]
         assert cfg["nodes"][1]["role"] == "worker" and cfg["networking"]["disableDefaultCNI"] is True
@@ -82,14 +83,14 @@ def test_pod_cidr_differing_from_the_configs_podsubnet_is_refused(tmp_path):
         "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnetworking:\n  podSubnet: 10.245.0.0/16\n"
     )
     user = kindconfig.load(tmp_path / "c.yaml", "np8c")
-    opts = cluster.UpOptions(name="np8c", config=tmp_path / "c.yaml", pod_cidr="10.250.0.0/16")
+    opts = labshape.UpOptions(name="np8c", config=tmp_path / "c.yaml", pod_cidr="10.250.0.0/16")
     with pytest.raises(NppctlError, match="differs from .*podSubnet 10.245.0.0/16"):
-        cluster._config_pod_cidr(opts, user)
-    assert cluster._config_pod_cidr(cluster.UpOptions(), user) == "10.245.0.0/16"
+        up._config_pod_cidr(opts, user)
+    assert up._config_pod_cidr(labshape.UpOptions(), user) == "10.245.0.0/16"
 
 
 def test_other_cluster_names_get_their_own_mount_folders(tmp_path):
-    mounts = cluster.default_mounts("np4x", 1, tmp_path)
+    mounts = up.default_mounts("np4x", 1, tmp_path)
     assert mounts == {
         "np4x-control-plane": tmp_path / "tmp" / "np4x" / "cp",
         "np4x-worker": tmp_path / "tmp" / "np4x" / "w1",
@@ -110,7 +111,7 @@ def test_course_cluster_configs(name, workers, mounted, tmp_path, monkeypatch):
     path = resource_dir("cluster-configs") / name
     cfg = yaml.safe_load(path.read_text())
     assert cfg["kind"] == "Cluster" and cfg["apiVersion"] == "kind.x-k8s.io/v1alpha4"
-    got_workers, mounts = cluster.read_kind_config(path, "kind")
+    got_workers, mounts = kindconfig.read_kind_config(path, "kind")
     assert got_workers == workers
     assert sorted(mounts.values()) == sorted((tmp_path / m).resolve() for m in mounted)
     # unlike the course's copies, ours leave kindnet out: the node is NotReady until a CNI is installed
@@ -122,7 +123,7 @@ def test_bad_config_is_one_line_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: boss\n")
     with pytest.raises(NppctlError, match="roles control-plane|worker"):
-        cluster.read_kind_config(bad, "kind")
+        kindconfig.read_kind_config(bad, "kind")
 
 
 @pytest.mark.parametrize(
@@ -161,12 +162,12 @@ def test_purge_removes_only_what_it_made(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tmp").mkdir()  # the user's own folder: must survive
     (tmp_path / "tmp" / "notes.txt").write_text("mine")
-    state = cluster.LabState(name="np4p", provider="docker")
-    for folder in cluster.default_mounts("np4p", 2, tmp_path).values():
+    state = labstate.LabState(name="np4p", provider="docker")
+    for folder in up.default_mounts("np4p", 2, tmp_path).values():
         state.make_dir(folder)
     state.save()
     (tmp_path / "tmp" / "np4p" / "w2" / "plugin-copy").write_text("student's file")
-    again = cluster.LabState.load("np4p")
+    again = labstate.LabState.load("np4p")
     assert again is not None and str(tmp_path / "tmp") not in again.created
     removed, kept = again.purge()
     assert kept == [str(tmp_path / "tmp" / "np4p" / "w2"), str(tmp_path / "tmp" / "np4p")]

@@ -17,7 +17,7 @@ else:  # the test extra's tomli
 
 from nppctl.access import registrymirror
 from nppctl.errors import NppctlError
-from nppctl.lab import cluster, kindconfig, kindpatches
+from nppctl.lab import kindconfig, kindpatches
 
 REPO = Path(__file__).resolve().parents[2]
 COURSE = REPO / "cluster-configs" / "1master2workerMount.yaml"
@@ -53,7 +53,7 @@ def _kubelet_patches(cfg: dict) -> list[dict]:
 
 def _own(cgroup: str, mirrors=()) -> str:
     patches = kindpatches.for_up(cgroup, mirrors)
-    return cluster.render_kind_config("kind", {}, 2, "10.244.0.0/16", False, patches)
+    return kindconfig.render_kind_config("kind", {}, 2, "10.244.0.0/16", False, patches)
 
 
 def test_cgroup_v1_gives_every_kubelet_fail_cgroup_v1_false_in_nppctls_own_config(tmp_path):
@@ -70,7 +70,7 @@ def test_cgroup_v1_gives_every_kubelet_fail_cgroup_v1_false_in_nppctls_own_confi
 
 
 def test_cgroup_v2_changes_nothing():
-    plain = cluster.render_kind_config("kind", {}, 2, "10.244.0.0/16", False)
+    plain = kindconfig.render_kind_config("kind", {}, 2, "10.244.0.0/16", False)
     assert _own("2") == plain
     assert kindpatches.for_up("2").cgroup_note is None
     user = kindconfig.load(COURSE, "kind")
@@ -241,7 +241,7 @@ def test_real_kind_reads_the_rendered_config(kind_binary, tmp_path, user):
     nppctl's rendering with both patches and stops only at pulling an image that does not exist."""
     patches = kindpatches.for_up("1", ("http://kind-registry:5000",))
     if not user:
-        text = cluster.render_kind_config("np4cfg", {}, 1, "10.244.0.0/16", False, patches)
+        text = kindconfig.render_kind_config("np4cfg", {}, 1, "10.244.0.0/16", False, patches)
     else:
         (tmp_path / "user.yaml").write_text(USER_PATCHES)
         data = kindconfig.load(tmp_path / "user.yaml", "np4cfg")

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from nppctl.access.nodes import get_node, node_exec
-from nppctl.lab import install, status
+from nppctl.lab import install, installplan, status
 from nppctl.nodeside import keeper
 from nppctl.nodeside.nodenet import KEEPER_CONF, MASQ_COMMENT
 from tests.nodes.conftest import make_cluster
@@ -186,7 +186,7 @@ def test_a_replaced_keeper_program_is_renamed_into_place(cluster):
     done = install.install(CLUSTER, nodes=["worker"])
     assert f"wrote {keeper.PROGRAM}" in done[0].changes, done[0].changes
     assert in_node("worker", "stat", "-c", "%i", keeper.PROGRAM).strip() != inode
-    beside = install.beside(install.KEEPER_PROGRAM)
+    beside = installplan.beside(keeper.PROGRAM)
     assert node_exec(get_node(CLUSTER, "worker"), ["test", "-e", beside], check=False)[0] != 0
     wait_for("the keeper restarted itself (twice: the hand's change, then install's)",
              lambda: restarts() >= before + 2)

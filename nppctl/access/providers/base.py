@@ -13,6 +13,7 @@ Both leave containers named and labelled as kind names them, so the node layer
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -59,6 +60,7 @@ class ClusterSpec:
 class Provider(Protocol):
     name: str
     has_kubernetes: bool  # False: no kubelet, no API, no pods (docker provider)
+    progress: Callable[[str], None] | None  # given each progress line of create (kind's log), if set
 
     def create(self, spec: ClusterSpec) -> None:
         """Create the cluster's node containers; safe when it already exists (idempotent)."""
@@ -70,3 +72,7 @@ class Provider(Protocol):
 
     def kubeconfig(self, name: str) -> str | None:
         """The cluster's kubeconfig text, or None when the provider gives no Kubernetes."""
+
+    def undo_network(self) -> str | None:
+        """Remove the Docker network this object created, unless a container uses it; the network still
+        there, or None (also when it created none: kind makes and keeps its own)."""

@@ -24,6 +24,7 @@ import hashlib
 import ipaddress
 import os
 import struct
+from collections.abc import Callable
 
 from nppctl.access.nodeimage import DEFAULT_IMAGE, base_image
 from nppctl.access.providers.base import (
@@ -78,6 +79,7 @@ class DockerProvider:
     def __init__(self, client=None):
         self._client = client
         self.network_made: str | None = None  # the network this object created, if any (see undo_network)
+        self.progress: Callable[[str], None] | None = None  # the Provider interface's; create says nothing
 
     @property
     def client(self):

@@ -115,5 +115,8 @@ class KindProvider:
     def kubeconfig(self, name: str) -> str | None:
         return self.run(["get", "kubeconfig", "--name", name], what=f"kind get kubeconfig --name {name}")
 
+    def undo_network(self) -> None:
+        return None  # kind makes its network itself and keeps it
+
     def version(self) -> str:
         return self.run(["version"], what="kind version").strip()
