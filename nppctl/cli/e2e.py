@@ -29,7 +29,8 @@ def conformance_cmd(
     the JUnit report and the log are kept in .nppctl/NAME/conformance/."""
     from nppctl.errors import NppctlError
     from nppctl.lab import e2e
-    from nppctl.lab.cluster import detect_provider, state_dir
+    from nppctl.lab.cluster import detect_provider
+    from nppctl.lab.labstate import state_dir
 
     provider = detect_provider(name)
     if provider is None:

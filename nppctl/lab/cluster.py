@@ -24,7 +24,7 @@ from nppctl.access.providers.base import kind_node_names
 from nppctl.errors import Interrupted, NppctlError, check_name, explain, one_line
 from nppctl.lab import kindconfig, labshape
 from nppctl.lab.labshape import UpOptions
-from nppctl.lab.labstate import LabState, state_dir  # noqa: F401 - state_dir: nppctl/cli/e2e.py imports it here
+from nppctl.lab.labstate import LabState
 
 # ---------------------------------------------------------------- actions
 
