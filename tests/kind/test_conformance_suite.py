@@ -75,6 +75,10 @@ def test_nppnet_passes_every_test_of_the_default_suite(kind_lab):
 
 
 def test_a_plugin_without_portmap_fails_exactly_the_hostport_test(kind_lab, tmp_path):
+    """nppnet's executable as a student's plugin np26net, its conf without portmap. The conf keeps nppnet's
+    network name and dataDir, so its allocator goes on from nppnet's: with a store of its own it would
+    hand out addresses that pods of the earlier suite run still hold (CI saw the intra-pod test time
+    out that way)."""
     lab = kind_lab
     built = {p.name: p for p in artifacts.build_plugins(tmp_path)}
     plugin = tmp_path / "np26net"
