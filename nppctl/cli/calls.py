@@ -11,11 +11,9 @@ import typer
 
 from nppctl.cli import render
 
-NAME_HELP = "Cluster name (kind's --name)."
-
 
 def calls_cmd(
-    name: str = typer.Option("kind", "--name", "-n", help=NAME_HELP),
+    name: str = typer.Option("kind", "--name", "-n", help=render.NAME_HELP),
     node: str | None = typer.Option(None, "--node", help="One node's calls (default: all)."),
     pod: str | None = typer.Option(None, "--pod", help="One pod's calls: NAME or NAMESPACE/NAME (from "
                                    "CNI_ARGS)."),

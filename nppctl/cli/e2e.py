@@ -7,11 +7,9 @@ import typer
 
 from nppctl.cli import render
 
-NAME_HELP = "Cluster name (kind's --name)."
-
 
 def conformance_cmd(
-    name: str = typer.Option("kind", "--name", "-n", help=NAME_HELP),
+    name: str = typer.Option("kind", "--name", "-n", help=render.NAME_HELP),
     focus: str | None = typer.Option(
         None, "--focus", metavar="REGEX",
         help="The tests to run (ginkgo's --focus); default: sig-network's [Conformance] tests and the "

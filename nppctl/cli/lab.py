@@ -12,7 +12,6 @@ import typer
 
 from nppctl.cli import render
 
-NAME_HELP = "Cluster name (kind's --name)."
 RECORD_HELP = ("Put nppctl's call recorder in front of the plugin: every CNI call (environment, stdin, "
                "stdout, stderr, exit code, time) for `nppctl calls` [default: on for your plugin, off for "
                "nppnet and skel].")
@@ -21,7 +20,7 @@ CONF_HELP = ("Your plugin's own config (with --plugin PATH): a .conf/.conflist/.
 
 
 def up(
-    name: str = typer.Option("kind", "--name", help=NAME_HELP),
+    name: str = typer.Option("kind", "--name", help=render.NAME_HELP),
     config: Annotated[
         Path | None,
         typer.Option(
@@ -122,7 +121,7 @@ def up(
 
 
 def install_cmd(
-    name: str = typer.Option("kind", "--name", "-n", help=NAME_HELP),
+    name: str = typer.Option("kind", "--name", "-n", help=render.NAME_HELP),
     worker: list[str] = typer.Option(None, "--worker", "-w", help="Node to install on (repeat it)."),
     all_nodes: bool = typer.Option(False, "--all", help="Install on every node (control plane too)."),
     plugin: str = typer.Option("nppnet", "--plugin", help="nppnet, skel, or the path of your own plugin."),
@@ -175,7 +174,7 @@ def install_cmd(
 
 
 def label(
-    name: str = typer.Option("kind", "--name", help=NAME_HELP),
+    name: str = typer.Option("kind", "--name", help=render.NAME_HELP),
     sets: Annotated[
         list[str] | None,
         typer.Option(
@@ -214,7 +213,7 @@ def label(
 
 
 def status_cmd(
-    name: str = typer.Option("kind", "--name", "-n", help=NAME_HELP),
+    name: str = typer.Option("kind", "--name", "-n", help=render.NAME_HELP),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     wide: bool = typer.Option(False, "--wide", help=render.WIDE_HELP),
 ) -> None:
@@ -276,7 +275,7 @@ def _ago(when: str | None) -> str:
 
 
 def check(
-    name: str = typer.Option("kind", "--name", help=NAME_HELP),
+    name: str = typer.Option("kind", "--name", help=render.NAME_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the probes as JSON."),
     image: str = typer.Option("busybox", "--image", help="Image of the check pods (kind)."),
     timeout: float = typer.Option(120, "--timeout", help="Seconds to wait for the check pods to run (kind)."),
@@ -321,7 +320,7 @@ def check(
 
 
 def logs_cmd(
-    name: str = typer.Option("kind", "--name", "-n", help=NAME_HELP),
+    name: str = typer.Option("kind", "--name", "-n", help=render.NAME_HELP),
     node: str | None = typer.Option(None, "--node", help="One node (default: all)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines (Ctrl-C stops)."),
     kubelet: bool = typer.Option(False, "--kubelet", help="kubelet's journal lines about CNI instead."),
@@ -362,7 +361,7 @@ def logs_cmd(
 
 
 def down(
-    name: str = typer.Option("kind", "--name", help=NAME_HELP),
+    name: str = typer.Option("kind", "--name", help=render.NAME_HELP),
     purge: bool = typer.Option(
         False, "--purge", help="Also remove the configs and mount folders nppctl created."
     ),

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+NAME_HELP = "Cluster name (kind's --name)."
 WIDE_HELP = "Every column (the default fits 80 columns; the hidden ones' faults are listed below)."
 WIDE_INSTALL_HELP = "Every column: role and address too (the default fits 80 columns)."
 
