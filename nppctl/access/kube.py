@@ -107,13 +107,16 @@ def core(cluster: str):
     return _clients[cluster][1]
 
 
-def call(cluster: str, what: str, fn, *args, **kwargs):
-    """Run one API call; connection trouble or an API error becomes one NppctlError line."""
+def call(cluster: str, what: str, fn, *args, tolerate: tuple[int, ...] = (), **kwargs):
+    """Run one API call; connection trouble or an API error becomes one NppctlError line. An error whose
+    HTTP status is in TOLERATE (404: gone already) returns None instead."""
     from kubernetes.client.exceptions import ApiException
 
     try:
         return fn(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
     except ApiException as err:
+        if err.status in tolerate:
+            return None
         raise NppctlError(
             f"Kubernetes API of cluster {cluster!r}: {what} failed: {err.status} {err.reason}"
         ) from None
@@ -248,23 +251,15 @@ def create_pod(cluster: str, manifest: dict) -> None:
 
 def delete_pod(cluster: str, pod: str, wait: float = 0) -> None:
     """Delete POD (gone already is fine); with WAIT, poll until it is gone so its name can be reused."""
-    from kubernetes.client.exceptions import ApiException
-
     api = core(cluster)
     deadline = time.monotonic() + wait
-    try:
-        api.delete_namespaced_pod(pod, NAMESPACE, grace_period_seconds=0, _request_timeout=REQUEST_TIMEOUT)
-        while time.monotonic() < deadline:
-            api.read_namespaced_pod(pod, NAMESPACE, _request_timeout=REQUEST_TIMEOUT)
-            time.sleep(0.5)
-    except ApiException as err:
-        if err.status != 404:
-            raise NppctlError(f"delete pod {pod} failed: {err.status} {err.reason}") from None
-    except Exception as err:  # urllib3 connection errors and the like
-        raise NppctlError(
-            f"Kubernetes API of cluster {cluster!r} does not answer (delete pod {pod}: "
-            f"{type(err).__name__}); is the cluster up? `nppctl up --name {cluster}`"
-        ) from None
+    if call(cluster, f"delete pod {pod}", api.delete_namespaced_pod, pod, NAMESPACE, grace_period_seconds=0,
+            tolerate=(404,)) is None:
+        return
+    while time.monotonic() < deadline:
+        if call(cluster, f"read pod {pod}", api.read_namespaced_pod, pod, NAMESPACE, tolerate=(404,)) is None:
+            return
+        time.sleep(0.5)
 
 
 def wait_running(cluster: str, pods: list[str], timeout: float) -> dict[str, str]:

@@ -61,27 +61,24 @@ def create(cluster: str, objects: list[dict]) -> None:
 
 def _gone(cluster: str, namespace: str, bindings: list[str], selector: str | None) -> list[str]:
     """What still exists of NAMESPACE, BINDINGS and the namespaces of SELECTOR, as kubectl names them."""
-    from kubernetes.client.exceptions import ApiException
-
+    core, rbac = kube.core(cluster), _rbac(cluster)
     left = []
-    core = kube.core(cluster)
-    try:
-        core.read_namespace(namespace, _request_timeout=kube.REQUEST_TIMEOUT)
+    if kube.call(cluster, f"read namespace {namespace}", core.read_namespace, namespace,
+                 tolerate=(404,)) is not None:
         left.append(f"namespace/{namespace}")
-    except ApiException as err:
-        if err.status != 404:
-            raise
     for name in bindings:
-        try:
-            _rbac(cluster).read_cluster_role_binding(name, _request_timeout=kube.REQUEST_TIMEOUT)
+        if kube.call(cluster, f"read clusterrolebinding {name}", rbac.read_cluster_role_binding, name,
+                     tolerate=(404,)) is not None:
             left.append(f"clusterrolebinding/{name}")
-        except ApiException as err:
-            if err.status != 404:
-                raise
-    if selector:
-        listed = core.list_namespace(label_selector=selector, _request_timeout=kube.REQUEST_TIMEOUT)
-        left += [f"namespace/{n.metadata.name}" for n in listed.items]
-    return left
+    return left + [f"namespace/{n}" for n in _labelled_namespaces(cluster, selector)]
+
+
+def _labelled_namespaces(cluster: str, selector: str | None) -> list[str]:
+    if not selector:
+        return []
+    listed = kube.call(cluster, f"list namespaces {selector}", kube.core(cluster).list_namespace,
+                       label_selector=selector)
+    return [n.metadata.name for n in listed.items]
 
 
 def delete(cluster: str, namespace: str, bindings: list[str], selector: str | None = None,
@@ -89,42 +86,19 @@ def delete(cluster: str, namespace: str, bindings: list[str], selector: str | No
     """Delete NAMESPACE (its pods and service account with it), the cluster role BINDINGS and the
     namespaces labelled SELECTOR; gone already is fine. With WAIT, poll until they are gone; returns
     what is left (kubectl names)."""
-    from kubernetes.client.exceptions import ApiException
-
-    core = kube.core(cluster)
-    names = [namespace]
-    try:
-        if selector:
-            listed = core.list_namespace(label_selector=selector, _request_timeout=kube.REQUEST_TIMEOUT)
-            names += [n.metadata.name for n in listed.items]
-        for name in names:
-            try:
-                core.delete_namespace(name, _request_timeout=kube.REQUEST_TIMEOUT)
-            except ApiException as err:
-                if err.status not in (404, 409):  # 409: being deleted already
-                    raise
-        for name in bindings:
-            try:
-                _rbac(cluster).delete_cluster_role_binding(name, _request_timeout=kube.REQUEST_TIMEOUT)
-            except ApiException as err:
-                if err.status != 404:
-                    raise
-        deadline = time.monotonic() + wait
-        while True:
-            left = _gone(cluster, namespace, bindings, selector)
-            if not left or time.monotonic() >= deadline:
-                return left
-            time.sleep(1)
-    except ApiException as err:
-        raise NppctlError(f"Kubernetes API of cluster {cluster!r}: delete failed: {err.status} {err.reason}"
-                          ) from None
-    except NppctlError:
-        raise
-    except Exception as err:  # connection errors
-        raise NppctlError(
-            f"Kubernetes API of cluster {cluster!r} does not answer (delete: {type(err).__name__}); "
-            f"is the cluster up? `nppctl status --name {cluster}`"
-        ) from None
+    core, rbac = kube.core(cluster), _rbac(cluster)
+    for name in [namespace, *_labelled_namespaces(cluster, selector)]:
+        # 409: being deleted already
+        kube.call(cluster, f"delete namespace {name}", core.delete_namespace, name, tolerate=(404, 409))
+    for name in bindings:
+        kube.call(cluster, f"delete clusterrolebinding {name}", rbac.delete_cluster_role_binding, name,
+                  tolerate=(404,))
+    deadline = time.monotonic() + wait
+    while True:
+        left = _gone(cluster, namespace, bindings, selector)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(1)
 
 
 def container_state(cluster: str, namespace: str, pod: str, container: str) -> ContainerState:
