@@ -34,7 +34,7 @@ k8s_src=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^\t
 manifest="$k8s_src/test/utils/image/manifest.go"
 e2ebin="$W/bin/e2e@$K8S_VERSION"
 kbin="$W/bin/kubernetes@$K8S_VERSION"
-key=$( (cat "$here/e2e-images.sh"; env | grep -E '_VERSION=' | sort; stat -c '%n %Y' "$e2ebin/.done" "$kbin/.done") \
+key=$( (cat "$here/e2e-images.sh" "$here/skeleton.sh"; env | grep -E '_VERSION=' | sort; stat -c '%n %Y' "$e2ebin/.done" "$kbin/.done") \
   | sha256sum | cut -c1-12)
 mkdir -p "$W/images" "$W/debs"
 
@@ -51,15 +51,8 @@ upstream() {
   printf '%s/%s:%s\n' "$prefix" "$name" "$tag"
 }
 
-# skeleton DIR: the files of a distroless-style image besides its binaries (as images.sh's).
-skeleton() {
-  mkdir -p "$1/etc/ssl/certs" "$1/tmp" "$1/root" "$1/usr/local/bin" "$1/var/run"
-  chmod 1777 "$1/tmp"
-  printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$1/etc/passwd"
-  printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >"$1/etc/group"
-  printf 'hosts: files dns\n' >"$1/etc/nsswitch.conf"
-  cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/"
-}
+# shellcheck source=.ci/world/skeleton.sh
+. "$here/skeleton.sh"
 
 # import TAG DIR [--change ...]: DIR as a one-layer image (numeric owners kept, hard links too).
 import() {
@@ -88,6 +81,7 @@ minbase() {
 conformance_image() {
   local d="$tmp/conformance"
   skeleton "$d"
+  mkdir -p "$d/root"
   install -m 0755 "$e2ebin/ginkgo" "$e2ebin/e2e.test" "$kbin/kubectl" "$d/usr/local/bin/"
   install -m 0755 "$e2ebin/go-runner" "$d/usr/local/bin/kubeconformance"
   ln "$d/usr/local/bin/kubeconformance" "$d/run_e2e.sh"  # the Dockerfile copies the same file there

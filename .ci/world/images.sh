@@ -14,21 +14,14 @@ set -euo pipefail
 : "${W:?run from .ci/kind-world.sh}"
 here=$(cd "$(dirname "$0")" && pwd)
 say() { printf '== world: %s (%ss)\n' "$*" "$SECONDS" >&2; }
-key=$(cat "$here/images.sh" <(env | grep -E '_VERSION=' | sort) | sha256sum | cut -c1-12)
+key=$(cat "$here/images.sh" "$here/skeleton.sh" <(env | grep -E '_VERSION=' | sort) | sha256sum | cut -c1-12)
 mkdir -p "$W/images" "$W/debs"
 kbin="$W/bin/kubernetes@$K8S_VERSION"
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# skeleton DIR: the files a distroless-style image has besides its binary.
-skeleton() {
-  mkdir -p "$1/etc/ssl/certs" "$1/tmp" "$1/usr/local/bin" "$1/var/run"
-  chmod 1777 "$1/tmp"
-  printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$1/etc/passwd"
-  printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >"$1/etc/group"
-  printf 'hosts: files dns\n' >"$1/etc/nsswitch.conf"
-  cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/"
-}
+# shellcheck source=.ci/world/skeleton.sh
+. "$here/skeleton.sh"
 
 # import TAG DIR [--change ...]: DIR as a one-layer image.
 import() {
